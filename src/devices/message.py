@@ -1,0 +1,196 @@
+"""Pure parsing of reading messages (MQTT payloads and HTTP bodies) into canonical readings.
+
+No I/O and no clock: the caller passes ``now``. A message-level failure raises
+:class:`MalformedPayload`; a bad reading inside a good message becomes a :class:`Rejection`
+and the readings around it are kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from devices.catalogue import Metric, load_catalogue
+from devices.errors import InvalidReading, MalformedPayload
+from devices.models import DEVICE_ID_RE, MAX_READINGS_PER_MESSAGE, Reading, ReadingIn
+from devices.units import to_canonical
+
+MAX_PAYLOAD_BYTES: Final = 256 * 1024
+FUTURE_TOLERANCE: Final = timedelta(minutes=5)
+EARLIEST_PLAUSIBLE: Final = datetime(2000, 1, 1, tzinfo=UTC)
+_MESSAGE_FIELDS: Final = ("device_id", "gateway_id", "source", "status")
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A reading refused for ``reason``; ``raw`` is the reading object with inherited fields."""
+
+    index: int
+    reason: str
+    raw: Mapping[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class ParsedMessage:
+    device_id: str
+    readings: list[tuple[int, Reading]] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The knobs of the contract's validation rules (defaults are the contract's values)."""
+
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    max_readings: int = MAX_READINGS_PER_MESSAGE
+    future_tolerance: timedelta = FUTURE_TOLERANCE
+
+
+DEFAULT_RULES: Final = Rules()
+
+
+def decode_json(raw: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> Any:
+    """Decode a UTF-8 JSON payload, refusing oversized, non-UTF-8, non-JSON or absurdly deep input."""
+    if len(raw) > max_bytes:
+        raise MalformedPayload(f"payload is {len(raw)} bytes, over the {max_bytes}-byte limit")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedPayload("payload is not UTF-8", offset=exc.start) from None
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise MalformedPayload(f"payload is not valid JSON: {exc.msg}", offset=exc.pos) from None
+    except RecursionError:
+        raise MalformedPayload("payload JSON is nested too deeply") from None
+    except ValueError as exc:  # raised by _refuse_constant
+        raise MalformedPayload(str(exc)) from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"payload contains {name}, which is not a JSON number")
+
+
+def parse_message(
+    obj: Any,
+    *,
+    device_id: str | None,
+    now: datetime,
+    rules: Rules = DEFAULT_RULES,
+    catalogue: Mapping[str, Metric] | None = None,
+) -> ParsedMessage:
+    """Turn a decoded message into canonical readings and per-reading rejections.
+
+    ``device_id`` is the device the transport vouches for (the MQTT topic, the HTTP URL or body);
+    when None the message itself must name one.
+    """
+    if not isinstance(obj, dict):
+        raise MalformedPayload(f"message must be a JSON object, not {_json_type(obj)}")
+    if "readings" in obj:
+        items = obj["readings"]
+        if not isinstance(items, list):
+            raise MalformedPayload("'readings' must be an array")
+        if not 1 <= len(items) <= rules.max_readings:
+            raise MalformedPayload(
+                f"'readings' must hold 1 to {rules.max_readings} readings, not {len(items)}"
+            )
+        inherited = {k: obj[k] for k in _MESSAGE_FIELDS if k in obj}
+    else:
+        items = [obj]
+        inherited = {}
+    owner = _message_device(obj, device_id)
+    parsed = ParsedMessage(device_id=owner)
+    metrics = catalogue if catalogue is not None else load_catalogue()
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            parsed.rejections.append(
+                Rejection(index, f"reading must be a JSON object, not {_json_type(item)}")
+            )
+            continue
+        merged = {**inherited, **item} if inherited else item
+        try:
+            reading = parse_reading(merged, device_id=owner, now=now, rules=rules, catalogue=metrics)
+        except InvalidReading as exc:
+            parsed.rejections.append(Rejection(index, exc.reason, merged))
+        else:
+            parsed.readings.append((index, reading))
+    return parsed
+
+
+def _message_device(obj: Mapping[str, Any], device_id: str | None) -> str:
+    named = obj.get("device_id")
+    if device_id is None:
+        if not isinstance(named, str) or not DEVICE_ID_RE.match(named):
+            raise MalformedPayload("message names no valid 'device_id'")
+        return named
+    if named is not None and named != device_id:
+        raise MalformedPayload(f"message device_id {named!r} does not match {device_id!r}")
+    return device_id
+
+
+def parse_reading(
+    fields: Mapping[str, Any],
+    *,
+    device_id: str,
+    now: datetime,
+    rules: Rules = DEFAULT_RULES,
+    catalogue: Mapping[str, Metric] | None = None,
+) -> Reading:
+    """Validate one reading object and normalise it; raise :class:`InvalidReading`."""
+    try:
+        wire = ReadingIn.model_validate(fields)
+    except ValidationError as exc:
+        raise InvalidReading(_describe(exc)) from None
+    if wire.device_id is not None and wire.device_id != device_id:
+        raise InvalidReading(f"reading device_id {wire.device_id!r} does not match {device_id!r}")
+    metrics = catalogue if catalogue is not None else load_catalogue()
+    metric = metrics.get(wire.metric)
+    if metric is None:
+        raise InvalidReading(f"unknown metric {wire.metric!r}")
+    value = to_canonical(metric.name, wire.value, wire.unit)
+    if not metric.is_plausible(value):
+        raise InvalidReading(
+            f"{metric.name} {value:g} {metric.ucum_unit} is outside the plausible range "
+            f"{metric.plausible_min:g}..{metric.plausible_max:g}"
+        )
+    measured_at = wire.measured_at.astimezone(UTC)
+    if measured_at > now + rules.future_tolerance:
+        raise InvalidReading(
+            f"measured_at {measured_at.isoformat()} is in the future (now {now.isoformat()})"
+        )
+    if measured_at < EARLIEST_PLAUSIBLE:
+        raise InvalidReading(f"measured_at {measured_at.isoformat()} is before 2000 (clock unset?)")
+    return Reading.model_construct(
+        device_id=device_id,
+        metric=metric.name,
+        value=value,
+        unit=metric.ucum_unit,
+        measured_at=measured_at,
+        original_value=wire.value,
+        original_unit=wire.unit,
+        status=tuple(wire.status),
+        source=wire.source,
+        gateway_id=wire.gateway_id,
+        device_time=wire.device_time,
+    )
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False)[:3]:
+        where = ".".join(str(p) for p in err["loc"]) or "reading"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
+        type(value), "a number"
+    )

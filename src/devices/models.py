@@ -1,0 +1,83 @@
+"""The canonical reading: the contract between a device side and the clinic side.
+
+``ReadingIn`` is one reading as it arrives on the wire (``contract/mqtt.md``); ``Reading`` is the
+same reading after validation, unit normalisation and time rules, ready to be stored.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Final
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+)
+
+DEVICE_ID_PATTERN: Final = r"^[A-Za-z0-9._:-]{1,64}$"
+DEVICE_ID_RE: Final = re.compile(DEVICE_ID_PATTERN)
+MAX_READINGS_PER_MESSAGE: Final = 1000
+MAX_STATUS_FLAGS: Final = 32
+
+
+def _require_str(value: Any) -> Any:
+    """Time fields must be RFC 3339 strings on the wire, never bare numbers."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date-time string with an offset")
+    return value
+
+
+DeviceId = Annotated[str, Strict(), StringConstraints(pattern=DEVICE_ID_PATTERN)]
+ShortText = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=64)]
+FiniteNumber = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+WireTime = Annotated[AwareDatetime, BeforeValidator(_require_str)]
+
+
+class ReadingIn(BaseModel):
+    """One reading object as devices publish it. Unknown fields are ignored (forward compatible)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    metric: ShortText
+    value: FiniteNumber
+    unit: Annotated[str, Strict(), StringConstraints(min_length=1, max_length=32)]
+    measured_at: WireTime
+    device_id: DeviceId | None = None
+    status: Annotated[list[ShortText], Field(max_length=MAX_STATUS_FLAGS)] = []
+    source: ShortText | None = None
+    gateway_id: ShortText | None = None
+    device_time: WireTime | None = Field(
+        default=None,
+        description="the device's own clock reading when the gateway corrected measured_at",
+    )
+
+
+class Reading(BaseModel):
+    """A validated reading in the canonical unit of its metric, time in UTC."""
+
+    model_config = ConfigDict(frozen=True)
+
+    device_id: str
+    metric: str
+    value: float
+    unit: str
+    measured_at: datetime
+    original_value: float
+    original_unit: str
+    status: tuple[str, ...] = ()
+    source: str | None = None
+    gateway_id: str | None = None
+    device_time: datetime | None = None
+
+    @property
+    def key(self) -> tuple[str, str, datetime]:
+        """The natural key: a reading is identified by device, metric and measurement time."""
+        return (self.device_id, self.metric, self.measured_at)

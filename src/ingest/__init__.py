@@ -1,0 +1,1 @@
+"""The clinic-side service: configuration, store, MQTT consumer, HTTP API, alerts, CLI."""

@@ -1,0 +1,107 @@
+"""The FastAPI application: routers, error mapping and request limits. No global state."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ingest.api.routes import clinics, deadletters, devices, health, patients, readings
+from ingest.errors import Conflict, NotFound
+from ingest.services import Services
+
+logger = logging.getLogger(__name__)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, whatever the route."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await _too_large(send, self.limit)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await _too_large(send, self.limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = f'{{"detail":"request body over {limit} bytes"}}'.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(services: Services, *, extra_routers: tuple[Any, ...] = ()) -> FastAPI:
+    app = FastAPI(
+        title="RPM ingest",
+        version="0.1.0",
+        description="Remote patient monitoring: readings in, alerts out, FHIR R4 export.",
+    )
+    app.state.services = services
+    for module in (health, clinics, patients, devices, readings, deadletters):
+        app.include_router(module.router)
+    for router in extra_routers:
+        app.include_router(router)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_404_NOT_FOUND)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
+
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        return JSONResponse(
+            {"detail": "database unavailable, retry later"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(psycopg.errors.DataError)
+    @app.exception_handler(psycopg.errors.IntegrityError)
+    async def _bad_data(_: Request, exc: Exception) -> JSONResponse:
+        diag = getattr(exc, "diag", None)
+        reason = getattr(diag, "message_primary", None) or type(exc).__name__
+        return JSONResponse({"detail": f"invalid data: {reason}"}, status_code=422)
+
+    app.add_middleware(BodyLimit, limit=services.settings.max_body_bytes)
+    return app

@@ -1,0 +1,68 @@
+"""FastAPI dependencies: the injected services, the calling principal and role checks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ingest.services import Services
+from ingest.store.tokens import Principal, Role, resolve_token
+
+_bearer = HTTPBearer(auto_error=False, description="API token: rpm-ingest token create")
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_principal(
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    with services.transaction() as conn:
+        principal = resolve_token(conn, credentials.credentials)
+    if principal is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "invalid, expired or revoked token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(*roles: Role) -> object:
+    """A dependency that admits only the given roles."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if principal.role not in roles:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"this call needs role {' or '.join(roles)}"
+            )
+        return principal
+
+    return Depends(check)
+
+
+StaffDep = Annotated[Principal, require("admin", "clinician")]
+AdminDep = Annotated[Principal, require("admin")]
+
+
+def ensure_clinic_visible(principal: Principal, clinic_id: str, what: str) -> None:
+    """Hide other tenants' data: answer 404 as if it did not exist."""
+    if not principal.can_see_clinic(clinic_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{what} not found")

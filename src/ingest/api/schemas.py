@@ -1,0 +1,142 @@
+"""Request and response shapes of the REST API, kept apart from storage rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from devices.models import DEVICE_ID_PATTERN
+
+Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+ClinicId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+FhirId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.-]{1,64}$")]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ClinicCreate(_In):
+    id: ClinicId
+    name: Text200
+
+
+class ClinicPublic(BaseModel):
+    id: str
+    name: str
+    created_at: datetime
+
+
+class PatientCreate(_In):
+    mrn: Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+    display_name: Text200
+    fhir_patient_id: FhirId | None = None
+    clinic: ClinicId = "default"
+
+
+class PatientPublic(BaseModel):
+    id: UUID
+    clinic: str
+    mrn: str
+    display_name: str
+    fhir_patient_id: str | None
+    created_at: datetime
+
+
+class DeviceCreate(_In):
+    id: Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]
+    type: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    manufacturer: Text200 | None = None
+    model: Text200 | None = None
+    serial: Text200 | None = None
+    clinic: ClinicId | None = Field(default=None, description="defaults to the caller's clinic")
+
+
+class DevicePublic(BaseModel):
+    id: str
+    clinic: str
+    type: str
+    manufacturer: str | None
+    model: str | None
+    serial: str | None
+    created_at: datetime
+    battery_level: int | None = None
+
+
+class AssignmentIn(_In):
+    patient_id: UUID | None = Field(description="null ends the assignment")
+    since: AwareDatetime
+
+
+class AssignmentPublic(BaseModel):
+    device_id: str
+    patient_id: UUID | None
+    since: datetime
+
+
+class RejectionOut(BaseModel):
+    index: int
+    reason: str
+
+
+class IngestResult(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: list[RejectionOut]
+
+
+class ReadingPublic(BaseModel):
+    metric: str
+    value: float
+    unit: str
+    measured_at: datetime
+    device_id: str
+    status: list[str] = []
+    original_value: float | None = None
+    original_unit: str | None = None
+
+
+class ReadingsPage(BaseModel):
+    readings: list[ReadingPublic]
+
+
+class Bucket(BaseModel):
+    metric: str
+    bucket_start: datetime
+    min: float
+    max: float
+    avg: float
+    count: int
+
+
+class BucketsPage(BaseModel):
+    buckets: list[Bucket]
+
+
+class DeadLetterPublic(BaseModel):
+    id: int
+    received_at: datetime
+    source: str
+    topic: str | None
+    device_id: str | None
+    reading_index: int | None
+    reason: str
+    raw: str = Field(description="the raw bytes, decoded as UTF-8 with replacement characters")
+    raw_size: int
+    replayed_at: datetime | None
+    replay_result: str | None
+
+
+class DeadLettersPage(BaseModel):
+    dead_letters: list[DeadLetterPublic]
+
+
+class ReplayResult(BaseModel):
+    id: int
+    accepted: int
+    duplicates: int
+    rejected: list[RejectionOut]
+    error: str | None

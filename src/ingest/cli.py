@@ -1,0 +1,30 @@
+"""The ``rpm-ingest`` command line. Each command lives in ``ingest.commands.<name>``."""
+
+from __future__ import annotations
+
+import click
+
+from ingest.commands.ble import ble
+from ingest.commands.migrate import migrate
+from ingest.commands.serve import demo, serve
+from ingest.commands.token import token
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rpm-ingest")
+def cli() -> None:
+    """Remote patient monitoring ingestion service.
+
+    Configuration comes from RPM_* environment variables (or a .env file); see README.md.
+    """
+
+
+cli.add_command(serve)
+cli.add_command(demo)
+cli.add_command(migrate)
+cli.add_command(token)
+cli.add_command(ble)
+
+
+def main() -> None:
+    cli(prog_name="rpm-ingest")

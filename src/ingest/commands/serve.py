@@ -1,0 +1,61 @@
+"""``rpm-ingest serve`` and ``rpm-ingest demo``."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+import uvicorn
+
+from ingest.logconfig import configure_logging
+from ingest.runtime import Runtime
+from ingest.settings import Settings, load_settings
+
+logger = logging.getLogger(__name__)
+
+
+def run_service(settings: Settings, *, demo: bool = False) -> None:
+    """Run the service until SIGTERM/SIGINT, then stop cleanly (batch in hand finished, exit 0)."""
+    with Runtime(settings) as runtime:
+        assert runtime.app is not None
+        config = uvicorn.Config(
+            runtime.app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            server_header=False,
+        )
+        server = uvicorn.Server(config)
+        runtime.start_components()
+        if demo:
+            from ingest.demo import start_demo
+
+            runtime.components.append(start_demo(runtime, server))
+        logger.info("API listening on http://%s:%d", settings.http_host, settings.http_port)
+        server.run()
+        logger.info("shutting down")
+
+
+@click.command()
+def serve() -> None:
+    """Run the clinic service: REST API + dashboard, MQTT consumer, alerts, FHIR export.
+
+    With no RPM_DATABASE_URL an embedded PostgreSQL runs under RPM_DATA_DIR; with no
+    RPM_MQTT_URL an embedded MQTT broker runs. Stops cleanly on SIGTERM/SIGINT.
+    """
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    run_service(settings)
+
+
+@click.command()
+def demo() -> None:
+    """`serve` plus simulated home devices for a few synthetic patients.
+
+    Prints the dashboard URL and an admin token. Ctrl-C stops everything cleanly.
+    """
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    run_service(settings, demo=True)

@@ -1,0 +1,34 @@
+"""The connection pool: the only way code gets a database connection."""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+logger = logging.getLogger(__name__)
+
+
+def _configure(conn: psycopg.Connection[object]) -> None:
+    conn.execute("SET TIME ZONE 'UTC'")
+    conn.commit()
+
+
+def open_pool(
+    conninfo: str, *, min_size: int = 1, max_size: int = 10, name: str = "rpm"
+) -> ConnectionPool:
+    """Open a pool whose connections are checked on checkout, so a database restart heals."""
+    pool: ConnectionPool = ConnectionPool(
+        conninfo,
+        min_size=min_size,
+        max_size=max_size,
+        name=name,
+        configure=_configure,
+        check=ConnectionPool.check_connection,
+        reconnect_timeout=3600,
+        open=False,
+    )
+    pool.open(wait=True, timeout=30)
+    logger.info("database pool %s open (%d..%d connections)", name, min_size, max_size)
+    return pool

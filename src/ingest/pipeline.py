@@ -1,0 +1,219 @@
+"""The one code path every reading takes, whatever its source.
+
+validate -> normalise units -> attribute to a patient -> insert idempotently -> hooks (alerts,
+export outbox) on the readings that are new. Everything for one batch happens in the caller's
+transaction, so a batch is stored, dead-lettered and handed to the hooks together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Protocol
+from uuid import UUID
+
+import psycopg
+
+from devices.catalogue import Metric, load_catalogue
+from devices.errors import MalformedPayload
+from devices.message import Rejection, Rules, decode_json, parse_message
+from devices.models import Reading
+from ingest.store.deadletters import DeadLetter, insert_dead_letters
+from ingest.store.readings import InsertStatus, insert_readings
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReading:
+    """A reading that was new to the store, with the patient it was attributed to."""
+
+    reading: Reading
+    patient_id: UUID
+
+
+class NewReadingsHook(Protocol):
+    """Called inside the ingest transaction with the readings that were newly stored."""
+
+    def __call__(self, conn: psycopg.Connection[Any], readings: Sequence[StoredReading]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One incoming message and what its transport vouches for."""
+
+    source: str
+    raw: bytes
+    received_at: datetime
+    device_id: str | None = None
+    topic: str | None = None
+    decoded: Any = None  # the JSON already decoded from ``raw`` by the transport, if it did
+
+    def payload(self, max_bytes: int) -> Any:
+        return decode_json(self.raw, max_bytes=max_bytes) if self.decoded is None else self.decoded
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one envelope."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    error: str | None = None  # message-level failure: nothing from this envelope was stored
+    new: list[StoredReading] = field(default_factory=list)
+
+
+_MAX_DEAD_LETTER_RAW: Final = 1024 * 1024
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        rules: Rules | None = None,
+        catalogue: Mapping[str, Metric] | None = None,
+        hooks: Sequence[NewReadingsHook] = (),
+        clock: Clock = utc_now,
+    ) -> None:
+        self.rules = rules or Rules()
+        self.catalogue = catalogue if catalogue is not None else load_catalogue()
+        self.hooks: list[NewReadingsHook] = list(hooks)
+        self.clock = clock
+
+    def add_hook(self, hook: NewReadingsHook) -> None:
+        self.hooks.append(hook)
+
+    def process(
+        self,
+        conn: psycopg.Connection[Any],
+        envelopes: Sequence[Envelope],
+        *,
+        dead_letter: bool = True,
+    ) -> list[Outcome]:
+        """Store a batch of envelopes in the caller's transaction; one outcome per envelope."""
+        now = self.clock()
+        outcomes = [Outcome() for _ in envelopes]
+        letters: list[DeadLetter] = []
+        batch: list[Reading] = []
+        owners: list[tuple[int, int]] = []  # (envelope position, reading index) per batch row
+        seen: set[tuple[str, str, datetime]] = set()
+        for pos, env in enumerate(envelopes):
+            outcome = outcomes[pos]
+            try:
+                parsed = parse_message(
+                    env.payload(self.rules.max_payload_bytes),
+                    device_id=env.device_id,
+                    now=now,
+                    rules=self.rules,
+                    catalogue=self.catalogue,
+                )
+            except MalformedPayload as exc:
+                outcome.error = str(exc)
+                letters.append(_letter(env, str(exc), env.raw, None))
+                continue
+            for rejection in parsed.rejections:
+                outcome.rejected.append(rejection)
+                letters.append(_letter(env, rejection.reason, _raw_of(rejection), rejection.index))
+            for index, reading in parsed.readings:
+                if reading.key in seen:
+                    outcome.duplicates += 1
+                    continue
+                seen.add(reading.key)
+                batch.append(reading)
+                owners.append((pos, index))
+
+        new: list[StoredReading] = []
+        results = insert_readings(conn, batch, received_at=now)
+        for reading, (pos, index), result in zip(batch, owners, results, strict=True):
+            outcome, env = outcomes[pos], envelopes[pos]
+            if result.status is InsertStatus.INSERTED:
+                assert result.patient_id is not None
+                stored = StoredReading(reading, result.patient_id)
+                outcome.accepted += 1
+                outcome.new.append(stored)
+                new.append(stored)
+            elif result.status is InsertStatus.DUPLICATE:
+                outcome.duplicates += 1
+            else:
+                reason = _attribution_reason(result.status, reading)
+                rejection = Rejection(index, reason, _reading_raw(reading))
+                outcome.rejected.append(rejection)
+                letters.append(_letter(env, reason, _raw_of(rejection), index))
+        for outcome in outcomes:
+            outcome.rejected.sort(key=lambda r: r.index)
+        if dead_letter:
+            insert_dead_letters(conn, letters, received_at=now)
+        if new:
+            for hook in self.hooks:
+                hook(conn, new)
+        logger.debug(
+            "batch of %d envelopes: %d new, %d dead letters", len(envelopes), len(new), len(letters)
+        )
+        return outcomes
+
+
+def _attribution_reason(status: InsertStatus, reading: Reading) -> str:
+    if status is InsertStatus.UNKNOWN_DEVICE:
+        return f"device {reading.device_id!r} is not registered"
+    return (
+        f"device {reading.device_id!r} is not assigned to a patient at "
+        f"{reading.measured_at.isoformat()}"
+    )
+
+
+def _reading_raw(reading: Reading) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "device_id": reading.device_id,
+        "metric": reading.metric,
+        "value": reading.original_value,
+        "unit": reading.original_unit,
+        "measured_at": reading.measured_at.isoformat(),
+    }
+    if reading.status:
+        raw["status"] = list(reading.status)
+    for name in ("source", "gateway_id"):
+        if (value := getattr(reading, name)) is not None:
+            raw[name] = value
+    if reading.device_time is not None:
+        raw["device_time"] = reading.device_time.isoformat()
+    return raw
+
+
+def _raw_of(rejection: Rejection) -> bytes:
+    if rejection.raw is None:
+        return b""
+    return json.dumps(rejection.raw, default=str, ensure_ascii=False).encode("utf-8")
+
+
+def _letter(env: Envelope, reason: str, raw: bytes, index: int | None) -> DeadLetter:
+    if len(raw) > _MAX_DEAD_LETTER_RAW:
+        raw = raw[:_MAX_DEAD_LETTER_RAW]
+        reason = f"{reason} (raw bytes truncated to {_MAX_DEAD_LETTER_RAW})"
+    return DeadLetter(
+        source=env.source,
+        reason=reason[:2000],
+        raw=raw,
+        topic=env.topic,
+        device_id=env.device_id,
+        reading_index=index,
+    )
+
+
+def rules_from(
+    *, max_payload_bytes: int, max_readings: int, future_tolerance_s: int
+) -> Rules:
+    return Rules(
+        max_payload_bytes=max_payload_bytes,
+        max_readings=max_readings,
+        future_tolerance=timedelta(seconds=future_tolerance_s),
+    )

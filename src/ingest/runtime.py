@@ -1,0 +1,108 @@
+"""The composition root: builds everything from Settings, runs it, and takes it down in order."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from contextlib import ExitStack
+from types import TracebackType
+
+from fastapi import FastAPI
+
+from ingest.api.app import create_app
+from ingest.components import Component, ComponentFactory, default_components
+from ingest.db.migrate import migrate
+from ingest.db.pool import open_pool
+from ingest.embedded.postgres import embedded_postgres
+from ingest.metrics import Metrics
+from ingest.pipeline import Pipeline, rules_from
+from ingest.services import Services
+from ingest.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class Runtime:
+    """Owns the database (embedded or not), the pool, the services and the components."""
+
+    def __init__(
+        self, settings: Settings, factories: Sequence[ComponentFactory] | None = None
+    ) -> None:
+        self.settings = settings
+        self._factories = list(default_components() if factories is None else factories)
+        self._stack = ExitStack()
+        self.components: list[Component] = []
+        self.services: Services | None = None
+        self.app: FastAPI | None = None
+        self.database_url: str | None = None
+
+    def __enter__(self) -> Runtime:
+        try:
+            self.open()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def open(self) -> None:
+        s = self.settings
+        url = s.database_url
+        if url is None:
+            url = self._stack.enter_context(embedded_postgres(s.data_dir))
+        self.database_url = url
+        applied = migrate(url)
+        if applied:
+            logger.info("applied migrations %s", applied)
+        pool = open_pool(url, min_size=s.db_pool_min, max_size=s.db_pool_max)
+        self._stack.callback(pool.close)
+        pipeline = Pipeline(
+            rules=rules_from(
+                max_payload_bytes=s.max_payload_bytes,
+                max_readings=s.max_readings_per_message,
+                future_tolerance_s=s.future_tolerance_s,
+            )
+        )
+        self.services = Services(settings=s, pool=pool, pipeline=pipeline, metrics=Metrics())
+        routers = []
+        for factory in self._factories:
+            component = factory(self.services)
+            self.components.append(component)
+            for hook in component.hooks:
+                pipeline.add_hook(hook)
+            routers.extend(component.routers)
+        self.app = create_app(self.services, extra_routers=tuple(routers))
+
+    def start_components(self) -> None:
+        """Start background work (consumers, workers, schedulers) in order."""
+        for component in self.components:
+            if component.start is not None:
+                logger.info("starting %s", component.name)
+                component.start()
+            if component.stop is not None:
+                self._stack.callback(_stopper(component))
+
+    def close(self) -> None:
+        """Stop components (reverse order), close the pool, stop embedded servers."""
+        self._stack.close()
+
+
+def _stopper(component: Component) -> ComponentStop:
+    return ComponentStop(component)
+
+
+class ComponentStop:
+    def __init__(self, component: Component) -> None:
+        self.component = component
+
+    def __call__(self) -> None:
+        logger.info("stopping %s", self.component.name)
+        assert self.component.stop is not None
+        self.component.stop()

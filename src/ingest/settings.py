@@ -1,0 +1,125 @@
+"""Service configuration, built once in ``main()`` or the app lifespan and injected.
+
+Every variable is ``RPM_<NAME>`` (also read from a ``.env`` file); see ``contract/cli-and-api.md``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ingest.errors import ConfigurationError
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RPM_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- storage
+    database_url: str | None = Field(
+        default=None, description="postgresql://... ; none starts an embedded PostgreSQL"
+    )
+    db_pool_min: int = Field(default=1, ge=1, le=100)
+    db_pool_max: int = Field(default=10, ge=1, le=200)
+    data_dir: Path = Path("./var")
+
+    # --- MQTT
+    mqtt_url: str | None = Field(
+        default=None, description="mqtt://user:pass@host:1883 or mqtts://...; none = embedded"
+    )
+    mqtt_shared_group: str | None = None
+    mqtt_topic_prefix: str = Field(default="rpm", pattern=r"^[A-Za-z0-9_\-/]{1,64}$")
+    mqtt_client_id: str = Field(default="rpm-ingest", min_length=1, max_length=64)
+    mqtt_protocol: Literal["5", "3.1.1"] = "5"
+    mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
+    mqtt_receive_maximum: int = Field(default=1000, ge=1, le=65535)
+    mqtt_ca_file: Path | None = None
+    mqtt_cert_file: Path | None = None
+    mqtt_key_file: Path | None = None
+    mqtt_tls_insecure: bool = False
+    mqtt_enabled: bool = Field(default=True, description="run the MQTT consumer in serve")
+
+    # --- ingest batching (flush at N messages or T ms, whichever first)
+    batch_max_messages: int = Field(default=500, ge=1, le=100_000)
+    batch_max_ms: int = Field(default=50, ge=1, le=60_000)
+    max_payload_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_readings_per_message: int = Field(default=1000, ge=1, le=100_000)
+    future_tolerance_s: int = Field(default=300, ge=0, le=86_400)
+
+    # --- HTTP
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    # --- FHIR export
+    fhir_base_url: str | None = None
+    fhir_auth: Literal["none", "bearer", "smart-backend"] = "none"
+    fhir_token: SecretStr | None = None
+    fhir_client_id: str | None = None
+    fhir_private_key_file: Path | None = None
+    fhir_token_url: str | None = None
+    fhir_bundle_size: int = Field(default=100, ge=1, le=1000)
+
+    # --- operations
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    environment: Literal["development", "production"] = "development"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.upper() if isinstance(v, str) else v
+
+    @field_validator("database_url")
+    @classmethod
+    def _pg_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("postgresql://", "postgres://")):
+            raise ValueError("RPM_DATABASE_URL must start with postgresql://")
+        return v
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("mqtt://", "mqtts://")):
+            raise ValueError("RPM_MQTT_URL must start with mqtt:// or mqtts://")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.db_pool_min > self.db_pool_max:
+            raise ValueError("RPM_DB_POOL_MIN is larger than RPM_DB_POOL_MAX")
+        if self.fhir_auth == "bearer" and self.fhir_token is None:
+            raise ValueError("RPM_FHIR_AUTH=bearer needs RPM_FHIR_TOKEN")
+        if self.fhir_auth == "smart-backend" and (
+            self.fhir_client_id is None or self.fhir_private_key_file is None
+        ):
+            raise ValueError(
+                "RPM_FHIR_AUTH=smart-backend needs RPM_FHIR_CLIENT_ID and RPM_FHIR_PRIVATE_KEY_FILE"
+            )
+        if self.environment == "production" and (
+            self.database_url is None or self.mqtt_url is None
+        ):
+            raise ValueError("production needs RPM_DATABASE_URL and RPM_MQTT_URL (no embedded servers)")
+        return self
+
+    @property
+    def readings_topic(self) -> str:
+        return f"{self.mqtt_topic_prefix}/+/readings"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, turning validation errors into ConfigurationError."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"RPM_{'_'.join(str(p) for p in e['loc']).upper() or 'SETTINGS'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise ConfigurationError(f"invalid configuration: {problems}") from None

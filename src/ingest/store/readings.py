@@ -1,0 +1,171 @@
+"""SQL for readings: idempotent batch insert (COPY -> staging -> INSERT ... ON CONFLICT) and queries."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any, Final
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+
+from devices.models import Reading
+
+_STAGE_COLUMNS: Final = (
+    "idx, device_id, metric, measured_at, value, unit, original_value, original_unit,"
+    " status, source, gateway_id, device_time"
+)
+_CREATE_STAGE: Final = """
+CREATE TEMP TABLE IF NOT EXISTS reading_stage (
+    idx integer NOT NULL, device_id text NOT NULL, metric text NOT NULL,
+    measured_at timestamptz NOT NULL, value double precision NOT NULL, unit text NOT NULL,
+    original_value double precision NOT NULL, original_unit text NOT NULL, status text[] NOT NULL,
+    source text, gateway_id text, device_time timestamptz
+) ON COMMIT DELETE ROWS
+"""
+_COPY_STAGE: Final = f"COPY reading_stage ({_STAGE_COLUMNS}) FROM STDIN"
+_INSERT_FROM_STAGE: Final = """
+WITH staged AS MATERIALIZED (
+    SELECT s.*, d.id IS NOT NULL AS known,
+           (SELECT a.patient_id FROM device_assignments a
+             WHERE a.device_id = s.device_id AND a.since <= s.measured_at
+             ORDER BY a.since DESC LIMIT 1) AS patient_id
+    FROM reading_stage s LEFT JOIN devices d ON d.id = s.device_id
+), inserted AS (
+    INSERT INTO readings (device_id, metric, measured_at, patient_id, value, unit, original_value,
+                          original_unit, status, source, gateway_id, device_time, received_at)
+    SELECT device_id, metric, measured_at, patient_id, value, unit, original_value,
+           original_unit, status, source, gateway_id, device_time, %(received_at)s
+    FROM staged WHERE patient_id IS NOT NULL
+    ORDER BY device_id, metric, measured_at
+    ON CONFLICT DO NOTHING
+    RETURNING device_id, metric, measured_at
+)
+SELECT s.idx, s.known, s.patient_id, i.device_id IS NOT NULL AS inserted
+FROM staged s
+LEFT JOIN inserted i
+  ON i.device_id = s.device_id AND i.metric = s.metric AND i.measured_at = s.measured_at
+"""
+
+
+class InsertStatus(Enum):
+    INSERTED = "inserted"
+    DUPLICATE = "duplicate"
+    UNKNOWN_DEVICE = "unknown_device"
+    UNASSIGNED = "unassigned"
+
+
+@dataclass(frozen=True, slots=True)
+class InsertResult:
+    status: InsertStatus
+    patient_id: UUID | None
+
+
+def insert_readings(
+    conn: psycopg.Connection[Any], readings: Sequence[Reading], *, received_at: datetime
+) -> list[InsertResult]:
+    """Insert ``readings`` (keys must be unique within the batch); one result per reading, in order.
+
+    Must run inside the caller's transaction: the staging rows vanish at commit.
+    """
+    if not readings:
+        return []
+    with conn.cursor() as cur:
+        cur.execute(_CREATE_STAGE)
+        with cur.copy(_COPY_STAGE) as copy:
+            for idx, r in enumerate(readings):
+                copy.write_row(
+                    (
+                        idx,
+                        r.device_id,
+                        r.metric,
+                        r.measured_at,
+                        r.value,
+                        r.unit,
+                        r.original_value,
+                        r.original_unit,
+                        list(r.status),
+                        r.source,
+                        r.gateway_id,
+                        r.device_time,
+                    )
+                )
+        cur.execute(_INSERT_FROM_STAGE, {"received_at": received_at})
+        rows = cur.fetchall()
+        # The temp table is emptied at commit; empty it now too so a later batch in the same
+        # transaction (dead-letter replay) starts clean.
+        cur.execute("TRUNCATE reading_stage")
+    results: list[InsertResult | None] = [None] * len(readings)
+    for idx, known, patient_id, inserted in rows:
+        if not known:
+            status = InsertStatus.UNKNOWN_DEVICE
+        elif patient_id is None:
+            status = InsertStatus.UNASSIGNED
+        elif inserted:
+            status = InsertStatus.INSERTED
+        else:
+            status = InsertStatus.DUPLICATE
+        results[idx] = InsertResult(status, patient_id)
+    return [r for r in results if r is not None]
+
+
+_BUCKET_RE: Final = re.compile(r"^(\d{1,4})(m|h|d)$")
+_BUCKET_UNITS: Final = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_bucket(text: str) -> timedelta:
+    """``15m``, ``1h``, ``7d`` -> timedelta; ValueError for anything else or out of 1m..31d."""
+    match = _BUCKET_RE.match(text)
+    if match is None:
+        raise ValueError("bucket must look like 15m, 1h or 1d")
+    width = timedelta(**{_BUCKET_UNITS[match.group(2)]: int(match.group(1))})
+    if not timedelta(minutes=1) <= width <= timedelta(days=31):
+        raise ValueError("bucket must be between 1m and 31d")
+    return width
+
+
+def query_readings(
+    conn: psycopg.Connection[Any],
+    *,
+    patient_id: UUID,
+    metrics: Sequence[str],
+    since: datetime,
+    until: datetime,
+    limit: int,
+) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT metric, value, unit, measured_at, device_id, status, original_value,"
+            " original_unit FROM readings"
+            " WHERE patient_id = %(p)s AND metric = ANY(%(m)s)"
+            " AND measured_at >= %(since)s AND measured_at < %(until)s"
+            " ORDER BY measured_at, metric LIMIT %(limit)s",
+            {"p": patient_id, "m": list(metrics), "since": since, "until": until, "limit": limit},
+        )
+        return cur.fetchall()
+
+
+def query_buckets(
+    conn: psycopg.Connection[Any],
+    *,
+    patient_id: UUID,
+    metrics: Sequence[str],
+    since: datetime,
+    until: datetime,
+    width: timedelta,
+) -> list[dict[str, Any]]:
+    """Aggregates per time bucket; ``date_bin`` works on PostgreSQL 14+ with or without Timescale."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT metric, date_bin(%(w)s, measured_at, TIMESTAMPTZ '2000-01-01') AS bucket_start,"
+            " min(value) AS min, max(value) AS max, avg(value) AS avg, count(*) AS count"
+            " FROM readings WHERE patient_id = %(p)s AND metric = ANY(%(m)s)"
+            " AND measured_at >= %(since)s AND measured_at < %(until)s"
+            " GROUP BY 1, 2 ORDER BY 1, 2",
+            {"w": width, "p": patient_id, "m": list(metrics), "since": since, "until": until},
+        )
+        return cur.fetchall()

@@ -1,0 +1,87 @@
+"""Shared fixtures: a real PostgreSQL database per test (cloned from a migrated template) and a
+real MQTT broker with a topic prefix of its own per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from ingest.db.migrate import migrate
+from ingest.db.pool import open_pool
+
+ADMIN_URL = os.environ.get(
+    "RPM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+TEST_MQTT_URL = os.environ.get("RPM_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
+RUN_ID = os.environ.get("RPM_TEST_RUN_ID") or uuid.uuid4().hex[:8]
+
+
+def database_url(name: str) -> str:
+    parts = urlsplit(ADMIN_URL)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def _admin_execute(statement: sql.Composable) -> None:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def create_database(name: str, template: str | None = None) -> str:
+    if template is None:
+        _admin_execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    else:
+        _admin_execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
+    return database_url(name)
+
+
+def drop_database(name: str) -> None:
+    _admin_execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def template_database() -> Iterator[str]:
+    """A database migrated once per run; each test clones it."""
+    name = f"rpm_test_{RUN_ID}_tmpl"
+    drop_database(name)
+    url = create_database(name)
+    migrate(url, timescale_mode="off")
+    yield name
+    drop_database(name)
+
+
+@pytest.fixture
+def db_url(template_database: str) -> Iterator[str]:
+    """A fresh, migrated database of this test's own."""
+    name = f"rpm_test_{RUN_ID}_{uuid.uuid4().hex[:10]}"
+    url = create_database(name, template=template_database)
+    yield url
+    drop_database(name)
+
+
+@pytest.fixture
+def pool(db_url: str) -> Iterator[ConnectionPool]:
+    p = open_pool(db_url, min_size=1, max_size=4, name="test")
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """An MQTT topic prefix no other test (or run) uses."""
+    return f"test-{RUN_ID}-{uuid.uuid4().hex[:8]}/rpm"
+
+
+@pytest.fixture(scope="session")
+def mqtt_url() -> str:
+    return TEST_MQTT_URL
