@@ -1,0 +1,105 @@
+"""What every decoder returns: the decoded fields and the canonical measurements they carry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from devices.units import to_canonical
+
+# The canonical (UCUM) unit of each metric the decoders emit; a test pins this table to
+# data/metrics.csv, so the decoders need no file access at run time.
+CANONICAL_UNITS: Final[dict[str, str]] = {
+    "heart_rate": "/min",
+    "spo2": "%",
+    "body_temperature": "Cel",
+    "systolic_bp": "mm[Hg]",
+    "diastolic_bp": "mm[Hg]",
+    "mean_arterial_pressure": "mm[Hg]",
+    "body_weight": "kg",
+    "blood_glucose": "mg/dL",
+}
+
+# Significant digits kept after a unit conversion: drops binary noise such as
+# 0.001 kg/L -> 100.00000000000001 mg/dL, far below any device's resolution.
+_CONVERTED_DIGITS: Final = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One canonical measurement decoded from a GATT value.
+
+    ``value`` is in ``unit``, the metric's canonical unit; ``original_value`` and
+    ``original_unit`` (UCUM) are what the device sent. ``measured_at`` is the device's own
+    timestamp as a naive device-local datetime, or None when the value carries none (or an
+    unknown/invalid one): the gateway resolves it to an aware time. ``status`` holds the
+    device's status flags (snake_case) that apply to this measurement.
+    """
+
+    metric: str
+    value: float
+    unit: str
+    measured_at: datetime | None
+    original_value: float
+    original_unit: str
+    status: tuple[str, ...] = ()
+    user_id: int | None = None
+    """The device's user index (BP cuffs and scales shared by several people; 255 = unknown)."""
+    time_offset: timedelta | None = None
+    """CGM only: time since the sensor session started (the record carries no clock time)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeResult:
+    """A decoded GATT value.
+
+    ``characteristic`` is the 16-bit UUID as four lowercase hex digits (``"2a37"``), ``name``
+    the characteristic's snake_case name, ``fields`` every decoded field as JSON-friendly
+    values (reserved IEEE 11073 values appear as "NaN", "NRes", "+INF", "-INF", "RFU";
+    absent optional fields as None). Treat ``fields`` as read-only.
+    """
+
+    characteristic: str
+    name: str
+    fields: dict[str, Any]
+    measurements: tuple[Measurement, ...] = ()
+
+
+def measurement(
+    metric: str,
+    value: float,
+    unit: str,
+    measured_at: datetime | None,
+    status: Sequence[str] = (),
+    *,
+    user_id: int | None = None,
+    time_offset: timedelta | None = None,
+) -> Measurement:
+    """Build a measurement from a device value in ``unit`` (UCUM), converting to canonical."""
+    canonical = CANONICAL_UNITS[metric]
+    converted = value
+    if unit != canonical:
+        converted = float(f"{to_canonical(metric, value, unit):.{_CONVERTED_DIGITS}g}")
+    return Measurement(
+        metric,
+        converted,
+        canonical,
+        measured_at,
+        value,
+        unit,
+        tuple(status),
+        user_id,
+        time_offset,
+    )
+
+
+def bit_flags(raw: int, table: Sequence[tuple[int, str]]) -> list[str]:
+    """Names of the bits set in ``raw``, in table order."""
+    return [name for bit, name in table if raw & bit]
+
+
+def flags_field(raw: int, table: Sequence[tuple[int, str]]) -> dict[str, Any]:
+    """The JSON form of a status bit field: the raw value and the names of the set bits."""
+    return {"raw": raw, "flags": bit_flags(raw, table)}
