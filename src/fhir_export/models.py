@@ -1,0 +1,48 @@
+"""Small frozen inputs of the mapping, besides the canonical ``devices.models.Reading``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from devices.models import Reading
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """What the service knows about a registered device (``POST /v1/devices``)."""
+
+    device_id: str
+    type: str | None = None
+    manufacturer: str | None = None
+    model: str | None = None
+    serial: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportItem:
+    """One thing to export: a reading, or the readings of one blood-pressure panel.
+
+    ``fhir_patient_id`` is the id of the patient's ``Patient`` resource in the EHR, ``None``
+    when the clinic has not linked the patient to the EHR yet.
+    """
+
+    readings: tuple[Reading, ...]
+    fhir_patient_id: str | None
+    device: DeviceInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Identifier:
+    system: str
+    value: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"system": self.system, "value": self.value}
+
+
+@dataclass(frozen=True, slots=True)
+class MappedObservation:
+    """An Observation ready to send, with the identifier its conditional create searches."""
+
+    identifier: Identifier
+    resource: dict[str, object] = field(hash=False, compare=False)

@@ -1,0 +1,58 @@
+"""The outbox interface the delivery loop works against.
+
+The service implements it on its database: rows are written in the same transaction as the
+readings, and ``claim`` takes a batch so that no other worker can send the same rows until the
+claim ends (PostgreSQL: ``FOR UPDATE SKIP LOCKED`` inside the claim's transaction). Leaving the
+``with`` block normally records what the ``mark_*`` calls said; leaving it with an exception
+records nothing and frees the rows, which then go out again (conditional create keeps that safe).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from fhir_export.models import ExportItem
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One claimed row: what to export and how many attempts failed before."""
+
+    id: int
+    item: ExportItem
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A row the EHR has: ``created`` False when it already had it (a retry found it)."""
+
+    id: int
+    reference: str | None
+    created: bool
+
+
+class Claim(Protocol):
+    @property
+    def items(self) -> Sequence[OutboxItem]: ...
+
+    def mark_sent(self, delivered: Sequence[Delivered]) -> None:
+        """The EHR holds these rows' resources: never send them again."""
+        ...
+
+    def mark_parked(self, item_id: int, reason: str) -> None:
+        """Refused for good (bad content): keep with the reason until an operator requeues."""
+        ...
+
+    def mark_retry(self, item_ids: Sequence[int], reason: str, delay_s: float) -> None:
+        """Not delivered this time: count an attempt, try again after ``delay_s`` seconds."""
+        ...
+
+
+class Outbox(Protocol):
+    def claim(self, limit: int) -> AbstractContextManager[Claim]:
+        """Claim up to ``limit`` due rows, oldest first, exclusively for this worker."""
+        ...
