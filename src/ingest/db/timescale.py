@@ -85,12 +85,3 @@ def set_retention(conn: psycopg.Connection[object], days: int | None) -> None:
             )
         )
 
-
-def hourly_bucket_query() -> sql.Composed:
-    """Hourly buckets read from the continuous aggregate (real-time aggregation fills the gap)."""
-    return sql.SQL(
-        "SELECT metric, bucket_start, min, max, avg, count FROM {} "
-        "WHERE patient_id = %(patient_id)s AND metric = ANY(%(metrics)s) "
-        "AND bucket_start >= date_bin(INTERVAL '1 hour', %(since)s::timestamptz, TIMESTAMPTZ 'epoch') "
-        "AND bucket_start < %(until)s ORDER BY metric, bucket_start"
-    ).format(sql.Identifier(HOURLY_VIEW))
