@@ -91,7 +91,7 @@ class FhirClient:
         expected = len(bundle.get("entry", []))
         policy = self._retry
         backoff = wait_exponential_jitter(
-            initial=policy.initial_s, max=policy.max_wait_s, jitter=policy.jitter_s
+            multiplier=policy.initial_s, max=policy.max_wait_s, jitter=policy.jitter_s
         )
 
         def wait(state: RetryCallState) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from devices.models import Reading
 
@@ -45,4 +46,4 @@ class MappedObservation:
     """An Observation ready to send, with the identifier its conditional create searches."""
 
     identifier: Identifier
-    resource: dict[str, object] = field(hash=False, compare=False)
+    resource: dict[str, Any] = field(hash=False, compare=False)

@@ -130,7 +130,11 @@ class ExportWorker:
         device_entries: dict[str, int] = {}
         for ready in batch:
             device: DeviceInfo = ready.row.item.device
-            if device.device_id in self._devices or device.device_id in device_entries:
+            # The Device goes in whenever an Observation refers to it by its fullUrl (mapped
+            # before its reference was known); conditional create finds it if it exists.
+            reference = ready.mapped.resource.get("device")
+            full_url = self._mapper.device_full_url(device.device_id)
+            if reference != {"reference": full_url} or device.device_id in device_entries:
                 continue
             identifier = self._mapper.device_identifier(device.device_id)
             device_entries[device.device_id] = len(entries)
