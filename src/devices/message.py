@@ -165,7 +165,7 @@ def parse_reading(
         )
     if measured_at < EARLIEST_PLAUSIBLE:
         raise InvalidReading(f"measured_at {measured_at.isoformat()} is before 2000 (clock unset?)")
-    return Reading.model_construct(
+    return Reading(
         device_id=device_id,
         metric=metric.name,
         value=value,

@@ -7,6 +7,7 @@ same reading after validation, unit normalisation and time rules, ready to be st
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Final
 
@@ -51,7 +52,7 @@ class ReadingIn(BaseModel):
     unit: Annotated[str, Strict(), StringConstraints(min_length=1, max_length=32)]
     measured_at: WireTime
     device_id: DeviceId | None = None
-    status: Annotated[list[ShortText], Field(max_length=MAX_STATUS_FLAGS)] = []
+    status: Annotated[tuple[ShortText, ...], Field(max_length=MAX_STATUS_FLAGS)] = ()
     source: ShortText | None = None
     gateway_id: ShortText | None = None
     device_time: WireTime | None = Field(
@@ -60,10 +61,13 @@ class ReadingIn(BaseModel):
     )
 
 
-class Reading(BaseModel):
-    """A validated reading in the canonical unit of its metric, time in UTC."""
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A validated reading in the canonical unit of its metric, time in UTC.
 
-    model_config = ConfigDict(frozen=True)
+    A plain frozen dataclass: it is only ever built from validated input (``parse_reading`` or a
+    decoder), and it sits on the hot path, so it skips a second validation.
+    """
 
     device_id: str
     metric: str
@@ -76,6 +80,13 @@ class Reading(BaseModel):
     source: str | None = None
     gateway_id: str | None = None
     device_time: datetime | None = None
+
+    def __post_init__(self) -> None:
+        # ints are welcome from decoders and tests; the stored value is always a float
+        if type(self.value) is not float:
+            object.__setattr__(self, "value", float(self.value))
+        if type(self.original_value) is not float:
+            object.__setattr__(self, "original_value", float(self.original_value))
 
     @property
     def key(self) -> tuple[str, str, datetime]:

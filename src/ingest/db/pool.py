@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import logging
 
+from typing import Any
+
 import psycopg
 from psycopg_pool import ConnectionPool
+
+from ingest.store.readings import prepare_session
 
 logger = logging.getLogger(__name__)
 
 
-def _configure(conn: psycopg.Connection[object]) -> None:
+def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.execute("SET TIME ZONE 'UTC'")
     conn.commit()
+    prepare_session(conn)
 
 
 def open_pool(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,29 +28,51 @@ CREATE TEMP TABLE IF NOT EXISTS reading_stage (
     source text, gateway_id text, device_time timestamptz
 ) ON COMMIT DELETE ROWS
 """
-_COPY_STAGE: Final = f"COPY reading_stage ({_STAGE_COLUMNS}) FROM STDIN"
+_COPY_STAGE: Final = f"COPY reading_stage ({_STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_STAGE_TYPES: Final = (
+    "int4", "text", "text", "timestamptz", "float8", "text", "float8", "text", "text[]", "text",
+    "text", "timestamptz",
+)
 _INSERT_FROM_STAGE: Final = """
-WITH staged AS MATERIALIZED (
-    SELECT s.*, d.id IS NOT NULL AS known,
-           (SELECT a.patient_id FROM device_assignments a
-             WHERE a.device_id = s.device_id AND a.since <= s.measured_at
-             ORDER BY a.since DESC LIMIT 1) AS patient_id
-    FROM reading_stage s LEFT JOIN devices d ON d.id = s.device_id
+WITH ranges AS MATERIALIZED (
+    -- each assignment of the batch's devices as a [since, until) range
+    SELECT a.device_id, a.patient_id, a.since,
+           lead(a.since) OVER (PARTITION BY a.device_id ORDER BY a.since) AS until
+    FROM device_assignments a
+    WHERE a.device_id IN (SELECT DISTINCT device_id FROM reading_stage)
+), staged AS MATERIALIZED (
+    SELECT s.*, d.id IS NOT NULL AS known, r.patient_id
+    FROM reading_stage s
+    LEFT JOIN devices d ON d.id = s.device_id
+    LEFT JOIN ranges r ON r.device_id = s.device_id AND s.measured_at >= r.since
+                      AND (r.until IS NULL OR s.measured_at < r.until)
 ), inserted AS (
     INSERT INTO readings (device_id, metric, measured_at, patient_id, value, unit, original_value,
                           original_unit, status, source, gateway_id, device_time, received_at)
     SELECT device_id, metric, measured_at, patient_id, value, unit, original_value,
            original_unit, status, source, gateway_id, device_time, %(received_at)s
     FROM staged WHERE patient_id IS NOT NULL
-    ORDER BY device_id, metric, measured_at
     ON CONFLICT DO NOTHING
-    RETURNING device_id, metric, measured_at
+    RETURNING device_id, metric, measured_at, patient_id
 )
-SELECT s.idx, s.known, s.patient_id, i.device_id IS NOT NULL AS inserted
-FROM staged s
-LEFT JOIN inserted i
-  ON i.device_id = s.device_id AND i.metric = s.metric AND i.measured_at = s.measured_at
+-- the new rows by key, and the rows that could not be attributed by batch index;
+-- every other row of the batch was already stored (a duplicate)
+SELECT NULL::integer, device_id, metric, measured_at, patient_id, true FROM inserted
+UNION ALL
+SELECT idx, NULL, NULL, NULL, NULL, known FROM staged WHERE patient_id IS NULL
 """
+
+
+# Connections whose session has the staging table committed (a temp table lives as long as its
+# session; a reconnect is a new connection object). Others create it in the caller's transaction.
+_staged_connections: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
+
+
+def prepare_session(conn: psycopg.Connection[Any]) -> None:
+    """Create the session's staging table and commit (called when the pool opens a connection)."""
+    conn.execute(_CREATE_STAGE)
+    conn.commit()
+    _staged_connections.add(conn)
 
 
 class InsertStatus(Enum):
@@ -65,6 +88,9 @@ class InsertResult:
     patient_id: UUID | None
 
 
+_DUPLICATE: Final = InsertResult(InsertStatus.DUPLICATE, None)
+
+
 def insert_readings(
     conn: psycopg.Connection[Any], readings: Sequence[Reading], *, received_at: datetime
 ) -> list[InsertResult]:
@@ -75,8 +101,10 @@ def insert_readings(
     if not readings:
         return []
     with conn.cursor() as cur:
-        cur.execute(_CREATE_STAGE)
+        if conn not in _staged_connections:
+            cur.execute(_CREATE_STAGE)
         with cur.copy(_COPY_STAGE) as copy:
+            copy.set_types(_STAGE_TYPES)
             for idx, r in enumerate(readings):
                 copy.write_row(
                     (
@@ -97,20 +125,19 @@ def insert_readings(
         cur.execute(_INSERT_FROM_STAGE, {"received_at": received_at})
         rows = cur.fetchall()
         # The temp table is emptied at commit; empty it now too so a later batch in the same
-        # transaction (dead-letter replay) starts clean.
-        cur.execute("TRUNCATE reading_stage")
-    results: list[InsertResult | None] = [None] * len(readings)
-    for idx, known, patient_id, inserted in rows:
-        if not known:
-            status = InsertStatus.UNKNOWN_DEVICE
-        elif patient_id is None:
-            status = InsertStatus.UNASSIGNED
-        elif inserted:
-            status = InsertStatus.INSERTED
+        # transaction starts clean.
+        cur.execute("DELETE FROM reading_stage")
+    position = {r.key: i for i, r in enumerate(readings)}
+    results = [_DUPLICATE] * len(readings)
+    for idx, device_id, metric, measured_at, patient_id, known in rows:
+        if idx is None:
+            results[position[(device_id, metric, measured_at)]] = InsertResult(
+                InsertStatus.INSERTED, patient_id
+            )
         else:
-            status = InsertStatus.DUPLICATE
-        results[idx] = InsertResult(status, patient_id)
-    return [r for r in results if r is not None]
+            status = InsertStatus.UNASSIGNED if known else InsertStatus.UNKNOWN_DEVICE
+            results[idx] = InsertResult(status, None)
+    return results
 
 
 _BUCKET_RE: Final = re.compile(r"^(\d{1,4})(m|h|d)$")
