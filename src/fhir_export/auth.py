@@ -242,13 +242,14 @@ class SmartBackendAuth:
     def _fetch(self) -> None:
         endpoint = self.token_endpoint()
         now = self._clock()
+        wall = int(time.time())  # the assertion's times are checked by the token server's clock
         assertion = self._key.sign(
             {
                 "iss": self._client_id,
                 "sub": self._client_id,
                 "aud": endpoint,
-                "exp": int(now) + ASSERTION_LIFETIME_S,
-                "iat": int(now),
+                "exp": wall + ASSERTION_LIFETIME_S,
+                "iat": wall,
                 "jti": secrets.token_urlsafe(24),
             }
         )
