@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from ingest.commands.ble import ble
+from ingest.commands.devices import devices
+from ingest.commands.fhir import fhir
 from ingest.commands.migrate import migrate
 from ingest.commands.serve import demo, serve
 from ingest.commands.token import token
@@ -24,6 +26,8 @@ cli.add_command(demo)
 cli.add_command(migrate)
 cli.add_command(token)
 cli.add_command(ble)
+cli.add_command(devices)
+cli.add_command(fhir)
 
 
 def main() -> None:
