@@ -5,13 +5,16 @@ Every variable is ``RPM_<NAME>`` (also read from a ``.env`` file); see ``contrac
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ingest.errors import ConfigurationError
+
+_ORIGIN_RE: Final = re.compile(r"^(https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\*)$")
 
 
 class Settings(BaseSettings):
@@ -42,6 +45,18 @@ class Settings(BaseSettings):
     mqtt_key_file: Path | None = None
     mqtt_tls_insecure: bool = False
     mqtt_enabled: bool = Field(default=True, description="run the MQTT consumer in serve")
+    mqtt_username: str | None = Field(default=None, description="overrides the user in RPM_MQTT_URL")
+    mqtt_password: SecretStr | None = Field(default=None, description="overrides the URL's password")
+    mqtt_keepalive_s: int = Field(default=30, ge=5, le=3600)
+    mqtt_reconnect_min_s: int = Field(default=1, ge=1, le=60)
+    mqtt_reconnect_max_s: int = Field(default=30, ge=1, le=3600)
+    mqtt_buffer_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024 * 1024, description="payload bytes held before back-pressure"
+    )
+    mqtt_retry_max_s: float = Field(default=10.0, gt=0, le=300, description="storage retry backoff cap")
+    mqtt_stop_grace_s: float = Field(default=10.0, ge=0, le=600, description="stop: time to finish a batch")
+    mqtt_embedded_host: str = "127.0.0.1"
+    mqtt_embedded_port: int = Field(default=1883, ge=0, le=65535, description="0 picks a free port")
 
     # --- ingest batching (flush at N messages or T ms, whichever first)
     batch_max_messages: int = Field(default=500, ge=1, le=100_000)
@@ -68,6 +83,34 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     environment: Literal["development", "production"] = "development"
+
+    # --- security (see docs/security.md)
+    rate_limit_per_minute: int = Field(
+        default=6000, ge=0, le=10_000_000, description="requests per minute per token; 0 = off"
+    )
+    rate_limit_burst: int = Field(default=1000, ge=1, le=1_000_000)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated origins allowed by CORS; empty = off"
+    )
+    hsts_max_age_s: int = Field(default=0, ge=0, description="Strict-Transport-Security; 0 = off")
+    readings_retention_days: int | None = Field(
+        default=None, ge=1, le=36500, description="delete raw readings older than this; none = keep"
+    )
+    retention_interval_s: int = Field(default=3600, ge=1, le=7 * 86400)
+    mqtt_password_file: Path | None = Field(default=None, description="Mosquitto password_file")
+    mqtt_acl_file: Path | None = Field(default=None, description="Mosquitto acl_file")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, v: object) -> object:
+        if isinstance(v, str):
+            v = [o.strip() for o in v.split(",") if o.strip()]
+        if isinstance(v, list):
+            for origin in v:
+                if not isinstance(origin, str) or not _ORIGIN_RE.match(origin):
+                    raise ValueError(f"not an origin (scheme://host[:port]): {origin!r}")
+        return v
 
     @field_validator("log_level", mode="before")
     @classmethod

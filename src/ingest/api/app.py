@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ingest.api.routes import clinics, deadletters, devices, health, patients, readings
+from ingest.api.routes import audit, clinics, deadletters, devices, health, patients, readings
 from ingest.errors import Conflict, NotFound
+from ingest.security import install_security
 from ingest.services import Services
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def create_app(services: Services, *, extra_routers: tuple[Any, ...] = ()) -> Fa
         description="Remote patient monitoring: readings in, alerts out, FHIR R4 export.",
     )
     app.state.services = services
-    for module in (health, clinics, patients, devices, readings, deadletters):
+    for module in (health, clinics, patients, devices, readings, deadletters, audit):
         app.include_router(module.router)
     for router in extra_routers:
         app.include_router(router)
@@ -104,4 +105,5 @@ def create_app(services: Services, *, extra_routers: tuple[Any, ...] = ()) -> Fa
         return JSONResponse({"detail": f"invalid data: {reason}"}, status_code=422)
 
     app.add_middleware(BodyLimit, limit=services.settings.max_body_bytes)
+    install_security(app, services)
     return app

@@ -22,6 +22,7 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 def get_principal(
+    request: Request,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -39,6 +40,7 @@ def get_principal(
             "invalid, expired or revoked token",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    request.state.principal = principal  # the audit trail records who called (ingest.security)
     return principal
 
 

@@ -1,0 +1,35 @@
+"""Security of the clinic service: audit trail, abuse limits, security headers, CORS, retention,
+and broker credentials for devices.
+
+``install_security`` wraps an application in the security middleware, outermost first:
+CORS (only with configured origins) -> security headers -> rate limit -> audit -> the app.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from ingest.security.audit import AuditMiddleware
+from ingest.security.audit_store import AuditEvent, insert_event
+from ingest.security.headers import SecurityHeaders, add_cors
+from ingest.security.ratelimit import RateLimiter, RateLimitMiddleware
+from ingest.services import Services
+
+__all__ = ["install_security"]
+
+
+def install_security(app: FastAPI, services: Services) -> None:
+    """Add the security middleware; call after every other ``add_middleware``."""
+    settings = services.settings
+
+    def write(event: AuditEvent) -> None:
+        with services.transaction() as conn:
+            insert_event(conn, event)
+
+    app.add_middleware(AuditMiddleware, writer=write)
+    if settings.rate_limit_per_minute > 0:
+        limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+        services.extras["rate_limiter"] = limiter
+        app.add_middleware(RateLimitMiddleware, limiter=limiter)
+    app.add_middleware(SecurityHeaders, hsts_max_age_s=settings.hsts_max_age_s)
+    add_cors(app, settings.cors_origins)
