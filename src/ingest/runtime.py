@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from types import TracebackType
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from ingest.api.app import create_app
 from ingest.components import Component, ComponentFactory, default_components
@@ -71,7 +71,7 @@ class Runtime:
             )
         )
         self.services = Services(settings=s, pool=pool, pipeline=pipeline, metrics=Metrics())
-        routers = []
+        routers: list[APIRouter] = []
         for factory in self._factories:
             component = factory(self.services)
             self.components.append(component)

@@ -92,7 +92,7 @@ def _apply(conn: psycopg.Connection[object], migration: Migration) -> None:
     logger.info("applying migration %04d_%s", migration.version, migration.name)
     try:
         with conn.transaction():
-            conn.execute(migration.sql)  # type: ignore[arg-type]
+            conn.execute(migration.sql)
             conn.execute(
                 "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                 (migration.version, migration.name, migration.checksum),

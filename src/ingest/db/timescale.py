@@ -71,7 +71,7 @@ def setup(conn: psycopg.Connection[object]) -> None:
         logger.debug("TimescaleDB already set up")
         return
     for statement in _SETUP:
-        conn.execute(statement)  # type: ignore[arg-type]
+        conn.execute(statement)
     logger.info("TimescaleDB: readings is a hypertable with compression and %s", HOURLY_VIEW)
 
 

@@ -17,7 +17,7 @@ DEVICE_COLUMNS = "id, clinic_id, type, manufacturer, model, serial, created_at, 
 
 def _one(conn: psycopg.Connection[Any], query: str, params: Any) -> dict[str, Any] | None:
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, params)  # type: ignore[arg-type]
+        cur.execute(query, params)
         return cur.fetchone()
 
 
