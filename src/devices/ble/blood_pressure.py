@@ -101,9 +101,7 @@ def decode_blood_pressure(data: bytes) -> DecodeResult:
         readings.append(measurement("systolic_bp", systolic, unit, at, status, user_id=user))
         readings.append(measurement("diastolic_bp", diastolic, unit, at, status, user_id=user))
         if not isinstance(mean, SpecialValue):
-            readings.append(
-                measurement("mean_arterial_pressure", mean, unit, at, status, user_id=user)
-            )
+            readings.append(measurement("mean_arterial_pressure", mean, unit, at, status, user_id=user))
     pulse = common.pulse
     if pulse is not None and not isinstance(pulse, SpecialValue):
         readings.append(measurement("heart_rate", pulse, "/min", at, status, user_id=user))

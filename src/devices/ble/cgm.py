@@ -77,6 +77,10 @@ def crc16_mcrf4xx(data: bytes) -> int:
 def _record(r: Reader, data: bytes) -> tuple[dict[str, Any], Measurement | None]:
     start = r.pos
     size = r.u8("Size")
+    if size < MIN_RECORD_SIZE:
+        raise r.error(f"record Size is {size}, under the minimum {MIN_RECORD_SIZE}", start)
+    if len(data) - start < size:
+        raise r.error(f"record Size is {size} but only {len(data) - start} octets left", start)
     flags = r.u8("Flags")
     octets = (flags & 0x20) // 0x20 + (flags & 0x40) // 0x40 + (flags & 0x80) // 0x80
     length = MIN_RECORD_SIZE + octets + 2 * (flags & 0x01) + 2 * ((flags >> 1) & 0x01)
@@ -86,8 +90,6 @@ def _record(r: Reader, data: bytes) -> tuple[dict[str, Any], Measurement | None]
             f"(or {length + 2} with E2E-CRC)",
             offset=start,
         )
-    if len(data) - start < size:
-        raise r.error(f"record Size is {size} but only {len(data) - start} octets left", start)
     glucose = r.sfloat("CGM Glucose Concentration")
     offset_min = r.u16("Time Offset")
     record: dict[str, Any] = {
@@ -107,9 +109,7 @@ def _record(r: Reader, data: bytes) -> tuple[dict[str, Any], Measurement | None]
             names = bit_flags(raw, table)
             annunciation[octet] = raw
             status.extend(names)
-    record["sensor_status_annunciation"] = (
-        {**annunciation, "flags": list(status)} if annunciation else None
-    )
+    record["sensor_status_annunciation"] = {**annunciation, "flags": list(status)} if annunciation else None
     record["trend_mg_dl_per_min"] = json_value(r.sfloat("CGM Trend")) if flags & 0x01 else None
     record["quality_percent"] = json_value(r.sfloat("CGM Quality")) if flags & 0x02 else None
     if size == length + 2:

@@ -88,13 +88,9 @@ def decode_glucose(data: bytes) -> DecodeResult:
     fields["glucose_concentration"] = None if concentration is None else json_value(concentration)
     fields["glucose_unit"] = unit
     fields["sample_type"] = sample_type
-    fields["sample_type_name"] = (
-        None if sample_type is None else SAMPLE_TYPES.get(sample_type, "reserved")
-    )
+    fields["sample_type_name"] = None if sample_type is None else SAMPLE_TYPES.get(sample_type, "reserved")
     fields["sample_location"] = location
-    fields["sample_location_name"] = (
-        None if location is None else SAMPLE_LOCATIONS.get(location, "reserved")
-    )
+    fields["sample_location_name"] = None if location is None else SAMPLE_LOCATIONS.get(location, "reserved")
     status: list[str] = [] if measured_at is not None else ["device_time_unknown"]
     if flags & 0x08:
         raw_status = r.u16("Sensor Status Annunciation")

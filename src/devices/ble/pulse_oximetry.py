@@ -68,9 +68,7 @@ NOT_A_PATIENT_MEASUREMENT: Final = frozenset(
 )
 
 
-def _statuses(
-    r: Reader, fields: dict[str, Any], has_measurement: bool, has_device: bool
-) -> list[str]:
+def _statuses(r: Reader, fields: dict[str, Any], has_measurement: bool, has_device: bool) -> list[str]:
     status: list[str] = []
     if has_measurement:
         raw = r.u16("Measurement Status")

@@ -134,9 +134,7 @@ def report_records_between(first: int, last: int) -> bytes:
     if first > last:
         raise EncodeError(f"range {first}..{last} is empty")
     operand = (
-        bytes((FilterType.SEQUENCE_NUMBER,))
-        + _u16(first, "sequence number")
-        + _u16(last, "sequence number")
+        bytes((FilterType.SEQUENCE_NUMBER,)) + _u16(first, "sequence number") + _u16(last, "sequence number")
     )
     return encode_request(OpCode.REPORT_STORED_RECORDS, Operator.WITHIN_RANGE, operand)
 
@@ -161,9 +159,7 @@ def report_number_of_all_records() -> bytes:
 
 def report_number_of_records_from(sequence_number: int) -> bytes:
     operand = bytes((FilterType.SEQUENCE_NUMBER,)) + _u16(sequence_number, "sequence number")
-    return encode_request(
-        OpCode.REPORT_NUMBER_OF_STORED_RECORDS, Operator.GREATER_THAN_OR_EQUAL, operand
-    )
+    return encode_request(OpCode.REPORT_NUMBER_OF_STORED_RECORDS, Operator.GREATER_THAN_OR_EQUAL, operand)
 
 
 def delete_all_records() -> bytes:

@@ -123,6 +123,4 @@ def decode_body_composition(data: bytes) -> DecodeResult:
     fields["multiple_packet_measurement"] = bool(flags & 0x1000)
     r.end()
     readings = _weight_reading(raw_weight, u, at, status, user_id)
-    return DecodeResult(
-        BODY_COMPOSITION_CHARACTERISTIC, "body_composition_measurement", fields, readings
-    )
+    return DecodeResult(BODY_COMPOSITION_CHARACTERISTIC, "body_composition_measurement", fields, readings)

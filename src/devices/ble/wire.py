@@ -58,6 +58,4 @@ def wire_readings(
 
     Blood-pressure components come out together, so they travel in the same message.
     """
-    return [
-        wire_reading(m, measured_at, device_time=device_time, source=source) for m in measurements
-    ]
+    return [wire_reading(m, measured_at, device_time=device_time, source=source) for m in measurements]

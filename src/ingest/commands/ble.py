@@ -124,8 +124,7 @@ def _decode_stream(default: str | None, direction: str, pretty: bool) -> bool:
     type=click.Choice(["indication", "write"]),
     default="indication",
     show_default=True,
-    help="Record Access Control Point (2a52) only: decode a server indication or a "
-    "client write request.",
+    help="Record Access Control Point (2a52) only: decode a server indication or a client write request.",
 )
 @click.option("--pretty", is_flag=True, help="Indent the JSON output.")
 def decode_command(characteristic: str, hex_value: str | None, direction: str, pretty: bool) -> None:
