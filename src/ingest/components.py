@@ -32,4 +32,7 @@ ComponentFactory = Callable[[Services], Component]
 def default_components() -> list[ComponentFactory]:
     """The components `serve` runs, in start order (imports are lazy to keep start-up lean)."""
     factories: list[ComponentFactory] = []
+    from ingest.mqtt.consumer import mqtt_component
+
+    factories.append(mqtt_component)  # keep last: starts after what it feeds, stops first
     return factories

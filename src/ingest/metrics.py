@@ -55,6 +55,28 @@ class Metrics:
             "rpm_mqtt_inflight_messages", "MQTT messages received but not yet acknowledged",
             registry=r,
         )
+        self.mqtt_received = Counter(
+            "rpm_mqtt_messages_received", "MQTT messages handed to the consumer", registry=r
+        )
+        self.mqtt_acked = Counter(
+            "rpm_mqtt_messages_acked", "MQTT messages acknowledged after their commit", registry=r
+        )
+        self.mqtt_ack_skipped = Counter(
+            "rpm_mqtt_acks_skipped",
+            "Committed MQTT messages not acknowledged because their connection was lost"
+            " (the broker redelivers them and the store absorbs the repeat)",
+            registry=r,
+        )
+        self.mqtt_connects = Counter("rpm_mqtt_connects", "MQTT connections established", registry=r)
+        self.mqtt_sessions_lost = Counter(
+            "rpm_mqtt_sessions_lost", "Reconnects where the broker had no session left for us",
+            registry=r,
+        )
+        self.mqtt_isolated = Counter(
+            "rpm_mqtt_messages_isolated",
+            "MQTT messages the store refused on their own, dead-lettered",
+            registry=r,
+        )
 
     def observe(self, source: str, outcomes: Sequence[Outcome], seconds: float) -> None:
         """Count a committed batch (call after commit, never before)."""

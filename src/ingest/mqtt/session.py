@@ -1,0 +1,238 @@
+"""The consumer's MQTT connection: the one place the consumer touches paho.
+
+QoS 1 on a persistent session (stable client id; MQTT 5 ``clean_start=False`` with a session
+expiry, or ``clean_session=False`` on 3.1.1), ``manual_ack=True``, reconnect with backoff.
+The message callback only converts and hands over (it may block when the hand-off is full, which
+is the back-pressure). Acknowledgements are sent only on the connection the message came on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from ingest.metrics import Metrics
+from ingest.mqtt.config import BrokerOptions
+from ingest.mqtt.delivery import Delivery, to_delivery
+
+logger = logging.getLogger(__name__)
+
+Sink = Callable[[Delivery], bool]
+
+
+def new_client(options: BrokerOptions, *, manual_ack: bool, persistent: bool = True) -> paho.Client:
+    """A paho client configured from ``options`` (protocol, session, credentials, TLS, backoff).
+
+    ``persistent``: the broker keeps the session (subscriptions, queued and unacknowledged
+    messages) across disconnects; MQTT 5 also needs :func:`connect_kwargs`.
+    """
+    v5 = options.protocol == "5"
+    client = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=options.client_id,
+        protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+        clean_session=None if v5 else not persistent,
+        manual_ack=manual_ack,
+        reconnect_on_failure=True,
+    )
+    client.enable_logger(logging.getLogger("ingest.mqtt.paho"))
+    if options.address.username is not None:
+        client.username_pw_set(options.address.username, options.address.password)
+    context = options.ssl_context()
+    if context is not None:
+        client.tls_set_context(context)
+        if options.tls_insecure:
+            client.tls_insecure_set(True)
+    client.reconnect_delay_set(options.reconnect_min_s, options.reconnect_max_s)
+    return client
+
+
+def connect_kwargs(options: BrokerOptions, *, persistent: bool = True) -> dict[str, Any]:
+    """Arguments of ``connect``: MQTT 5 clean start off, session expiry and Receive Maximum."""
+    kwargs: dict[str, Any] = {"keepalive": options.keepalive_s}
+    if options.protocol == "5":
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = options.session_expiry_s if persistent else 0
+        props.ReceiveMaximum = options.receive_maximum
+        kwargs.update(clean_start=not persistent, properties=props)
+    return kwargs
+
+
+class ConsumerSession:
+    def __init__(
+        self, options: BrokerOptions, *, topic_filter: str, prefix: str, sink: Sink, metrics: Metrics
+    ) -> None:
+        self.options = options
+        self.topic_filter = topic_filter
+        self.prefix = prefix
+        self._sink = sink
+        self._metrics = metrics
+        self._client = new_client(options, manual_ack=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._connected = False
+        self._subscribed = False
+        self._closed = False
+        self._ever_connected = False
+        self._last_problem = "not connected yet"
+        self._since = time.monotonic()
+
+    # --- life cycle (called by the consumer)
+    def start(self) -> None:
+        kwargs = connect_kwargs(self.options)
+        self._client.connect_async(self.options.address.host, self.options.address.port, **kwargs)
+        self._client.loop_start()
+        logger.info(
+            "MQTT consumer %s connecting to %s (MQTT %s), subscribing to %s",
+            self.options.client_id, self.options.address.display, self.options.protocol,
+            self.topic_filter,
+        )
+
+    def stop(self) -> None:
+        """Disconnect cleanly (acks already queued are written first), then end the network thread."""
+        with self._lock:
+            self._closed = True
+        if self.options.protocol == "5":
+            self._client.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, "Normal disconnection"))
+        else:
+            self._client.disconnect()
+        self._client.loop_stop()
+        self._metrics.mqtt_connected.set(0)
+        logger.info("MQTT consumer %s disconnected", self.options.client_id)
+
+    # --- acknowledgements (called by the writer, after commit)
+    def ack(self, deliveries: Sequence[Delivery]) -> int:
+        """Acknowledge, in order, the deliveries that came on the current connection.
+
+        Returns how many were acknowledged; the others arrived on a connection that is gone, so
+        the broker will deliver them again (and the store will absorb the repeat).
+        """
+        sent = 0
+        with self._lock:
+            if self._closed or not self._connected:
+                return 0
+            for d in deliveries:
+                if d.generation != self._generation:
+                    continue
+                if d.qos > 0:
+                    rc = self._client.ack(d.mid, d.qos)
+                    if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                        logger.warning("MQTT ack of message %d failed: %s", d.mid, rc)
+                        continue
+                sent += 1
+        return sent
+
+    # --- state for readiness
+    def status(self) -> tuple[bool, str]:
+        with self._lock:
+            if self._connected and self._subscribed:
+                return True, f"connected to {self.options.address.display}"
+            age = time.monotonic() - self._since
+            return False, f"{self._last_problem} ({age:.0f} s)"
+
+    # --- paho callbacks (network thread)
+    def _on_connect(
+        self, client: paho.Client, _: Any, flags: paho.ConnectFlags, reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            with self._lock:
+                self._last_problem = f"broker refused the connection: {reason}"
+                self._since = time.monotonic()
+            logger.error("MQTT broker %s refused the connection: %s", self.options.address.display, reason)
+            return
+        with self._lock:
+            self._generation += 1
+            self._connected = True
+            self._subscribed = False
+            self._last_problem = "subscribing"
+            first = not self._ever_connected
+            self._ever_connected = True
+        self._metrics.mqtt_connects.inc()
+        self._metrics.mqtt_connected.set(1)
+        if not flags.session_present and not first:
+            self._metrics.mqtt_sessions_lost.inc()
+            logger.warning(
+                "MQTT broker %s kept no session for %s: messages queued while we were away may be"
+                " lost (check the broker's session expiry and persistence)",
+                self.options.address.display, self.options.client_id,
+            )
+        logger.info(
+            "MQTT connected to %s (session present: %s)", self.options.address.display,
+            flags.session_present,
+        )
+        if self.options.protocol == "5":
+            result, _mid = client.subscribe(self.topic_filter, options=SubscribeOptions(qos=1))
+        else:
+            result, _mid = client.subscribe(self.topic_filter, qos=1)
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            logger.warning("MQTT subscribe could not be sent: %s", result)
+
+    def _on_subscribe(
+        self, _client: paho.Client, _: Any, _mid: int, reasons: list[ReasonCode],
+        _properties: Properties | None,
+    ) -> None:
+        refused = [r for r in reasons if r.is_failure]
+        with self._lock:
+            self._subscribed = not refused
+            self._last_problem = f"subscription refused: {refused[0]}" if refused else "ok"
+            self._since = time.monotonic()
+        if refused:
+            logger.error("MQTT broker refused the subscription to %s: %s", self.topic_filter, refused[0])
+        else:
+            logger.info("MQTT subscribed to %s", self.topic_filter)
+
+    def _on_connect_fail(self, _client: paho.Client, _: Any) -> None:
+        with self._lock:
+            if self._connected:
+                return
+            self._last_problem = f"cannot connect to {self.options.address.display}"
+            self._since = time.monotonic()
+        logger.warning("MQTT connection to %s failed, retrying with backoff", self.options.address.display)
+
+    def _on_disconnect(
+        self, _client: paho.Client, _: Any, _flags: paho.DisconnectFlags, reason: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
+        with self._lock:
+            was_connected = self._connected
+            self._generation += 1  # nothing received before this point is acked from now on
+            self._connected = False
+            self._subscribed = False
+            self._last_problem = f"disconnected: {reason}"
+            self._since = time.monotonic()
+            closed = self._closed
+        self._metrics.mqtt_connected.set(0)
+        if was_connected and not closed:
+            logger.warning(
+                "MQTT connection to %s lost (%s), reconnecting", self.options.address.display, reason
+            )
+
+    def _on_message(self, _client: paho.Client, _: Any, message: paho.MQTTMessage) -> None:
+        delivery = to_delivery(
+            prefix=self.prefix,
+            topic=message._topic,  # the raw bytes: a non-UTF-8 topic is dead-lettered, not fatal
+            payload=message.payload,
+            mid=message.mid,
+            qos=message.qos,
+            generation=self._generation,
+            received_at=datetime.now(UTC),
+        )
+        self._metrics.mqtt_received.inc()
+        self._sink(delivery)  # blocks while the inbox is full; False once stopping (not acked)

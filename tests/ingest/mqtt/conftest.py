@@ -1,0 +1,148 @@
+"""Helpers for the MQTT tests: registered devices, payloads, a consumer service, own brokers."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg_pool import ConnectionPool
+
+from ingest.mqtt.config import BrokerAddress, BrokerOptions, parse_url
+from ingest.mqtt.consumer import MqttConsumer, mqtt_component
+from ingest.mqtt.publisher import Publisher
+from ingest.settings import Settings
+from ingest.store import registry
+from tests.support.mosquitto import Mosquitto
+from tests.support.service import RunningService, running_service
+
+BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+
+
+def register(pool: ConnectionPool, device_ids: list[str], *, mrn: str = "MRN-MQTT") -> str:
+    """One patient wearing ``device_ids``, assigned since a day ago; returns the patient id."""
+    with pool.connection() as conn, conn.transaction():
+        patient = registry.create_patient(
+            conn, clinic_id="default", mrn=mrn, display_name="Mqtt Example", fhir_patient_id=None
+        )
+        for device_id in device_ids:
+            registry.create_device(
+                conn, device_id=device_id, clinic_id="default", type_="pulse_oximeter",
+                manufacturer=None, model=None, serial=None,
+            )
+            registry.assign_device(
+                conn, device_id=device_id, patient_id=patient["id"], since=BASE - timedelta(days=1)
+            )
+    return str(patient["id"])
+
+
+def measured_at(i: int) -> datetime:
+    return BASE + timedelta(milliseconds=i)
+
+
+def reading(i: int, **extra: Any) -> bytes:
+    """A valid heart-rate reading, unique per ``i``."""
+    body = {
+        "metric": "heart_rate",
+        "value": 60 + i % 40,
+        "unit": "/min",
+        "measured_at": measured_at(i).isoformat().replace("+00:00", "Z"),
+        **extra,
+    }
+    return json.dumps(body).encode()
+
+
+def topic(prefix: str, device_id: str) -> str:
+    return f"{prefix}/{device_id}/readings"
+
+
+def count_readings(url: str, device_id: str | None = None) -> int:
+    with psycopg.connect(url) as conn:
+        if device_id is None:
+            row = conn.execute("SELECT count(*) FROM readings").fetchone()
+        else:
+            row = conn.execute("SELECT count(*) FROM readings WHERE device_id = %s", (device_id,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def dead_letters(url: str) -> list[dict[str, Any]]:
+    with psycopg.connect(url) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        cur.execute("SELECT id, source, topic, device_id, reason, raw FROM dead_letters ORDER BY id")
+        return cur.fetchall()
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def publisher_options(url: str, *, protocol: str = "5", client_id: str = "test-pub") -> BrokerOptions:
+    address = parse_url(url)
+    return BrokerOptions(
+        address=BrokerAddress(address.host, address.port, address.tls, address.username, address.password),
+        client_id=client_id,
+        protocol=protocol,  # type: ignore[arg-type]
+    )
+
+
+def consumer_of(svc: RunningService) -> MqttConsumer:
+    for component in svc.runtime.components:
+        consumer = component.extras.get("mqtt")
+        if isinstance(consumer, MqttConsumer):
+            return consumer
+    raise AssertionError("no MQTT consumer running")
+
+
+def wait_ready(svc: RunningService, timeout_s: float = 20.0) -> None:
+    check = svc.services.readiness["mqtt"]
+    wait_until(lambda: check()[0], timeout_s, "the MQTT consumer to be connected and subscribed")
+
+
+@pytest.fixture
+def make_consumer(settings: Settings) -> Iterator[Callable[..., RunningService]]:
+    """Start the real service with only the MQTT consumer; stopped at teardown (or by the test)."""
+    stack: list[Any] = []
+
+    def start(**overrides: Any) -> RunningService:
+        cm = running_service(settings.model_copy(update=overrides), factories=[mqtt_component])
+        svc = cm.__enter__()
+        stack.append(cm)
+        wait_ready(svc)
+        return svc
+
+    yield start
+    while stack:
+        stack.pop().__exit__(None, None, None)
+
+
+@pytest.fixture
+def publish(mqtt_url: str) -> Iterator[Callable[..., Publisher]]:
+    publishers: list[Publisher] = []
+
+    def make(url: str | None = None, *, protocol: str = "5", max_pending: int = 1000) -> Publisher:
+        pub = Publisher(
+            publisher_options(url or mqtt_url, protocol=protocol, client_id=f"pub-{len(publishers)}-{id(publishers)}"),
+            max_pending=max_pending,
+        )
+        pub.start()
+        publishers.append(pub)
+        return pub
+
+    yield make
+    for pub in publishers:
+        pub.close()
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    with Mosquitto(tmp_path / "mosquitto") as broker:
+        yield broker
