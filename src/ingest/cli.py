@@ -7,6 +7,7 @@ import click
 from ingest.commands.ble import ble
 from ingest.commands.devices import devices
 from ingest.commands.fhir import fhir
+from ingest.commands.gateway import gateway
 from ingest.commands.migrate import migrate
 from ingest.commands.serve import demo, serve
 from ingest.commands.token import token
@@ -28,6 +29,7 @@ cli.add_command(token)
 cli.add_command(ble)
 cli.add_command(devices)
 cli.add_command(fhir)
+cli.add_command(gateway)
 
 
 def main() -> None:

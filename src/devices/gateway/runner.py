@@ -61,6 +61,8 @@ class GatewaySettings:
     backoff_initial: float = 1.0
     backoff_max: float = 300.0
     publish_window: int = 20
+    adapter: str | None = None
+    """Bluetooth adapter (BlueZ: ``hci0``); None for the default."""
 
     @property
     def queue_path(self) -> Path:
@@ -68,10 +70,12 @@ class GatewaySettings:
 
 
 class Gateway:
+    """One run of the gateway. Without a Bluetooth central it only drains the queue."""
+
     def __init__(
         self,
         settings: GatewaySettings,
-        central: BleCentral,
+        central: BleCentral | None,
         *,
         transport: MqttTransport | None = None,
         now: Callable[[], datetime] = utc_now,
@@ -91,7 +95,7 @@ class Gateway:
             settle_time=settings.settle_time,
             record_poll_interval=settings.record_poll_interval,
         )
-        self.collector = Collector(
+        self.collector = None if central is None else Collector(
             central,
             self.sink,
             CollectorSettings(
@@ -119,14 +123,15 @@ class Gateway:
             "gateway %s starting: %d reading(s) queued from before",
             self.settings.gateway_id, stats.readings,
         )
-        collector = asyncio.create_task(self.collector.run(), name="gateway-collector")
-        publisher = asyncio.create_task(self.publisher.run(), name="gateway-publisher")
+        tasks = [asyncio.create_task(self.publisher.run(), name="gateway-publisher")]
+        if self.collector is not None:
+            tasks.insert(0, asyncio.create_task(self.collector.run(), name="gateway-collector"))
         try:
-            done, _ = await asyncio.wait({collector, publisher}, return_when=asyncio.FIRST_EXCEPTION)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
                 task.result()
         finally:
-            for task in (collector, publisher):
+            for task in tasks:  # the collector first: what it received is on disk before we stop
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -35,7 +35,7 @@ from devices.gateway.runner import Gateway, GatewaySettings, local_zone
 logger = logging.getLogger(__name__)
 
 Profile = Literal["normal", "hypertensive", "hypoxic", "febrile", "tachycardic"]
-_KINDS = (
+_KINDS: tuple[tuple[str, type[EmulatedPeripheral], str], ...] = (
     ("heart_rate_monitor", HeartRateStrap, "HR strap"),
     ("blood_pressure_monitor", BloodPressureCuff, "BP cuff"),
     ("pulse_oximeter", PulseOximeter, "Oximeter"),
@@ -85,7 +85,9 @@ class EmulatedHome:
             info[1].address, info[1].name, current_time="write",
             clock=DeviceClock(skew=timedelta(days=1), tz=self.tz),
         )
-        self.oximeter = PulseOximeter(info[2].address, info[2].name, clock=DeviceClock(unset=True, tz=self.tz))
+        self.oximeter = PulseOximeter(
+            info[2].address, info[2].name, clock=DeviceClock(unset=True, tz=self.tz)
+        )
         self.thermometer = Thermometer(
             info[3].address, info[3].name, current_time="read",
             clock=DeviceClock(skew=-timedelta(hours=3, minutes=17), tz=self.tz),
