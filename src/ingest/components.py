@@ -32,6 +32,12 @@ ComponentFactory = Callable[[Services], Component]
 def default_components() -> list[ComponentFactory]:
     """The components `serve` runs, in start order (imports are lazy to keep start-up lean)."""
     factories: list[ComponentFactory] = []
+    from ingest.dashboard.component import dashboard_component
+
+    factories.append(dashboard_component)
+    from ingest.security.retention import retention_component
+
+    factories.append(retention_component)
     from ingest.mqtt.consumer import mqtt_component
 
     factories.append(mqtt_component)  # keep last: starts after what it feeds, stops first

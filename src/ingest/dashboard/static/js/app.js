@@ -1,0 +1,127 @@
+// The dashboard shell: sign-in, session, navigation between views, the live alert connection.
+
+import { Api, ApiError } from "./api.js";
+import { AlertStore } from "./alerts-store.js";
+import { announce, h, replace } from "./dom.js";
+import { timeZone } from "./format.js";
+import { alertsView } from "./views/alerts.js";
+import { exportsView } from "./views/exports.js";
+import { patientView } from "./views/patient.js";
+import { patientsView } from "./views/patients.js";
+import { signInView } from "./views/signin.js";
+
+const TOKEN_KEY = "rpm.dashboard.token";
+const main = document.getElementById("main");
+const topbar = document.getElementById("topbar");
+
+let session = null;
+let cleanup = () => {};
+
+class Session {
+  constructor(token, me) {
+    this.me = me;
+    this.api = new Api(token, { onUnauthorized: () => signOut("Your token was refused: sign in again.") });
+    this.store = new AlertStore(this.api);
+    this.patients = new Map();
+    this.tz = timeZone();
+  }
+
+  async loadPatients() {
+    const page = await this.api.get("/v1/dashboard/patients", { tz: this.tz, limit: 500 });
+    this.patients = new Map(page.patients.map((p) => [p.id, p]));
+    return page.patients;
+  }
+
+  patientName(id) {
+    return this.patients.get(id)?.display_name ?? "Unknown patient";
+  }
+}
+
+async function signIn(token) {
+  const api = new Api(token);
+  let me;
+  try {
+    me = await api.get("/v1/dashboard/me");
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) throw new Error("This token was refused: it is unknown, expired or revoked.");
+    if (err instanceof ApiError && err.status === 403) throw new Error("This token cannot open the dashboard: use a clinician or admin token.");
+    throw new Error(err.message || "Sign-in failed.");
+  }
+  sessionStorage.setItem(TOKEN_KEY, token);
+  start(token, me);
+}
+
+function start(token, me) {
+  session = new Session(token, me);
+  topbar.hidden = false;
+  document.getElementById("who").textContent = `${me.name} \u00b7 ${me.role}${me.clinic ? ` \u00b7 ${me.clinic}` : ""}`;
+  session.store.subscribe(updateChrome);
+  session.store.start();
+  session.loadPatients().catch(() => {}).finally(() => render());
+  if (!location.hash || location.hash === "#/" || location.hash === "#/signin") location.hash = "#/alerts";
+}
+
+function signOut(message) {
+  if (session) session.store.stop();
+  session = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  cleanup();
+  cleanup = () => {};
+  topbar.hidden = true;
+  document.title = "RPM clinician dashboard";
+  replace(main, signInView({ onSubmit: signIn, message }));
+  main.querySelector("input")?.focus();
+}
+
+function updateChrome(change) {
+  if (!session) return;
+  const counts = session.store.counts();
+  const badge = document.getElementById("alert-badge");
+  badge.hidden = counts.total === 0;
+  badge.textContent = String(counts.total);
+  badge.classList.toggle("badge-critical", counts.critical > 0);
+  badge.setAttribute("aria-label", `${counts.total} active, ${counts.critical} critical`);
+  document.title = counts.unacknowledged ? `(${counts.unacknowledged}) RPM clinician dashboard` : "RPM clinician dashboard";
+  const live = document.getElementById("live-state");
+  live.dataset.state = session.store.state;
+  live.textContent = { live: "Live", connecting: "Connecting\u2026", offline: "Reconnecting\u2026" }[session.store.state] || "";
+  if (change.type === "new" && change.live && change.alert.severity === "critical") {
+    announce(`New critical alert for ${session.patientName(change.alert.patient_id)}`);
+  }
+}
+
+function route() {
+  const [path, query] = (location.hash.replace(/^#\/?/, "") || "alerts").split("?");
+  return { parts: path.split("/").filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(query || "") };
+}
+
+function render() {
+  if (!session) return;
+  cleanup();
+  cleanup = () => {};
+  const { parts, query } = route();
+  const [name, id] = parts;
+  for (const link of document.querySelectorAll("[data-route]")) {
+    if (link.dataset.route === name) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  const container = h("div", { class: "view" });
+  replace(main, container);
+  const views = {
+    alerts: () => alertsView(container, session, query),
+    patients: () => (id ? patientView(container, session, id, query) : patientsView(container, session, query)),
+    exports: () => exportsView(container, session, query),
+  };
+  cleanup = (views[name] || views.alerts)() || (() => {});
+  main.focus({ preventScroll: true });
+}
+
+window.addEventListener("hashchange", () => render());
+document.getElementById("sign-out").addEventListener("click", () => signOut("You are signed out."));
+
+const saved = sessionStorage.getItem(TOKEN_KEY);
+if (saved) {
+  signIn(saved).catch((err) => signOut(err.message));
+} else {
+  signOut();
+}

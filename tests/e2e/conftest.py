@@ -1,0 +1,103 @@
+"""Browser tests: the real service (all its components) and headless Chromium driven by Playwright.
+
+Chromium is Debian's ``/usr/bin/chromium`` (``scripts/ensure-services`` installs it); Playwright
+cannot download its own browser here. When neither can exist, the tests skip with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingest.components import default_components
+from ingest.settings import Settings
+from tests.support.service import RunningService, running_service
+
+CHROMIUM = os.environ.get("RPM_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+#: Tablet landscape: the narrowest layout the dashboard is designed for with side-by-side columns.
+VIEWPORT = {"width": 1180, "height": 820}
+SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("Playwright for Python is not installed (pip install -e '.[dev]')")
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's chromium (scripts/ensure-services)")
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield instance
+        instance.close()
+
+
+@dataclass
+class PageProblems:
+    """Console errors and CSP violations seen by a page; a test fails if any were seen."""
+
+    messages: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def problems() -> PageProblems:
+    return PageProblems()
+
+
+@pytest.fixture
+def page(browser: Any, problems: PageProblems) -> Iterator[Any]:
+    context = browser.new_context(viewport=VIEWPORT, locale="en-GB", timezone_id="Europe/London")
+    pg = context.new_page()
+    pg.set_default_timeout(15_000)
+
+    def on_console(msg: Any) -> None:
+        text = msg.text
+        if msg.type == "error" and "Failed to load resource" not in text:
+            problems.messages.append(text)
+        if "Content Security Policy" in text or "Refused to" in text:
+            problems.messages.append(text)
+
+    pg.on("console", on_console)
+    pg.on("pageerror", lambda exc: problems.messages.append(f"page error: {exc}"))
+    yield pg
+    context.close()
+    assert not problems.messages, f"the page reported problems: {problems.messages}"
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path, topic_prefix: str, mqtt_url: str) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=db_url,
+        mqtt_url=mqtt_url,
+        mqtt_topic_prefix=topic_prefix,
+        mqtt_client_id=f"svc-{topic_prefix.split('/')[0]}",
+        data_dir=tmp_path,
+    )
+
+
+@pytest.fixture
+def service(settings: Settings) -> Iterator[RunningService]:
+    """The whole service as `serve` runs it: dashboard, MQTT consumer, alerts, export."""
+    with running_service(settings, factories=default_components()) as svc:
+        yield svc
+
+
+def save_screenshot(page: Any, name: str, tmp_path: Path) -> Path:
+    """Screenshot into the test's directory; also into docs/ when RPM_UPDATE_SCREENSHOTS=1."""
+    target = tmp_path / f"{name}.png"
+    page.screenshot(path=str(target), full_page=True)
+    if os.environ.get("RPM_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        shutil.copy(target, SCREENSHOT_DIR / f"{name}.png")
+    return target
