@@ -177,12 +177,12 @@ def bench_delivery(mapper: ObservationMapper, items: list[ExportItem], bundle: i
                                headers={"Content-Type": "application/fhir+json"})  # fmt: skip
             created.raise_for_status()
         swap = {}
-        for entry, answer in zip(device_entries, created.json()["entry"], strict=True):
-            new_ref = "/".join(answer["response"]["location"].split("/")[:2])
+        for entry, result in zip(device_entries, created.json()["entry"], strict=True):
+            new_ref = "/".join(result["response"]["location"].split("/")[:2])
             swap[recorder.devices[entry["fullUrl"]]] = new_ref
         payloads = []
-        for bundle in recorder.bundles:
-            text = json.dumps(bundle, separators=(",", ":"))
+        for sent_bundle in recorder.bundles:
+            text = json.dumps(sent_bundle, separators=(",", ":"))
             for old_ref, new_ref in swap.items():
                 text = text.replace(f'"{old_ref}"', f'"{new_ref}"')
             payloads.append(text.encode())
@@ -209,7 +209,7 @@ def main() -> None:
     parser.add_argument("--map", type=int, default=50_000, help="items to map")
     parser.add_argument("--deliver", type=int, default=5_000, help="items to deliver")
     parser.add_argument("--bundle", type=int, default=100, help="bundle size")
-    parser.add_argument("--workers", type=int, default=2, help="export workers (threads)")
+    parser.add_argument("--workers", type=int, default=1, help="export workers (threads)")
     args = parser.parse_args()
     mapper = ObservationMapper(build_table())
     bench_mapping(mapper, make_items(args.map), args.bundle)

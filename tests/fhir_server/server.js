@@ -556,9 +556,14 @@ async function handleFhir(req, res, url) {
       send(res, 400, outcome('not-supported', 'POST to the base accepts transaction Bundles only'));
       return;
     }
-    const started = process.hrtime.bigint();
-    const [status, answer] = await serialised(() => processTransaction(body));
-    state.stats.transaction_ms += Number(process.hrtime.bigint() - started) / 1e6;
+    const [status, answer] = await serialised(async () => {
+      const started = process.hrtime.bigint(); // time in the transaction, not in the queue
+      try {
+        return await processTransaction(body);
+      } finally {
+        state.stats.transaction_ms += Number(process.hrtime.bigint() - started) / 1e6;
+      }
+    });
     state.stats.transactions += 1;
     if (status >= 300) {
       state.stats.transactions_failed += 1;
