@@ -14,6 +14,7 @@ import uvicorn
 
 from ingest.components import ComponentFactory
 from ingest.runtime import Runtime
+from ingest.security.limits import uvicorn_options
 from ingest.services import Services
 from ingest.settings import Settings
 from ingest.store.tokens import Role, create_token
@@ -57,7 +58,14 @@ def running_service(
     with Runtime(settings, factories) as runtime:
         assert runtime.app is not None
         server = uvicorn.Server(
-            uvicorn.Config(runtime.app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
+            uvicorn.Config(
+                runtime.app,
+                host="127.0.0.1",
+                port=port,
+                log_config=None,
+                lifespan="off",
+                **uvicorn_options(settings),  # the limits `rpm-ingest serve` runs with
+            )
         )
         thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
         thread.start()

@@ -9,6 +9,7 @@ import uvicorn
 
 from ingest.logconfig import configure_logging
 from ingest.runtime import Runtime
+from ingest.security.limits import uvicorn_options
 from ingest.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -23,9 +24,8 @@ def run_service(settings: Settings, *, demo: bool = False) -> None:
             host=settings.http_host,
             port=settings.http_port,
             log_config=None,
-            access_log=False,
             lifespan="off",
-            server_header=False,
+            **uvicorn_options(settings),
         )
         server = uvicorn.Server(config)
         runtime.start_components()

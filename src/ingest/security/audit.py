@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode
 from uuid import UUID, uuid4
 
 import psycopg
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from psycopg_pool import PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute, Mount
@@ -49,12 +52,36 @@ PATIENT_STATE_KEY: Final = "audit_patient_id"
 AuditWriter = Callable[[AuditEvent], None]
 
 
+def route_template(route: BaseRoute) -> str | None:
+    """The path template a route matches, e.g. ``/v1/patients/{patient_id}``."""
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return template if isinstance(template, str) else None
+
+
 def is_audited_route(route: BaseRoute) -> bool:
     """True when requests matched to ``route`` are written to the audit log."""
     if isinstance(route, Mount):
         return False
-    path = getattr(route, "path", None)
-    return isinstance(path, str) and path not in EXEMPT_PATHS
+    template = route_template(route)
+    return template is not None and template not in EXEMPT_PATHS
+
+
+@dataclass(frozen=True, slots=True)
+class RouteInfo:
+    template: str
+    methods: frozenset[str]
+    route: BaseRoute
+
+
+def app_routes(app: FastAPI) -> list[RouteInfo]:
+    """Every route of ``app`` with its full template, routers included at any depth."""
+    found: list[RouteInfo] = []
+    for context in iter_route_contexts(app.routes):
+        template = context.path_format or context.path
+        if template is None:
+            continue
+        found.append(RouteInfo(template, frozenset(context.methods or ()), context.original_route))
+    return found
 
 
 def note_patient(state: Any, patient_id: UUID) -> None:
@@ -98,7 +125,9 @@ def build_event(scope: Scope, status: int, request_id: UUID) -> AuditEvent | Non
     route = scope.get("route")
     if route is None or not is_audited_route(route):
         return None
-    template: str = route.path
+    template = route_template(route)
+    if template is None:
+        return None
     state: dict[str, Any] = scope.get("state") or {}
     principal = state.get(PRINCIPAL_STATE_KEY)
     if not isinstance(principal, Principal):

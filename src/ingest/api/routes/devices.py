@@ -48,6 +48,9 @@ def assign(
     with services.transaction() as conn:
         device = registry.get_device(conn, device_id)
         ensure_clinic_visible(principal, device["clinic_id"], f"device {device_id!r}")
+        if body.patient_id is not None:  # another clinic's patient does not exist for this caller
+            patient = registry.get_patient(conn, body.patient_id)
+            ensure_clinic_visible(principal, patient["clinic_id"], f"patient {body.patient_id}")
         row = registry.assign_device(
             conn, device_id=device_id, patient_id=body.patient_id, since=body.since
         )

@@ -51,3 +51,7 @@ REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM PUBLIC;
 -- A clinician token always belongs to exactly one clinic (tenancy is decided by it).
 ALTER TABLE api_tokens
     ADD CONSTRAINT api_tokens_clinician_has_clinic CHECK (role <> 'clinician' OR clinic_id IS NOT NULL);
+
+-- Retention on plain PostgreSQL deletes readings by measured_at (ingest/security/retention.py):
+-- a BRIN index finds old rows of this append-mostly table for a few pages of index.
+CREATE INDEX readings_measured_at_brin ON readings USING brin (measured_at);

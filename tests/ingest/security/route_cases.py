@@ -1,0 +1,131 @@
+"""For every route of the API: how a caller of one clinic tries to reach another clinic's data.
+
+The tenancy and audit tests enumerate the application's routes and fail on any route that has no
+entry here, so a new endpoint cannot ship without saying how it keeps clinics apart.
+
+An entry maps (method, route template) to a function of (attacker, victim) returning probes.
+A probe expects 403/404 (``DENIED``) or, for listings, 200 with none of the victim's data in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from tests.ingest.security.tenants import NOW, Tenant, iso
+
+DENIED: Final = frozenset({403, 404})
+LISTED: Final = frozenset({200})
+
+
+@dataclass(frozen=True)
+class Probe:
+    method: str
+    path: str
+    json: Any = None
+    params: dict[str, Any] = field(default_factory=dict)
+    expect: frozenset[int] = DENIED
+    stream: bool = False  # a text/event-stream: read what arrives for a moment, then hang up
+
+    def sent(self) -> str:
+        """Everything the caller itself put in the request (it may come back in an error)."""
+        return f"{self.path} {self.params} {self.json}"
+
+
+Cases = Callable[[Tenant, Tenant], list[Probe]]
+
+
+def _one(probe: Callable[[Tenant, Tenant], Probe]) -> Cases:
+    return lambda a, v: [probe(a, v)]
+
+
+#: Routes outside /v1 that carry no clinic's data (static files, health, documentation).
+PUBLIC_ROUTES: Final = frozenset(
+    {
+        "/openapi.json",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/",
+        "/dashboard",
+        "/dashboard/{path}",
+    }
+)
+
+CASES: dict[tuple[str, str], Cases] = {
+    # --- clinics: only admins create; a clinician lists only its own
+    ("POST", "/v1/clinics"): _one(lambda a, v: Probe("POST", "/v1/clinics", json={"id": "x", "name": "X"})),
+    ("GET", "/v1/clinics"): _one(lambda a, v: Probe("GET", "/v1/clinics", expect=LISTED)),
+    # --- patients
+    ("POST", "/v1/patients"): _one(
+        lambda a, v: Probe(
+            "POST", "/v1/patients", json={"mrn": "MRN-X", "display_name": "Intruder", "clinic": v.clinic}
+        )
+    ),
+    ("GET", "/v1/patients"): lambda a, v: [
+        Probe("GET", "/v1/patients", expect=LISTED),
+        Probe("GET", "/v1/patients", params={"q": v.patient_name}, expect=LISTED),
+        Probe("GET", "/v1/patients", params={"q": v.mrn}, expect=LISTED),
+    ],
+    ("GET", "/v1/patients/{patient_id}"): _one(lambda a, v: Probe("GET", f"/v1/patients/{v.patient_id}")),
+    ("GET", "/v1/patients/{patient_id}/devices"): _one(
+        lambda a, v: Probe("GET", f"/v1/patients/{v.patient_id}/devices")
+    ),
+    ("GET", "/v1/patients/{patient_id}/readings"): lambda a, v: [
+        Probe("GET", f"/v1/patients/{v.patient_id}/readings"),
+        Probe("GET", f"/v1/patients/{v.patient_id}/readings", params={"bucket": "1h"}),
+    ],
+    # --- devices
+    ("POST", "/v1/devices"): _one(
+        lambda a, v: Probe(
+            "POST", "/v1/devices", json={"id": "EVIL-1", "type": "bp_cuff", "clinic": v.clinic}
+        )
+    ),
+    ("GET", "/v1/devices/{device_id}"): _one(lambda a, v: Probe("GET", f"/v1/devices/{v.device_id}")),
+    ("PUT", "/v1/devices/{device_id}/assignment"): lambda a, v: [
+        # take over the other clinic's device ...
+        Probe(
+            "PUT",
+            f"/v1/devices/{v.device_id}/assignment",
+            json={"patient_id": a.patient_id, "since": iso(NOW)},
+        ),
+        # ... or point one's own device at the other clinic's patient (no existence oracle either)
+        Probe(
+            "PUT",
+            f"/v1/devices/{a.device_id}/assignment",
+            json={"patient_id": v.patient_id, "since": iso(NOW)},
+        ),
+    ],
+    ("GET", "/v1/devices/{device_id}/assignments"): _one(
+        lambda a, v: Probe("GET", f"/v1/devices/{v.device_id}/assignments")
+    ),
+    # --- readings: posting for another clinic's device
+    ("POST", "/v1/readings"): _one(
+        lambda a, v: Probe(
+            "POST",
+            "/v1/readings",
+            json={
+                "device_id": v.device_id,
+                "readings": [{"metric": "heart_rate", "value": 70, "unit": "/min", "measured_at": iso(NOW)}],
+            },
+        )
+    ),
+    # --- administration
+    ("GET", "/v1/dead-letters"): _one(lambda a, v: Probe("GET", "/v1/dead-letters")),
+    ("POST", "/v1/dead-letters/{letter_id}/replay"): _one(
+        lambda a, v: Probe("POST", "/v1/dead-letters/1/replay")
+    ),
+    ("GET", "/v1/audit"): _one(lambda a, v: Probe("GET", "/v1/audit")),
+    # --- dashboard API
+    ("GET", "/v1/dashboard/me"): _one(lambda a, v: Probe("GET", "/v1/dashboard/me", expect=LISTED)),
+    ("GET", "/v1/dashboard/patients"): _one(
+        lambda a, v: Probe("GET", "/v1/dashboard/patients", expect=LISTED)
+    ),
+    ("GET", "/v1/dashboard/patients/{patient_id}"): _one(
+        lambda a, v: Probe("GET", f"/v1/dashboard/patients/{v.patient_id}")
+    ),
+}
