@@ -4,6 +4,7 @@ against the registered JWKS."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import jwt
 import pytest
@@ -147,7 +148,7 @@ def test_assertion_claims_and_jwks() -> None:
     assert again.kid == key.kid and again.algorithm == "ES384"
 
 
-def test_unusable_keys_are_refused(tmp_path: object) -> None:
+def test_unusable_keys_are_refused() -> None:
     small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     p256 = ec.generate_private_key(ec.SECP256R1())
     for weak in (small, p256):
@@ -159,9 +160,25 @@ def test_unusable_keys_are_refused(tmp_path: object) -> None:
     for junk in (b"", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", b"\x00" * 64):
         with pytest.raises(AuthError, match="cannot read"):
             SigningKey.from_pem(junk)
-    from pathlib import Path
-
     with pytest.raises(AuthError, match="cannot read the private key file"):
         SigningKey.from_file(Path("/nonexistent/key.pem"))
     with pytest.raises(AuthError):
         SigningKey.generate("HS256")
+
+
+def test_factory_picks_the_auth_mode(tmp_path: Path) -> None:
+    from fhir_export.errors import ConfigurationError
+    from fhir_export.factory import build_auth
+
+    key_file = tmp_path / "k.pem"
+    key_file.write_bytes(SigningKey.generate("ES384").private_pem())
+    with build_http_client() as http:
+        base = "http://127.0.0.1:9/fhir"
+        assert isinstance(build_auth("none", http, base_url=base), NoAuth)
+        assert isinstance(build_auth("bearer", http, base_url=base, token="t"), BearerAuth)
+        smart = build_auth("smart-backend", http, base_url=base, client_id="c", private_key_file=key_file)
+        assert isinstance(smart, SmartBackendAuth)
+        with pytest.raises(ConfigurationError):
+            build_auth("bearer", http, base_url=base)
+        with pytest.raises(ConfigurationError):
+            build_auth("smart-backend", http, base_url=base, client_id="c")
