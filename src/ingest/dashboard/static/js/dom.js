@@ -1,4 +1,4 @@
-// Small DOM helpers. Text is always set as text nodes (never innerHTML), so data from the API
+// Small DOM helpers. Text is always set as text nodes (never parsed as HTML), so data from the API
 // can never be interpreted as markup.
 
 const SVG_NS = "http://www.w3.org/2000/svg";
