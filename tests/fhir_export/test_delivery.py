@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,7 +20,14 @@ from tests.fhir_export.conftest import CANONICAL, Ehr, item, reading, series
 from tests.fhir_export.fhir_checks import assert_valid
 from tests.fhir_export.fhir_server import run_fhir_server
 from tests.fhir_export.memory_outbox import MemoryOutbox
-from tests.support.service import free_port
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
 
 FAST = RetryPolicy(attempts=3, initial_s=0.01, max_wait_s=2.0, jitter_s=0.01)
 
