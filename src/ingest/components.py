@@ -32,6 +32,9 @@ ComponentFactory = Callable[[Services], Component]
 def default_components() -> list[ComponentFactory]:
     """The components `serve` runs, in start order (imports are lazy to keep start-up lean)."""
     factories: list[ComponentFactory] = []
+    from ingest.alerts.component import alerts_component
+
+    factories.append(alerts_component)
     from ingest.dashboard.component import dashboard_component
 
     factories.append(dashboard_component)

@@ -77,6 +77,26 @@ class Metrics:
             "MQTT messages the store refused on their own, dead-lettered",
             registry=r,
         )
+        # --- alerts (counted once each, by the process that wrote the event, after commit)
+        self.alerts_opened = Counter(
+            "rpm_alerts_opened", "Alerts opened", ["kind", "severity"], registry=r
+        )
+        self.alert_events = Counter(
+            "rpm_alert_events", "Alert changes (opened, severity_raised, escalated, acknowledged,"
+            " resolved)", ["type", "kind", "severity"], registry=r,
+        )
+        self.alert_evaluation_seconds = Histogram(
+            "rpm_alert_evaluation_seconds", "Alert rule evaluation per ingest batch (in the transaction)",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+            registry=r,
+        )
+        self.alert_stream_clients = Gauge(
+            "rpm_alert_stream_clients", "Open alert stream (SSE) connections", registry=r
+        )
+        self.webhook_deliveries = Counter(
+            "rpm_webhook_delivery_attempts", "Webhook delivery attempts by outcome"
+            " (delivered, retry, failed)", ["outcome"], registry=r,
+        )
 
     def observe(self, source: str, outcomes: Sequence[Outcome], seconds: float) -> None:
         """Count a committed batch (call after commit, never before)."""

@@ -79,6 +79,21 @@ class Settings(BaseSettings):
     fhir_token_url: str | None = None
     fhir_bundle_size: int = Field(default=100, ge=1, le=1000)
 
+    # --- alerts (see docs/alerts.md)
+    alert_scheduler_interval_s: float = Field(
+        default=30.0, gt=0, le=3600, description="missing data, battery and escalation checks"
+    )
+    alert_escalate_after_s: int = Field(
+        default=900, ge=1, le=7 * 86400, description="unacknowledged critical alert escalates after"
+    )
+    alert_escalation_max_level: int = Field(default=3, ge=0, le=100)
+    alert_stream_heartbeat_s: float = Field(default=15.0, gt=0, le=300)
+    alert_stream_poll_s: float = Field(default=2.0, gt=0, le=60)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=100)
+    webhook_backoff_base_s: float = Field(default=2.0, gt=0, le=3600)
+    webhook_backoff_max_s: float = Field(default=600.0, gt=0, le=86400)
+
     # --- operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"

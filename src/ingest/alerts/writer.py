@@ -1,0 +1,128 @@
+"""Applies decisions to the alerts of one transaction and records the events they cause."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from ingest.alerts import store
+from ingest.alerts.evaluate import AlertState, Clear, Decision, Keep, Open
+from ingest.alerts.store import AlertKey, NewAlert, PendingEvent
+
+logger = logging.getLogger(__name__)
+
+NewAlertFactory = Callable[[Open], NewAlert]
+MessageFactory = Callable[[str], str]
+
+
+class AlertWriter:
+    """Holds the active alerts of the patients in hand and turns decisions into SQL + events."""
+
+    def __init__(
+        self, conn: psycopg.Connection[Any], origin: str, active: dict[AlertKey, dict[str, Any]]
+    ) -> None:
+        self.conn = conn
+        self.origin = origin
+        self.active = active
+        self.events: list[PendingEvent] = []
+        self._touches: dict[UUID, tuple[datetime, float | None]] = {}
+
+    def state(self, key: AlertKey) -> AlertState | None:
+        row = self.active.get(key)
+        if row is None:
+            return None
+        return AlertState(severity=row["severity"], latest_at=row["latest_at"])
+
+    def row(self, key: AlertKey) -> dict[str, Any] | None:
+        return self.active.get(key)
+
+    def apply(
+        self,
+        key: AlertKey,
+        decision: Decision,
+        *,
+        new_alert: NewAlertFactory,
+        raised_message: MessageFactory,
+        late: bool = False,
+        clear_note: str = "condition cleared",
+    ) -> None:
+        if decision is None:
+            return
+        if isinstance(decision, Open):
+            self._open(key, decision, new_alert, raised_message, late)
+        elif isinstance(decision, Keep):
+            self._keep(key, decision, raised_message)
+        else:
+            self.clear(key, decision, note=clear_note)
+
+    def _open(
+        self,
+        key: AlertKey,
+        decision: Open,
+        new_alert: NewAlertFactory,
+        raised_message: MessageFactory,
+        late: bool,
+    ) -> None:
+        if late and store.episode_reported(self.conn, key, decision.latest_at):
+            logger.debug("late reading falls in an episode already reported (%s)", key[1])
+            return
+        if not self.open(key, new_alert(decision)):
+            row = self.active.get(key)
+            if row is not None:  # opened meanwhile by another transaction: carry on with it
+                self._keep(
+                    key, Keep(decision.latest_at, decision.last_value, decision.severity), raised_message
+                )
+
+    def open(self, key: AlertKey, alert: NewAlert) -> bool:
+        """Insert the alert; False when one is already active for the condition (then that one
+        is loaded into ``active``, unless it was resolved meanwhile)."""
+        row = store.insert_alert(self.conn, alert)
+        if row is None:
+            found = store.active_alert(self.conn, key)
+            if found is not None:
+                self.active[key] = found
+            return False
+        self.active[key] = row
+        self.events.append(PendingEvent("opened", row))
+        return True
+
+    def _keep(self, key: AlertKey, decision: Keep, raised_message: MessageFactory) -> None:
+        row = self.active.get(key)
+        if row is None:
+            return
+        if decision.at > row["latest_at"]:
+            self._touches[row["id"]] = (decision.at, decision.value)
+            row["latest_at"] = decision.at
+            if decision.value is not None:
+                row["last_value"] = decision.value
+        if decision.raise_to is not None and decision.raise_to != row["severity"]:
+            raised = store.raise_severity(
+                self.conn, row["id"], decision.raise_to, raised_message(decision.raise_to)
+            )
+            if raised is not None:
+                raised["latest_at"] = max(raised["latest_at"], row["latest_at"])
+                raised["last_value"] = row["last_value"]
+                self.active[key] = raised
+                self.events.append(PendingEvent("severity_raised", raised))
+
+    def clear(self, key: AlertKey, decision: Clear, *, note: str) -> None:
+        row = self.active.pop(key, None)
+        if row is None:
+            return
+        self._touches.pop(row["id"], None)
+        resolved = store.auto_resolve(
+            self.conn, row["id"], cleared_at=decision.at, note=note, last_value=decision.value
+        )
+        if resolved is not None:
+            self.events.append(PendingEvent("resolved", resolved, actor="system", note=note))
+
+    def flush(self) -> list[int]:
+        store.touch_alerts(self.conn, self._touches)
+        self._touches = {}
+        events, self.events = self.events, []
+        return store.write_events(self.conn, events, origin=self.origin)
