@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     mqtt_password_file: Path | None = Field(default=None, description="Mosquitto password_file")
     mqtt_acl_file: Path | None = Field(default=None, description="Mosquitto acl_file")
 
+    @field_validator("mqtt_password_file", "mqtt_acl_file", mode="before")
+    @classmethod
+    def _blank_is_none(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _origins(cls, v: object) -> object:

@@ -2,7 +2,8 @@
 and broker credentials for devices.
 
 ``install_security`` wraps an application in the security middleware, outermost first:
-CORS (only with configured origins) -> security headers -> rate limit -> audit -> the app.
+CORS (only with configured origins) -> security headers -> header limit -> rate limit -> audit
+-> the app.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from fastapi import FastAPI
 from ingest.security.audit import AuditMiddleware
 from ingest.security.audit_store import AuditEvent, insert_event
 from ingest.security.headers import SecurityHeaders, add_cors
+from ingest.security.limits import HeaderLimit
 from ingest.security.ratelimit import RateLimiter, RateLimitMiddleware
 from ingest.services import Services
 
@@ -31,5 +33,6 @@ def install_security(app: FastAPI, services: Services) -> None:
         limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
         services.extras["rate_limiter"] = limiter
         app.add_middleware(RateLimitMiddleware, limiter=limiter)
+    app.add_middleware(HeaderLimit, max_bytes=settings.max_header_bytes)
     app.add_middleware(SecurityHeaders, hsts_max_age_s=settings.hsts_max_age_s)
     add_cors(app, settings.cors_origins)

@@ -1,13 +1,16 @@
 """HTTP server limits: the options every uvicorn server of this service runs with.
 
-Header size is enforced by h11 (``h11_max_incomplete_event_size``: the request line plus all
-headers); a larger head is refused before any application code runs. Body size and readings per
+Header size is bounded twice: h11 never buffers more than ``max_header_bytes`` of an incomplete
+request head (``h11_max_incomplete_event_size``), and ``HeaderLimit`` refuses a complete head over
+that size, or with too many headers, with 431 before any other code runs. Body size and readings per
 request are enforced by the application (``BodyLimit`` and the readings route).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ingest.settings import Settings
 
@@ -23,3 +26,41 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "timeout_keep_alive": 5,
         "timeout_graceful_shutdown": 10,
     }
+
+
+MAX_HEADER_COUNT = 100
+
+
+class HeaderLimit:
+    """Refuse (431) a request whose head is over ``max_bytes`` or has over ``max_count`` headers.
+
+    h11 bounds what it buffers of an incomplete head, but a head that arrives whole in one read is
+    parsed whatever its size; this check makes the limit exact.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, max_count: int = MAX_HEADER_COUNT) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.max_count = max_count
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = scope.get("headers", [])
+            size = len(scope.get("raw_path") or b"") + len(scope.get("query_string", b""))
+            size += sum(len(name) + len(value) + 4 for name, value in headers)
+            if size > self.max_bytes or len(headers) > self.max_count:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 431,
+                        "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+                    }
+                )
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": b'{"detail":"request headers too large or too many"}',
+                    }
+                )
+                return
+        await self.app(scope, receive, send)
