@@ -82,17 +82,8 @@ def measurement(
     converted = value
     if unit != canonical:
         converted = float(f"{to_canonical(metric, value, unit):.{_CONVERTED_DIGITS}g}")
-    return Measurement(
-        metric,
-        converted,
-        canonical,
-        measured_at,
-        value,
-        unit,
-        tuple(status),
-        user_id,
-        time_offset,
-    )
+    flags = tuple(status) if status else ()
+    return Measurement(metric, converted, canonical, measured_at, value, unit, flags, user_id, time_offset)
 
 
 def bit_flags(raw: int, table: Sequence[tuple[int, str]]) -> list[str]:
