@@ -25,6 +25,7 @@ Source = Literal["default", "clinic", "patient"]
 SEVERITY_RANK: Final[dict[str, int]] = {"warning": 1, "critical": 2}
 KINDS: Final = ("threshold", "rate_of_change", "missing_data", "device_status", "low_battery")
 MAX_DAYS: Final = 90 * 86400
+TOLERANCE: Final = 1e-9
 
 Number = Annotated[float, Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
 Margin = Annotated[float, Field(allow_inf_nan=False, ge=0, le=1e6)]
@@ -127,9 +128,11 @@ class RateParams(_Params):
         return self
 
     def severity(self, change: float) -> Severity | None:
-        if self.critical_delta is not None and change >= self.critical_delta:
+        # Values arrive converted between units (lb -> kg): compare with a tolerance so that a
+        # gain of exactly ``delta`` fires even when float arithmetic leaves it a hair below.
+        if self.critical_delta is not None and change >= self.critical_delta - TOLERANCE:
             return "critical"
-        return "warning" if change >= self.delta else None
+        return "warning" if change >= self.delta - TOLERANCE else None
 
 
 class MissingParams(_Params):
