@@ -120,6 +120,87 @@ CASES: dict[tuple[str, str], Cases] = {
         lambda a, v: Probe("POST", "/v1/dead-letters/1/replay")
     ),
     ("GET", "/v1/audit"): _one(lambda a, v: Probe("GET", "/v1/audit")),
+    # --- alerts
+    ("GET", "/v1/alerts"): lambda a, v: [
+        Probe("GET", "/v1/alerts", expect=LISTED),
+        Probe("GET", "/v1/alerts", params={"patient_id": v.patient_id}, expect=LISTED),
+        Probe(
+            "GET",
+            "/v1/alerts",
+            params={"status": "open,acknowledged,resolved", "order": "oldest"},
+            expect=LISTED,
+        ),
+    ],
+    ("GET", "/v1/alerts/stream"): lambda a, v: [
+        # replaying the whole event log from the start, and following one patient
+        Probe("GET", "/v1/alerts/stream", params={"last_event_id": 0}, expect=LISTED, stream=True),
+        Probe(
+            "GET",
+            "/v1/alerts/stream",
+            params={"last_event_id": 0, "patient_id": v.patient_id},
+            expect=LISTED,
+            stream=True,
+        ),
+    ],
+    ("GET", "/v1/alerts/{alert_id}"): _one(lambda a, v: Probe("GET", f"/v1/alerts/{v.alert_id}")),
+    ("POST", "/v1/alerts/{alert_id}/acknowledge"): _one(
+        lambda a, v: Probe("POST", f"/v1/alerts/{v.alert_id}/acknowledge", json={"note": "mine now"})
+    ),
+    ("POST", "/v1/alerts/{alert_id}/resolve"): _one(
+        lambda a, v: Probe("POST", f"/v1/alerts/{v.alert_id}/resolve", json={"note": "gone"})
+    ),
+    # --- thresholds and alert rules of a patient
+    ("GET", "/v1/patients/{patient_id}/thresholds"): _one(
+        lambda a, v: Probe("GET", f"/v1/patients/{v.patient_id}/thresholds")
+    ),
+    ("GET", "/v1/patients/{patient_id}/thresholds/{metric}"): _one(
+        lambda a, v: Probe("GET", f"/v1/patients/{v.patient_id}/thresholds/heart_rate")
+    ),
+    ("PUT", "/v1/patients/{patient_id}/thresholds/{metric}"): _one(
+        lambda a, v: Probe("PUT", f"/v1/patients/{v.patient_id}/thresholds/heart_rate", json={"high": 250})
+    ),
+    ("DELETE", "/v1/patients/{patient_id}/thresholds/{metric}"): _one(
+        lambda a, v: Probe("DELETE", f"/v1/patients/{v.patient_id}/thresholds/heart_rate")
+    ),
+    ("GET", "/v1/patients/{patient_id}/alert-rules"): _one(
+        lambda a, v: Probe("GET", f"/v1/patients/{v.patient_id}/alert-rules")
+    ),
+    ("PUT", "/v1/patients/{patient_id}/alert-rules/{key}"): _one(
+        lambda a, v: Probe(
+            "PUT", f"/v1/patients/{v.patient_id}/alert-rules/threshold:heart_rate", json={"enabled": False}
+        )
+    ),
+    ("DELETE", "/v1/patients/{patient_id}/alert-rules/{key}"): _one(
+        lambda a, v: Probe("DELETE", f"/v1/patients/{v.patient_id}/alert-rules/threshold:heart_rate")
+    ),
+    # --- clinic-wide rules and webhooks
+    ("GET", "/v1/clinics/{clinic_id}/alert-rules"): _one(
+        lambda a, v: Probe("GET", f"/v1/clinics/{v.clinic}/alert-rules")
+    ),
+    ("PUT", "/v1/clinics/{clinic_id}/alert-rules/{key}"): _one(
+        lambda a, v: Probe(
+            "PUT", f"/v1/clinics/{v.clinic}/alert-rules/threshold:heart_rate", json={"enabled": False}
+        )
+    ),
+    ("DELETE", "/v1/clinics/{clinic_id}/alert-rules/{key}"): _one(
+        lambda a, v: Probe("DELETE", f"/v1/clinics/{v.clinic}/alert-rules/threshold:heart_rate")
+    ),
+    ("POST", "/v1/clinics/{clinic_id}/webhooks"): _one(
+        lambda a, v: Probe(
+            "POST", f"/v1/clinics/{v.clinic}/webhooks", json={"url": "http://127.0.0.1:9/steal"}
+        )
+    ),
+    ("GET", "/v1/clinics/{clinic_id}/webhooks"): _one(
+        lambda a, v: Probe("GET", f"/v1/clinics/{v.clinic}/webhooks")
+    ),
+    ("DELETE", "/v1/clinics/{clinic_id}/webhooks/{webhook_id}"): _one(
+        lambda a, v: Probe("DELETE", f"/v1/clinics/{v.clinic}/webhooks/{v.webhook_id}")
+    ),
+    ("GET", "/v1/clinics/{clinic_id}/webhooks/{webhook_id}/deliveries"): lambda a, v: [
+        Probe("GET", f"/v1/clinics/{v.clinic}/webhooks/{v.webhook_id}/deliveries"),
+        # the other clinic's webhook under one's own clinic
+        Probe("GET", f"/v1/clinics/{a.clinic}/webhooks/{v.webhook_id}/deliveries"),
+    ],
     # --- dashboard API
     ("GET", "/v1/dashboard/me"): _one(lambda a, v: Probe("GET", "/v1/dashboard/me", expect=LISTED)),
     ("GET", "/v1/dashboard/patients"): _one(

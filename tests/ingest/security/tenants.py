@@ -25,10 +25,12 @@ class Tenant:
     patient_name: str
     mrn: str
     device_id: str
+    alert_id: str
+    webhook_id: str
 
     def markers(self) -> list[str]:
         """Strings that must never reach another clinic's caller."""
-        return [self.patient_name, self.mrn, self.patient_id, self.device_id]
+        return [self.patient_name, self.mrn, self.patient_id, self.device_id, self.alert_id, self.webhook_id]
 
 
 def make_tenant(svc: RunningService, admin: httpx.Client, clinic: str, name: str, mrn: str) -> Tenant:
@@ -54,10 +56,25 @@ def make_tenant(svc: RunningService, admin: httpx.Client, clinic: str, name: str
         }
         for m in (30, 20, 10)
     ]
+    # and one critically high heart rate: an alert of this clinic
+    readings.append(
+        {
+            "metric": "heart_rate",
+            "value": 141.5,
+            "unit": "/min",
+            "measured_at": iso(NOW - timedelta(minutes=5)),
+        }
+    )
     r = admin.post("/v1/readings", json={"device_id": device_id, "readings": readings})
-    assert r.status_code == 200 and r.json()["accepted"] == 3, r.text
+    assert r.status_code == 200 and r.json()["accepted"] == 4, r.text
+    r = admin.get("/v1/alerts", params={"patient_id": patient_id})
+    assert r.status_code == 200 and r.json()["alerts"], r.text
+    alert_id = r.json()["alerts"][0]["id"]
+    r = admin.post(f"/v1/clinics/{clinic}/webhooks", json={"url": f"http://127.0.0.1:9/{clinic}-hook"})
+    assert r.status_code == 201, r.text
+    webhook_id = r.json()["id"]
     token = svc.token("clinician", clinic=clinic, name=f"nurse-{clinic}")
-    return Tenant(clinic, token, svc.client(token), patient_id, name, mrn, device_id)
+    return Tenant(clinic, token, svc.client(token), patient_id, name, mrn, device_id, alert_id, webhook_id)
 
 
 def make_tenants(svc: RunningService) -> tuple[Tenant, Tenant, httpx.Client]:

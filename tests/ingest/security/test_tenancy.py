@@ -57,7 +57,7 @@ def test_each_clinic_still_sees_its_own_data(full_service: RunningService) -> No
         listed = tenant.client.get("/v1/patients").json()
         assert [p["id"] for p in listed] == [tenant.patient_id]
         r = tenant.client.get(f"/v1/patients/{tenant.patient_id}/readings")
-        assert r.status_code == 200 and len(r.json()["readings"]) == 3
+        assert r.status_code == 200 and len(r.json()["readings"]) == 4
     # admins manage every clinic
     ids = {p["id"] for p in admin.get("/v1/patients").json()}
     assert {north.patient_id, south.patient_id} <= ids
