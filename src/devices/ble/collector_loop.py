@@ -53,6 +53,8 @@ class DeviceState:
     failures: int = 0
     sessions: int = 0
     connected: bool = False
+    session: DeviceSession | None = None
+    """The current (or last) session, for status reporting."""
 
 
 class Collector:
@@ -144,7 +146,8 @@ class Collector:
             state.sessions += 1
             logger.info("%s: connected", state.address)
             try:
-                stats = await DeviceSession(link, self._sink, settings.session, now=self._now).run()
+                state.session = DeviceSession(link, self._sink, settings.session, now=self._now)
+                stats = await state.session.run()
             except DevicesError as exc:  # link trouble, or the gateway could not keep a value
                 state.failures += 1
                 delay = self._backoff(state.failures)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 from bumble import att, gatt
 from bumble.device import Connection
@@ -23,6 +24,7 @@ from devices.ble.emulated.peripheral import EmulatedPeripheral, characteristic
 logger = logging.getLogger(__name__)
 
 _PROPS = gatt.Characteristic.Properties
+_NOW = timedelta(0)
 
 
 class _StoreAndSend(EmulatedPeripheral):
@@ -95,10 +97,11 @@ class PulseOximeter(_StoreAndSend):
             gatt.Service(gatt.GATT_PULSE_OXIMETER_SERVICE, [self.spot_check, self.continuous, features])
         ]
 
-    async def measure(self, spo2: float, pulse: float) -> bool:
-        """A spot-check; True when it went out live, False when it is stored for later."""
+    async def measure(self, spo2: float, pulse: float, *, ago: timedelta = _NOW) -> bool:
+        """A spot-check (taken ``ago``, by the device clock); True when it went out live, False
+        when it is stored for later."""
         value = encoding.plx_spot_check(
-            spo2, pulse, at=self.clock.now(), clock_not_set=not self.clock.was_set
+            spo2, pulse, at=self.clock.now() - ago, clock_not_set=not self.clock.was_set
         )
         return await self._deliver(value)
 
@@ -123,10 +126,12 @@ class Thermometer(_StoreAndSend):
         self._init_store(self.measurement)
         return [gatt.Service(gatt.GATT_HEALTH_THERMOMETER_SERVICE, [self.measurement, temperature_type])]
 
-    async def measure(self, celsius: float, *, fahrenheit: bool = False) -> bool:
+    async def measure(
+        self, celsius: float, *, fahrenheit: bool = False, ago: timedelta = _NOW
+    ) -> bool:
         value = round(celsius * 9 / 5 + 32, 1) if fahrenheit else celsius
         return await self._deliver(
-            encoding.temperature(value, at=self.clock.now(), fahrenheit=fahrenheit, site=6)
+            encoding.temperature(value, at=self.clock.now() - ago, fahrenheit=fahrenheit, site=6)
         )
 
 
@@ -142,9 +147,11 @@ class Scale(_StoreAndSend):
         self._init_store(self.measurement)
         return [gatt.Service(gatt.GATT_WEIGHT_SCALE_SERVICE, [self.measurement, feature])]
 
-    async def measure(self, kilograms: float, *, imperial: bool = False, user_id: int = 1) -> bool:
+    async def measure(
+        self, kilograms: float, *, imperial: bool = False, user_id: int = 1, ago: timedelta = _NOW
+    ) -> bool:
         return await self._deliver(
-            encoding.weight(kilograms, at=self.clock.now(), user_id=user_id, imperial=imperial)
+            encoding.weight(kilograms, at=self.clock.now() - ago, user_id=user_id, imperial=imperial)
         )
 
     def on_connected(self, connection: Connection) -> None:

@@ -70,7 +70,10 @@ def home_devices(home: int) -> list[HomeDevice]:
 
 
 class EmulatedHome:
-    """The devices of one home on their own virtual radio, with the gateway's adapter."""
+    """The devices of one home on their own virtual radio, with the gateway's adapter.
+
+    Create it inside a running event loop (bumble's controllers bind to it).
+    """
 
     def __init__(self, home: int = 0, *, tz: tzinfo | None = None, seed: int = 0) -> None:
         self.home = home

@@ -77,6 +77,8 @@ class Faults:
     racp_fail_after_records: int | None = None
     """During a stored-record transfer, stop after this many records and answer 'procedure not
     completed' (fires once)."""
+    racp_stall_after_records: int | None = None
+    """During a stored-record transfer, go silent after this many records (fires once)."""
 
 
 class EmulatedPeripheral:
@@ -109,6 +111,7 @@ class EmulatedPeripheral:
         self._device: Device | None = None
         self._connection: Connection | None = None
         self._battery_char: gatt.Characteristic[bytes] | None = None
+        self._services = self.build_services()
 
     # life cycle -------------------------------------------------------------------------------
 
@@ -116,7 +119,7 @@ class EmulatedPeripheral:
         """Join the radio, build the GATT database and start advertising."""
         device = radio.create_device(self.name, self.address)
         self._device = device
-        device.add_services(self.build_services() + self._common_services())
+        device.add_services(self._services + self._common_services())
         device.on(Device.EVENT_CONNECTION, self._on_connection)
         await device.power_on()
         device.advertising_data = bytes(
@@ -240,18 +243,8 @@ class EmulatedPeripheral:
             gatt.Service(
                 gatt.GATT_DEVICE_INFORMATION_SERVICE,
                 [
-                    gatt.Characteristic(
-                        gatt.GATT_MANUFACTURER_NAME_STRING_CHARACTERISTIC,
-                        _PROPS.READ,
-                        _READABLE,
-                        self.MANUFACTURER.encode(),
-                    ),
-                    gatt.Characteristic(
-                        gatt.GATT_MODEL_NUMBER_STRING_CHARACTERISTIC,
-                        _PROPS.READ,
-                        _READABLE,
-                        self.MODEL.encode(),
-                    ),
+                    characteristic(0x2A29, _PROPS.READ, self.MANUFACTURER.encode()),
+                    characteristic(0x2A24, _PROPS.READ, self.MODEL.encode()),
                 ],
             )
         ]
@@ -260,7 +253,9 @@ class EmulatedPeripheral:
                 gatt.GATT_BATTERY_LEVEL_CHARACTERISTIC,
                 _PROPS.READ | _PROPS.NOTIFY,
                 _READABLE,
-                gatt.CharacteristicValue(read=lambda _c: bytes((self.battery_level or 0,))),
+                gatt.CharacteristicValue(
+                    read=lambda _c: bytes((self.battery_level or 0,)), write=refuse_write
+                ),
             )
             services.append(gatt.Service(gatt.GATT_BATTERY_SERVICE, [self._battery_char]))
         if self.current_time_mode != "none":
@@ -275,7 +270,7 @@ class EmulatedPeripheral:
                             _READ_WRITE if writable else _READABLE,
                             gatt.CharacteristicValue(
                                 read=lambda _c: encoding.current_time(self.clock.now()),
-                                write=self._write_current_time if writable else None,
+                                write=self._write_current_time if writable else refuse_write,
                             ),
                         )
                     ],
@@ -293,11 +288,25 @@ class EmulatedPeripheral:
         logger.debug("%s: clock set to %s", self.name, moment.isoformat())
 
 
+def refuse_write(_connection: Connection, _value: bytes) -> None:
+    """What a device answers to a write on a value it does not let anyone write."""
+    raise att.ATT_Error(att.ErrorCode.WRITE_NOT_PERMITTED)
+
+
+def refuse_read(_connection: Connection) -> bytes:
+    """What a device answers to a read of a value that can only be notified or written."""
+    raise att.ATT_Error(att.ErrorCode.READ_NOT_PERMITTED)
+
+
 def characteristic(
     uuid16: int, properties: gatt.Characteristic.Properties, value: bytes = b""
 ) -> gatt.Characteristic[bytes]:
-    """A plain characteristic with a 16-bit SIG UUID."""
+    """A characteristic with a 16-bit SIG UUID and a fixed value; writes are refused."""
     return gatt.Characteristic(
-        core.UUID.from_16_bits(uuid16), properties, _READ_WRITE if properties & _PROPS.WRITE
-        else _READABLE, value
+        core.UUID.from_16_bits(uuid16),
+        properties,
+        _READABLE,
+        gatt.CharacteristicValue(
+            read=(lambda _c: value) if properties & _PROPS.READ else refuse_read, write=refuse_write
+        ),
     )

@@ -23,6 +23,10 @@ from devices.ble.emulated import encoding
 if TYPE_CHECKING:
     from devices.ble.emulated.peripheral import EmulatedPeripheral
 
+
+def refuse_read(_connection: Connection) -> bytes:
+    raise att.ATT_Error(att.ErrorCode.READ_NOT_PERMITTED)
+
 logger = logging.getLogger(__name__)
 
 OP_REPORT: Final = 0x01
@@ -64,7 +68,7 @@ class RacpServer:
             core.UUID.from_16_bits(0x2A52, "Record Access Control Point"),
             gatt.Characteristic.Properties.WRITE | gatt.Characteristic.Properties.INDICATE,
             gatt.Characteristic.Permissions.WRITEABLE,
-            gatt.CharacteristicValue(write=self._on_write),
+            gatt.CharacteristicValue(read=refuse_read, write=self._on_write),
         )
         self._task: asyncio.Task[None] | None = None
         self._abort = False
@@ -122,6 +126,9 @@ class RacpServer:
             if faults.racp_fail_after_records is not None and sent >= faults.racp_fail_after_records:
                 faults.racp_fail_after_records = None
                 await self._respond(encoding.racp_response(OP_REPORT, PROCEDURE_NOT_COMPLETED))
+                return
+            if faults.racp_stall_after_records is not None and sent >= faults.racp_stall_after_records:
+                faults.racp_stall_after_records = None
                 return
             for characteristic, value in record.values:
                 if not await self._peripheral.send(characteristic, value):

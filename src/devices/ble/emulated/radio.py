@@ -7,8 +7,10 @@ emulated controller and host stack; the controllers exchange link-layer packets 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
+from bumble import hci
 from bumble.controller import Controller
 from bumble.device import Device
 from bumble.hci import Address
@@ -17,6 +19,35 @@ from bumble.link import LocalLink
 from bumble.transport.common import AsyncPipeSink
 
 logger = logging.getLogger(__name__)
+
+
+class _Controller(Controller):
+    """bumble's emulated controller, with LE Create Connection Cancel as the Core specification
+    has it (Vol 4, Part E, 7.8.13): the pending attempt ends with an LE Connection Complete event,
+    status Unknown Connection Identifier. (The stock emulation leaves the attempt pending, so a
+    timed-out connect to a silent device would block the adapter for good.)"""
+
+    def on_hci_le_create_connection_cancel_command(
+        self, _command: hci.HCI_LE_Create_Connection_Cancel_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        pending = self.pending_le_connection
+        if pending is None:
+            return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.COMMAND_DISALLOWED_ERROR)
+        self.pending_le_connection = None
+        failure = hci.HCI_LE_Connection_Complete_Event(
+            status=hci.HCI_ErrorCode.UNKNOWN_CONNECTION_IDENTIFIER_ERROR,
+            connection_handle=0,
+            role=hci.Role.CENTRAL,
+            peer_address_type=pending.peer_address_type,
+            peer_address=pending.peer_address,
+            connection_interval=0,
+            peripheral_latency=0,
+            supervision_timeout=0,
+            central_clock_accuracy=0,
+        )
+        # after the Command Complete this method's return value turns into
+        asyncio.get_running_loop().call_soon(self.send_hci_packet, failure)
+        return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
 
 
 class VirtualRadio:
@@ -34,7 +65,7 @@ class VirtualRadio:
         key = address.upper()
         if key in self._controllers:
             raise ValueError(f"address {address} is already on the air")
-        controller = Controller(name, link=self._link, public_address=key)
+        controller = _Controller(name, link=self._link, public_address=key)
         self._controllers[key] = controller
         device = Device(name=name, address=Address(key), host=Host(controller, AsyncPipeSink(controller)))
         logger.debug("virtual radio: %s joined as %s", name, key)

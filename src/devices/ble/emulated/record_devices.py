@@ -10,6 +10,7 @@ is connected and listening at the time.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from bumble import gatt
@@ -21,6 +22,7 @@ from devices.ble.emulated.racp import RacpServer, StoredRecord
 logger = logging.getLogger(__name__)
 
 _PROPS = gatt.Characteristic.Properties
+_NOW = timedelta(0)
 _INTERMEDIATE_STEPS = (40.0, 90.0, 140.0)
 
 
@@ -31,9 +33,9 @@ class BloodPressureCuff(EmulatedPeripheral):
     MODEL = "BP-5 upper arm"
 
     def __init__(self, address: str, name: str, *, first_sequence: int = 1, **kwargs: Any) -> None:
-        super().__init__(address, name, **kwargs)
         self.records: list[StoredRecord] = []
         self.next_sequence = first_sequence
+        super().__init__(address, name, **kwargs)
 
     def build_services(self) -> list[gatt.Service]:
         self.measurement = characteristic(0x2A35, _PROPS.INDICATE)
@@ -49,13 +51,14 @@ class BloodPressureCuff(EmulatedPeripheral):
         ]
 
     async def measure(
-        self, systolic: float, diastolic: float, pulse: float, *, status: int = 0
+        self, systolic: float, diastolic: float, pulse: float, *, status: int = 0,
+        ago: timedelta = _NOW,
     ) -> int:
         """Take a measurement: store it, and indicate it live if a central listens. Returns its
         sequence number."""
         mean = float(round((systolic + 2 * diastolic) / 3))
         value = encoding.blood_pressure(
-            systolic, diastolic, mean, at=self.clock.now(), pulse=pulse, user_id=1, status=status
+            systolic, diastolic, mean, at=self.clock.now() - ago, pulse=pulse, user_id=1, status=status
         )
         sequence = self.next_sequence
         self.next_sequence = (sequence + 1) & 0xFFFF
@@ -78,9 +81,9 @@ class GlucoseMeter(EmulatedPeripheral):
     MODEL = "GM-6 strip meter"
 
     def __init__(self, address: str, name: str, *, first_sequence: int = 1, **kwargs: Any) -> None:
-        super().__init__(address, name, **kwargs)
         self.records: list[StoredRecord] = []
         self.next_sequence = first_sequence
+        super().__init__(address, name, **kwargs)
 
     def build_services(self) -> list[gatt.Service]:
         self.measurement = characteristic(0x2A18, _PROPS.NOTIFY)
@@ -94,12 +97,15 @@ class GlucoseMeter(EmulatedPeripheral):
             )
         ]
 
-    def measure(self, mg_dl: float, *, meal: int | None = None, status: int | None = None) -> int:
+    def measure(
+        self, mg_dl: float, *, meal: int | None = None, status: int | None = None,
+        ago: timedelta = _NOW,
+    ) -> int:
         """Store a strip test (the meter never pushes it on its own). Returns its sequence."""
         sequence = self.next_sequence
         self.next_sequence = (sequence + 1) & 0xFFFF
         value = encoding.glucose(
-            sequence, self.clock.now(), mg_dl, time_offset_min=0, status=status,
+            sequence, self.clock.now() - ago, mg_dl, time_offset_min=0, status=status,
             context_follows=meal is not None,
         )
         values = [(self.measurement, value)]
