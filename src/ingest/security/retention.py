@@ -44,6 +44,7 @@ class RetentionJob:
         self.services = services
         self.days = services.settings.readings_retention_days
         self.interval_s = float(services.settings.retention_interval_s)
+        self.batch = DELETE_BATCH
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.uses_timescale = False
@@ -77,9 +78,9 @@ class RetentionJob:
         total = 0
         while not self._stop.is_set():
             with self.services.transaction() as conn:
-                deleted = delete_expired_batch(conn, cutoff)
+                deleted = delete_expired_batch(conn, cutoff, self.batch)
             total += deleted
-            if deleted < DELETE_BATCH:
+            if deleted < self.batch:
                 break
         if total:
             logger.info("readings retention: deleted %d readings measured before %s", total, cutoff)
