@@ -55,7 +55,8 @@ def problems() -> PageProblems:
 
 
 @pytest.fixture
-def page(browser: Any, problems: PageProblems) -> Iterator[Any]:
+def page(browser: Any, problems: PageProblems, service: RunningService) -> Iterator[Any]:
+    """A fresh browser tab; closed before the service stops (its live stream would hold it up)."""
     context = browser.new_context(viewport=VIEWPORT, locale="en-GB", timezone_id="Europe/London")
     pg = context.new_page()
     pg.set_default_timeout(15_000)

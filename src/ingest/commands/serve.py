@@ -29,13 +29,20 @@ def run_service(settings: Settings, *, demo: bool = False) -> None:
         )
         server = uvicorn.Server(config)
         runtime.start_components()
+        demo_devices = None
         if demo:
             from ingest.demo import start_demo
 
-            runtime.components.append(start_demo(runtime, server))
+            demo_devices = start_demo(runtime, server)
+            runtime.components.append(demo_devices)
         logger.info("API listening on http://%s:%d", settings.http_host, settings.http_port)
-        server.run()
-        logger.info("shutting down")
+        try:
+            server.run()
+        finally:
+            logger.info("shutting down")
+            # The demo's devices stop before the components they publish to (started earlier).
+            if demo_devices is not None and demo_devices.stop is not None:
+                demo_devices.stop()
 
 
 @click.command()

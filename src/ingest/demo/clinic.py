@@ -109,6 +109,7 @@ PATIENTS: Final[tuple[DemoPatient, ...]] = (
         ),
         # fluid retention: +2.6 kg over the last week (a heart-failure decompensation sign)
         history_episodes=(("body_weight", 7.0, 30.0, 2.6, 6.0),),
+        thresholds={"body_weight": {"low": 76.0, "high": 85.0}},
     ),
     DemoPatient(
         mrn="DEMO-1002",
@@ -122,6 +123,8 @@ PATIENTS: Final[tuple[DemoPatient, ...]] = (
         ),
         history_episodes=(("spo2", 12.0, 1.5, -5.5, 0.3),),
         live_episodes=(LiveEpisode("spo2", timedelta(seconds=15), timedelta(minutes=2), -9.0),),
+        # COPD: a target of 88-92 % rather than the clinic's default
+        thresholds={"spo2": {"low": 90, "critical_low": 86}},
     ),
     DemoPatient(
         mrn="DEMO-1003",
@@ -168,7 +171,9 @@ PATIENTS: Final[tuple[DemoPatient, ...]] = (
         display_name="Elena Kowalski",
         fhir_patient_id="demo-elena-kowalski",
         condition="at home with Bluetooth devices behind a home gateway",
-        baseline=Baseline(heart_rate=66, systolic_bp=131, diastolic_bp=79, body_weight=64.0, spo2=96.0),
+        # centred where the emulated home's devices measure, so history and live readings agree
+        baseline=Baseline(heart_rate=72, systolic_bp=122, diastolic_bp=79, spo2=97.0,
+                          body_temperature=36.8, blood_glucose=105, meal_rise=25),
         devices=(),  # the emulated Bluetooth home adds hers (see ingest.demo.home)
         adherence=0.55,
     ),

@@ -17,7 +17,11 @@ export function kindLabel(kind) {
 
 /** One-line description of what the alert is about. */
 export function alertTitle(alert) {
-  if (alert.message) return alert.message;
+  if (alert.message) {
+    // "spo2 85 % below critical low 86" -> "Oxygen saturation 85 % below critical low 86"
+    const text = alert.metric ? alert.message.replace(alert.metric, metricLabel(alert.metric)) : alert.message;
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  }
   const metric = alert.metric ? metricLabel(alert.metric) : "Alert";
   const value = alert.value !== undefined && alert.value !== null ? ` ${formatValue(alert.metric, alert.value, alert.unit)}` : "";
   return `${metric}${value} \u2014 ${kindLabel(alert.kind)}`;

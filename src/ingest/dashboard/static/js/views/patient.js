@@ -6,7 +6,7 @@ import { lineChart } from "../chart.js";
 import { h, replace } from "../dom.js";
 import { ago, dateTime, formatNumber, formatValue, metricLabel, sortMetrics, unitLabel } from "../format.js";
 import { alertItem, alertTitle } from "./alert-item.js";
-import { coverageMeter } from "./patients.js";
+import { coverageMeter, reasons } from "./patients.js";
 
 export const RANGES = {
   "24h": { label: "24 hours", ms: 24 * 3600e3, bucket: "15m" },
@@ -35,7 +35,7 @@ export function chartGroups(metrics) {
 function thresholdMap(payload) {
   const rows = Array.isArray(payload) ? payload : payload?.thresholds ?? [];
   if (!Array.isArray(rows)) return typeof rows === "object" && rows ? rows : {};
-  return Object.fromEntries(rows.filter((r) => r && r.metric).map((r) => [r.metric, r]));
+  return Object.fromEntries(rows.filter((r) => r && r.metric && r.enabled !== false).map((r) => [r.metric, r]));
 }
 
 async function patientAlerts(api, id) {
@@ -51,7 +51,7 @@ export function tiles(latest) {
   for (const metric of sortMetrics(latest.map((v) => v.metric))) {
     const v = by[metric];
     if (metric === "systolic_bp" && by.diastolic_bp && by.diastolic_bp.measured_at === v.measured_at) {
-      out.push({ ...v, metric: "blood_pressure", label: "Blood pressure",
+      out.push({ ...v, metric: "blood_pressure", label: "Blood pressure", diastolic: by.diastolic_bp.value,
         text: `${formatNumber("systolic_bp", v.value)}/${formatNumber("diastolic_bp", by.diastolic_bp.value)} ${unitLabel(v.unit)}` });
     } else if (!(metric === "diastolic_bp" && by.systolic_bp && by.systolic_bp.measured_at === v.measured_at)) {
       out.push({ ...v, label: metricLabel(metric), text: formatValue(metric, v.value, v.unit) });
@@ -60,11 +60,26 @@ export function tiles(latest) {
   return out;
 }
 
-function vitalTile(v, now) {
+/** "critical", "warning" or "" for a value against the patient's thresholds. */
+export function rangeStatus(value, limits) {
+  if (!limits || limits.enabled === false || value === null || value === undefined) return "";
+  const below = (bound) => bound !== null && bound !== undefined && value < bound;
+  const above = (bound) => bound !== null && bound !== undefined && value > bound;
+  if (below(limits.critical_low) || above(limits.critical_high)) return "critical";
+  if (below(limits.low) || above(limits.high)) return "warning";
+  return "";
+}
+
+function vitalTile(v, now, thresholds) {
   const stale = now - new Date(v.measured_at).getTime() > STALE_MS;
-  return h("li", { class: ["tile", stale && "tile-stale"], dataset: { metric: v.metric } },
+  const parts = v.metric === "blood_pressure"
+    ? [rangeStatus(v.value, thresholds.systolic_bp), rangeStatus(v.diastolic, thresholds.diastolic_bp)]
+    : [rangeStatus(v.value, thresholds[v.metric])];
+  const status = parts.includes("critical") ? "critical" : parts.includes("warning") ? "warning" : "";
+  return h("li", { class: ["tile", stale && "tile-stale", status && `tile-${status}`], dataset: { metric: v.metric } },
     h("span", { class: "tile-label" }, v.label),
-    h("span", { class: "tile-value" }, v.text),
+    h("span", { class: "tile-value" }, v.text,
+      status ? h("span", { class: ["pill", `pill-${status}`] }, status === "critical" ? "critical" : "out of range") : null),
     h("time", { class: "tile-age", datetime: v.measured_at, title: dateTime(v.measured_at) },
       `${ago(v.measured_at, now)}${stale ? " (stale)" : ""}`));
 }
@@ -195,10 +210,10 @@ export function patientView(container, session, id, query) {
       h("div", { class: "view-head patient-head" },
         h("h1", {}, detail.display_name),
         h("p", { class: "patient-ids" }, `MRN ${detail.mrn}`, detail.fhir_patient_id ? ` \u00b7 FHIR ${detail.fhir_patient_id}` : "", ` \u00b7 clinic ${detail.clinic}`),
-        detail.attention.length ? h("ul", { class: "reasons" }, detail.attention.map((r) => h("li", { class: "reason" }, r))) : null),
+        detail.attention.length ? reasons(detail.attention) : null),
       h("section", { "aria-labelledby": "latest-title" },
         h("h2", { id: "latest-title" }, "Latest vitals"),
-        detail.latest.length ? h("ul", { class: "tiles" }, tiles(detail.latest).map((v) => vitalTile(v, now)))
+        detail.latest.length ? h("ul", { class: "tiles" }, tiles(detail.latest).map((v) => vitalTile(v, now, thresholds)))
           : h("p", { class: "muted" }, "No readings yet.")),
       h("section", { "aria-labelledby": "coverage-title", class: "coverage-section" },
         h("h2", { id: "coverage-title" }, "Days with readings in the last 30 days"),

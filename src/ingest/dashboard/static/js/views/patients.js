@@ -30,11 +30,15 @@ export function coverageMeter(days) {
     h("span", {}, `${days}/30 days`));
 }
 
-function attention(patient) {
-  if (!patient.attention.length) return h("span", { class: "muted" }, "No concerns");
-  return h("ul", { class: "reasons" }, patient.attention.map((r) => h("li", {
+export function reasons(list) {
+  return h("ul", { class: "reasons" }, list.map((r) => h("li", {
     class: ["reason", /critical/.test(r) ? "reason-critical" : /warning/.test(r) ? "reason-warning" : "reason-data"],
   }, r)));
+}
+
+function attention(patient) {
+  if (!patient.attention.length) return h("span", { class: "muted" }, "No concerns");
+  return reasons(patient.attention);
 }
 
 export function patientsView(container, session, query) {
