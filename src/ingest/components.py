@@ -41,6 +41,9 @@ def default_components() -> list[ComponentFactory]:
     from ingest.security.retention import retention_component
 
     factories.append(retention_component)
+    from ingest.export.component import fhir_export_component
+
+    factories.append(fhir_export_component)  # outbox hook + exports API; workers with an EHR
     from ingest.mqtt.consumer import mqtt_component
 
     factories.append(mqtt_component)  # keep last: starts after what it feeds, stops first

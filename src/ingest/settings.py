@@ -78,6 +78,17 @@ class Settings(BaseSettings):
     fhir_private_key_file: Path | None = None
     fhir_token_url: str | None = None
     fhir_bundle_size: int = Field(default=100, ge=1, le=1000)
+    # --- FHIR export delivery (see docs/fhir.md)
+    fhir_workers: int = Field(default=1, ge=1, le=32, description="export worker threads per process")
+    fhir_poll_interval_s: float = Field(default=1.0, gt=0, le=300, description="idle worker poll")
+    fhir_lease_s: float = Field(
+        default=60.0, ge=1, le=3600, description="hold on claimed rows, renewed while sending"
+    )
+    fhir_panel_wait_s: float = Field(
+        default=30.0, ge=0, le=3600, description="a BP panel missing a component waits this long"
+    )
+    fhir_timeout_s: float = Field(default=30.0, gt=0, le=600, description="EHR request timeout")
+    fhir_keep_sent_days: int = Field(default=30, ge=1, le=36500, description="then sent rows go")
 
     # --- alerts (see docs/alerts.md)
     alert_scheduler_interval_s: float = Field(
@@ -149,6 +160,15 @@ class Settings(BaseSettings):
     def _mqtt_url(cls, v: str | None) -> str | None:
         if v is not None and not v.startswith(("mqtt://", "mqtts://")):
             raise ValueError("RPM_MQTT_URL must start with mqtt:// or mqtts://")
+        return v
+
+    @field_validator("fhir_base_url", mode="before")
+    @classmethod
+    def _fhir_url(cls, v: object) -> object:
+        if isinstance(v, str) and not v.strip():
+            return None  # RPM_FHIR_BASE_URL= (empty) means no EHR: export rows wait
+        if isinstance(v, str) and not re.match(r"^https?://[^\s/?#]+[^\s?#]*$", v):
+            raise ValueError("RPM_FHIR_BASE_URL must be an http:// or https:// URL")
         return v
 
     @model_validator(mode="after")

@@ -5,17 +5,21 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict
 
 from ingest.api.deps import ServicesDep, StaffDep, ensure_clinic_visible
 from ingest.api.schemas import (
     Bucket,
     BucketsPage,
     DevicePublic,
+    FhirId,
     PatientCreate,
     PatientPublic,
     ReadingPublic,
     ReadingsPage,
+    Text200,
 )
+from ingest.export import store as export_store
 from ingest.store import readings as readings_store
 from ingest.store import registry
 from ingest.store.tokens import Principal
@@ -68,6 +72,36 @@ def list_patients(
 @router.get("/{patient_id}", response_model=PatientPublic)
 def get_patient(patient_id: UUID, services: ServicesDep, principal: StaffDep) -> PatientPublic:
     return patient_public(visible_patient(services, principal, patient_id))
+
+
+class PatientUpdate(BaseModel):
+    """``PATCH /v1/patients/{id}``: the fields to change (``fhir_patient_id`` null unlinks)."""
+
+    model_config = ConfigDict(extra="forbid")
+    display_name: Text200 | None = None
+    fhir_patient_id: FhirId | None = None
+
+
+@router.patch("/{patient_id}", response_model=PatientPublic)
+def update_patient(
+    patient_id: UUID, body: PatientUpdate, services: ServicesDep, principal: StaffDep
+) -> PatientPublic:
+    """Rename a patient or link them to the EHR; linking releases their waiting FHIR exports."""
+    fields = body.model_fields_set
+    if not fields:
+        raise HTTPException(422, "nothing to change: give display_name and/or fhir_patient_id")
+    if "display_name" in fields and body.display_name is None:
+        raise HTTPException(422, "display_name cannot be null")
+    visible_patient(services, principal, patient_id)
+    with services.transaction() as conn:
+        row, _ = export_store.update_patient(
+            conn,
+            patient_id,
+            display_name=body.display_name,
+            fhir_patient_id=body.fhir_patient_id,
+            set_fhir_patient_id="fhir_patient_id" in fields,
+        )
+    return patient_public(row)
 
 
 @router.get("/{patient_id}/devices", response_model=list[DevicePublic])
