@@ -144,6 +144,23 @@ def provision_service(
     click.echo(_RELOAD_HINT, err=True)
 
 
+@devices.command("provision-monitor")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="read the password from stdin instead of generating one")
+@_with_file_options
+@_fail_on_ingest_error
+def provision_monitor(
+    username: str, password_stdin: bool, password_file: Path | None, acl_file: Path | None
+) -> None:
+    """Give USERNAME (a health check) the right to read the broker's uptime and nothing else."""
+    files, _ = _files(password_file, acl_file)
+    password = _password(password_stdin)
+    mosquitto.set_user(files, mosquitto.check_username(username), password, mosquitto.monitor_acl())
+    shown = {"username": username} if password_stdin else {"username": username, "password": password}
+    click.echo(json.dumps(shown))
+    click.echo(_RELOAD_HINT, err=True)
+
+
 @devices.command("revoke")
 @click.argument("username")
 @_with_file_options

@@ -238,3 +238,8 @@ def device_acl(prefix: str, device_id: str, publishes_for: Sequence[str] = ()) -
 def service_acl(prefix: str) -> list[str]:
     """The ingest service subscribes to every device's readings topic (also as a shared subscription)."""
     return [f"topic read {prefix}/+/readings"]
+
+
+def monitor_acl() -> list[str]:
+    """A health check may read the broker's uptime; no readings, no publishing."""
+    return ["topic read $SYS/broker/uptime"]
