@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 SIGNATURE_HEADER: Final = "X-RPM-Signature"
 TIMESTAMP_HEADER: Final = "X-RPM-Timestamp"
 LEASE_S: Final = 120
+IDLE_WAIT_S: Final = 5.0
 BATCH: Final = 20
 USER_AGENT: Final = "rpm-ingest-webhooks/1"
 WEBHOOK_COLUMNS: Final = (
@@ -214,8 +215,21 @@ class WebhookWorker:
                 logger.exception("webhook delivery pass failed")
                 done = 0
             if done == 0:
-                self._wake.wait(1.0)
+                self._wake.wait(self._idle_wait())
                 self._wake.clear()
+
+    def _idle_wait(self) -> float:
+        """Until the next retry falls due (new events wake the worker earlier), at most 5 s."""
+        try:
+            with self.pool.connection() as conn:
+                row = conn.execute(
+                    "SELECT extract(epoch FROM min(next_attempt_at) - now())::float8"
+                    " FROM webhook_deliveries WHERE status = 'pending'"
+                ).fetchone()
+        except psycopg.Error:
+            return IDLE_WAIT_S
+        due = row[0] if row and row[0] is not None else IDLE_WAIT_S
+        return float(min(max(due, 0.01), IDLE_WAIT_S))
 
     def run_once(self) -> int:
         """Claim due deliveries and attempt each once; returns how many were attempted."""

@@ -56,7 +56,9 @@ def test_battery_flag_opens_low_battery_and_clears_without_it(clinic: Clinic) ->
     pid = clinic.patient("METER-1")
     clinic.post("METER-1", reading("blood_glucose", 110, ago(minutes=30), status=["device_battery_low"]))
     [alert] = clinic.active(pid)
-    assert (alert["kind"], alert["rule"], alert["details"]["source"]) == ("low_battery", "battery:low", "flag")
+    assert (alert["kind"], alert["rule"], alert["details"]["source"]) == (
+        "low_battery", "battery:low", "flag"
+    )
     clinic.post("METER-1", reading("blood_glucose", 112, ago(minutes=20)))
     assert clinic.active(pid) == []
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from tests.ingest.alerts.conftest import Clinic, ago, reading
 from tests.support.service import RunningService
 
 
-def open_alert(clinic: Clinic, device: str = "CUFF-1", mrn: str = "MRN-1", clinic_id: str = "default") -> dict:
+def open_alert(
+    clinic: Clinic, device: str = "CUFF-1", mrn: str = "MRN-1", clinic_id: str = "default"
+) -> dict[str, Any]:
     pid = clinic.patient(device, mrn, clinic=clinic_id)
     clinic.post(device, reading("systolic_bp", 190, ago(minutes=5)))
     [alert] = clinic.active(pid)

@@ -14,7 +14,8 @@ def test_duplicates_and_redeliveries_never_fire_twice(clinic: Clinic) -> None:
     opened = [e for e in clinic.events() if e["type"] == "opened"]
     assert len(opened) == 2
 
-    clinic.post("CUFF-1", reading("systolic_bp", 120, ago(minutes=5)), reading("diastolic_bp", 80, ago(minutes=5)))
+    normal = [reading("systolic_bp", 120, ago(minutes=5)), reading("diastolic_bp", 80, ago(minutes=5))]
+    clinic.post("CUFF-1", *normal)
     assert clinic.active(pid) == []
     # The original abnormal reading delivered again after the episode ended: nothing happens.
     assert clinic.post("CUFF-1", *body)["duplicates"] == 2

@@ -14,7 +14,9 @@ def test_gain_of_1_kg_within_a_day_fires_and_0_99_does_not(clinic: Clinic) -> No
     clinic.post("SCALE-2", reading("body_weight", 80.99, ago(minutes=30)))
     assert clinic.active(small) == []
     [alert] = clinic.active(gain)
-    assert (alert["rule"], alert["kind"], alert["severity"]) == ("rate:body_weight:24h", "rate_of_change", "warning")
+    assert (alert["rule"], alert["kind"], alert["severity"]) == (
+        "rate:body_weight:24h", "rate_of_change", "warning"
+    )
     assert alert["details"]["baseline_value"] == 80.0
     assert abs(alert["details"]["change"] - 1.0) < 1e-6
     assert "rose 1.00 kg within 24 h" in alert["message"]
@@ -67,5 +69,7 @@ def test_rules_can_be_disabled_per_patient(clinic: Clinic) -> None:
     pid = clinic.patient("SCALE-1")
     rule = clinic.set_rule(pid, "rate:body_weight:24h", enabled=False)
     assert (rule["enabled"], rule["source"]) == (False, "patient")
-    clinic.post("SCALE-1", reading("body_weight", 80.0, ago(hours=20)), reading("body_weight", 82.1, ago(hours=1)))
+    clinic.post(
+        "SCALE-1", reading("body_weight", 80.0, ago(hours=20)), reading("body_weight", 82.1, ago(hours=1))
+    )
     assert clinic.active(pid) == []  # +2.1 kg: the weekly rule (2.3 kg) stays quiet too

@@ -108,7 +108,8 @@ def test_patient_without_overrides_uses_clinic_defaults(clinic: Clinic) -> None:
 
     # A clinic-wide change reaches the patient without an override, not the one with it.
     r = clinic.http.put(
-        "/v1/clinics/default/alert-rules/threshold:heart_rate", json={"params": {"high": 95, "consecutive": 1}}
+        "/v1/clinics/default/alert-rules/threshold:heart_rate",
+        json={"params": {"high": 95, "consecutive": 1}},
     )
     assert r.status_code == 200, r.text
     assert r.json()["source"] == "clinic"
