@@ -1,6 +1,6 @@
 """Drain the on-disk queue to the broker, oldest first; delete only what the broker acknowledged.
 
-Queued messages of the same device that sit next to each other are sent as one MQTT message
+Queued messages of the same device (within the rows read at once) are sent as one MQTT message
 (``rpm/<device_id>/readings``, payload per ``contract/mqtt.md`` with ``gateway_id`` and
 ``device_id`` set) of at most ``batch_readings`` readings. At most ``window`` messages are in
 flight; each PUBACK deletes the rows its message carried. While the broker is unreachable nothing
@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+from devices.gateway.errors import GatewayError
 from devices.gateway.mqtt_paho import TransportEvents
 from devices.gateway.queue import AsyncQueue
 from devices.gateway.store import QueuedMessage
@@ -58,23 +59,29 @@ def topic_for(prefix: str, device_id: str) -> str:
 def group_messages(
     rows: Sequence[QueuedMessage], max_readings: int
 ) -> list[tuple[str, list[int], list[dict[str, Any]]]]:
-    """Merge consecutive rows of one device: (device_id, row ids, readings) per MQTT message."""
+    """Rows per device, in queue order, cut into MQTT messages of at most ``max_readings``
+    readings (and well under the payload limit): (device_id, row ids, readings) per message.
+
+    A device's messages come out in the order of its rows, so its readings stay in order.
+    """
     groups: list[tuple[str, list[int], list[dict[str, Any]]]] = []
-    size = 0
+    open_group: dict[str, int] = {}
+    sizes: dict[int, int] = {}
     for row in rows:
         row_size = len(json.dumps(row.readings))
+        index = open_group.get(row.device_id)
         if (
-            groups
-            and groups[-1][0] == row.device_id
-            and len(groups[-1][2]) + len(row.readings) <= max_readings
-            and size + row_size <= _PAYLOAD_BUDGET
+            index is not None
+            and len(groups[index][2]) + len(row.readings) <= max_readings
+            and sizes[index] + row_size <= _PAYLOAD_BUDGET
         ):
-            groups[-1][1].append(row.id)
-            groups[-1][2].extend(row.readings)
-            size += row_size
+            groups[index][1].append(row.id)
+            groups[index][2].extend(row.readings)
+            sizes[index] += row_size
         else:
+            open_group[row.device_id] = len(groups)
+            sizes[len(groups)] = row_size
             groups.append((row.device_id, [row.id], list(row.readings)))
-            size = row_size
     return groups
 
 
@@ -84,10 +91,11 @@ class Publisher(TransportEvents):
         self._transport = transport
         self._settings = settings
         self._inflight: dict[int, list[int]] = {}
-        self._handed_up_to = 0
+        self._handed: set[int] = set()
         self._wake = asyncio.Event()
         self._connected = asyncio.Event()
-        self._acks: set[asyncio.Task[int]] = set()
+        self._acked: list[int] = []
+        self._ack_task: asyncio.Task[None] | None = None
         self._refused_until = 0.0
         self.messages_sent = 0
 
@@ -111,17 +119,27 @@ class Publisher(TransportEvents):
             return
         if not accepted:
             logger.error("broker refused a message (%s); it stays queued and is retried", reason)
-            self._handed_up_to = min(self._handed_up_to, min(ids) - 1)
+            self._handed.difference_update(ids)
             self._refused_until = asyncio.get_running_loop().time() + _REFUSED_BACKOFF
             return
-        task = asyncio.create_task(self._queue.ack(ids))
-        self._acks.add(task)
-        task.add_done_callback(self._ack_done)
+        self._acked.extend(ids)
+        if self._ack_task is None or self._ack_task.done():
+            self._ack_task = asyncio.create_task(self._delete_acked())
 
-    def _ack_done(self, task: asyncio.Task[int]) -> None:
-        self._acks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("could not delete acknowledged readings: %s", task.exception())
+    async def _delete_acked(self) -> None:
+        """Delete acknowledged rows, many per transaction: acks arriving during one commit
+        wait for the next, so a fast broker costs a few fsyncs, not one per message."""
+        while self._acked:
+            ids, self._acked = self._acked, []
+            try:
+                await self._queue.ack(ids)
+            except GatewayError as exc:
+                logger.error("could not delete %d acknowledged row(s): %s", len(ids), exc)
+                self._acked[:0] = ids
+                await asyncio.sleep(1.0)
+                continue
+            self._handed.difference_update(ids)
+            self._wake.set()
 
     # the drain loop -----------------------------------------------------------------------------
 
@@ -145,10 +163,10 @@ class Publisher(TransportEvents):
         if room <= 0:
             await self._wait_for_wake()
             return
-        rows = await self._queue.peek(self._handed_up_to, room * self._settings.batch_readings)
+        rows = await self._fresh_rows(room * self._settings.batch_readings)
         if not rows:
             self._queue.changed.clear()
-            rows = await self._queue.peek(self._handed_up_to, room)
+            rows = await self._fresh_rows(room * self._settings.batch_readings)
             if not rows:
                 await self._wait_for_wake()
                 return
@@ -164,8 +182,14 @@ class Publisher(TransportEvents):
             body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
             mid = self._transport.publish(topic_for(self._settings.topic_prefix, device_id), body)
             self._inflight[mid] = ids
-            self._handed_up_to = max(ids)
+            self._handed.update(ids)
             self.messages_sent += 1
+
+    async def _fresh_rows(self, limit: int) -> list[QueuedMessage]:
+        """The oldest queued rows not yet handed to the transport (handed ones are in flight
+        or acknowledged and about to be deleted)."""
+        rows = await self._queue.peek(0, limit + len(self._handed))
+        return [row for row in rows if row.id not in self._handed][:limit]
 
     async def _wait_for_wake(self) -> None:
         self._wake.clear()
@@ -182,14 +206,14 @@ class Publisher(TransportEvents):
                 waiter.cancel()
 
     async def _settle_acks(self) -> None:
-        if self._acks:
-            await asyncio.wait(set(self._acks), timeout=5)
+        if self._ack_task is not None and not self._ack_task.done():
+            await asyncio.wait({self._ack_task}, timeout=5)
 
     async def wait_drained(self) -> None:
         """Return once the queue is empty and nothing is in flight (for tests and shutdown)."""
         while True:
             stats = await self._queue.stats()
-            if stats.messages == 0 and not self._inflight and not self._acks:
+            if stats.messages == 0 and not self._inflight and not self._acked:
                 return
             self._wake.clear()
             try:
