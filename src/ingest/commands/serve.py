@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+from types import FrameType
 
 import click
 import uvicorn
@@ -27,7 +29,7 @@ def run_service(settings: Settings, *, demo: bool = False) -> None:
             lifespan="off",
             **uvicorn_options(settings),
         )
-        server = uvicorn.Server(config)
+        server = _GracefulServer(config)
         runtime.start_components()
         demo_devices = None
         if demo:
@@ -43,6 +45,17 @@ def run_service(settings: Settings, *, demo: bool = False) -> None:
             # The demo's devices stop before the components they publish to (started earlier).
             if demo_devices is not None and demo_devices.stop is not None:
                 demo_devices.stop()
+
+
+class _GracefulServer(uvicorn.Server):
+    """Stop serving on SIGINT/SIGTERM without re-raising the signal afterwards (uvicorn does, which
+    would kill the process before the components, the pool and the embedded servers stop, and make
+    Ctrl-C exit with status 1): the caller then stops everything in order and exits 0."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True  # a second Ctrl-C: stop waiting for open connections
+        self.should_exit = True
 
 
 @click.command()

@@ -136,9 +136,6 @@ def open_alert_counts(
     """Per patient, alerts not yet resolved (open or acknowledged), by severity."""
     if not patient_ids:
         return {}
-    row = conn.execute("SELECT to_regclass('alerts') IS NOT NULL").fetchone()
-    if row is None or not row[0]:
-        return {}
     out: dict[UUID, dict[str, int]] = {}
     with conn.cursor() as cur:
         cur.execute(

@@ -13,8 +13,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 import click
 
@@ -23,6 +25,7 @@ from ingest.demo.clinic import PATIENTS, DemoPatient, with_devices
 from ingest.demo.home import HomeRunner, demo_devices
 from ingest.demo.live import LiveDevice, LiveDevices
 from ingest.errors import ConfigurationError
+from ingest.services import Services
 
 if TYPE_CHECKING:
     import uvicorn
@@ -44,8 +47,29 @@ def demo_patients(home: int = HOME_NUMBER) -> list[DemoPatient]:
     return [with_devices(p, demo_devices(home)) if p.mrn == HOME_PATIENT else p for p in PATIENTS]
 
 
-def start_demo(runtime: Runtime, server: uvicorn.Server) -> Component:
+@dataclass(frozen=True, slots=True)
+class SeededClinic:
+    patients: list[DemoPatient]
+    ids: dict[str, UUID]  # MRN -> patient id
+    token: str  # a new admin token
+    started: datetime
+
+
+def seed_clinic(services: Services, zone: tzinfo, now: datetime | None = None) -> SeededClinic:
+    """Register the demo clinic (idempotent), set its thresholds and fill in 30 days of history."""
     from ingest.demo import history, register, thresholds
+
+    now = now or datetime.now(UTC)
+    patients = demo_patients()
+    with services.transaction() as conn:
+        ids = register.register(conn, patients, now)
+        thresholds.apply(conn, patients, ids)
+        token = register.admin_token(conn, now)
+    history.backfill(services, patients, zone, now, demo_start=now)
+    return SeededClinic(patients, ids, token, now)
+
+
+def start_demo(runtime: Runtime, server: uvicorn.Server) -> Component:
     from ingest.mqtt.config import broker_options
     from ingest.mqtt.publisher import Publisher
 
@@ -56,13 +80,8 @@ def start_demo(runtime: Runtime, server: uvicorn.Server) -> Component:
     if settings.mqtt_url is None:
         raise ConfigurationError("the demo needs an MQTT broker (RPM_MQTT_URL or the embedded one)")
     zone = local_zone()
-    now = datetime.now(UTC)
-    patients = demo_patients()
-    with services.transaction() as conn:
-        ids = register.register(conn, patients, now)
-        thresholds.apply(conn, patients, ids)
-        token = register.admin_token(conn, now)
-    history.backfill(services, patients, zone, now, demo_start=now)
+    seeded = seed_clinic(services, zone)
+    patients, now, token = seeded.patients, seeded.started, seeded.token
 
     publisher = Publisher(broker_options(settings, client_id=f"{settings.mqtt_client_id}-demo-devices"))
     publisher.start()
@@ -82,6 +101,7 @@ def start_demo(runtime: Runtime, server: uvicorn.Server) -> Component:
         data_dir=settings.data_dir / "demo-home",
         topic_prefix=settings.mqtt_topic_prefix,
         home=HOME_NUMBER,
+        gateway_id=f"{settings.mqtt_client_id}-home-{HOME_NUMBER}",
         measure_every_s=45.0,
         tz=zone,
     )

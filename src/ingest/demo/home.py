@@ -52,6 +52,7 @@ class HomeRunner:
         data_dir: Path,
         topic_prefix: str,
         home: int = 0,
+        gateway_id: str | None = None,
         profile: Profile = "normal",
         measure_every_s: float = 30.0,
         tz: tzinfo | None = None,
@@ -60,6 +61,7 @@ class HomeRunner:
         self.data_dir = data_dir
         self.topic_prefix = topic_prefix
         self.home = home
+        self.gateway_id = gateway_id
         self.profile: Profile = profile
         self.measure_every_s = measure_every_s
         self.tz = tz
@@ -100,6 +102,7 @@ class HomeRunner:
                 self.broker_url,
                 data_dir=self.data_dir,
                 home=self.home,
+                gateway_id=self.gateway_id,
                 topic_prefix=self.topic_prefix,
                 profile=self.profile,
                 measure_every_s=self.measure_every_s,

@@ -15,11 +15,12 @@ function niceStep(span, target) {
   return (norm < 1.5 ? 1 : norm < 3 ? 2 : norm < 7 ? 5 : 10) * mag;
 }
 
-function domainOf(series, limits) {
+function domainOf(series, limits, lines) {
   const values = [];
   for (const line of series) for (const p of line.points) values.push(p.min, p.max);
   if (limits.low !== undefined && limits.low !== null) values.push(limits.low);
   if (limits.high !== undefined && limits.high !== null) values.push(limits.high);
+  for (const l of lines) if (l.inDomain) values.push(l.value);
   let lo = Math.min(...values);
   let hi = Math.max(...values);
   if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [0, 1];
@@ -63,14 +64,15 @@ function timeTicks(since, until) {
 /**
  * series: [{label, cls, points: [{t: ms, min, max, avg, count}]}]
  * limits: {low, high, critical_low, critical_high} (any may be missing)
+ * lines: [{value, cls, label, inDomain}] extra threshold lines (charts of several series)
  * markers: [{t: ms, severity, label}]
  */
-export function lineChart({ title, metric, unit, since, until, series, limits = {}, markers = [], gapMs }) {
+export function lineChart({ title, metric, unit, since, until, series, limits = {}, lines = [], markers = [], gapMs }) {
   const x0 = M.left;
   const x1 = W - M.right;
   const y0 = H - M.bottom;
   const y1 = M.top;
-  const [lo, hi] = domainOf(series, limits);
+  const [lo, hi] = domainOf(series, limits, lines);
   const x = (t) => x0 + ((t - since) / (until - since)) * (x1 - x0);
   const y = (v) => y0 - ((v - lo) / (hi - lo)) * (y0 - y1);
   const clampY = (v) => Math.max(y1, Math.min(y0, y(v)));
@@ -105,6 +107,11 @@ export function lineChart({ title, metric, unit, since, until, series, limits = 
       svg.append(s("line", { class: cls, x1: x0, x2: x1, y1: y(limits[key]), y2: y(limits[key]) }));
     }
   }
+  for (const l of lines) {
+    if (has(l.value) && l.value > lo && l.value < hi) {
+      svg.append(s("line", { class: l.cls, x1: x0, x2: x1, y1: y(l.value), y2: y(l.value) }, s("title", {}, l.label)));
+    }
+  }
 
   // Axes and grid.
   const axis = s("g", { class: "axis", "aria-hidden": "true" });
@@ -115,7 +122,9 @@ export function lineChart({ title, metric, unit, since, until, series, limits = 
   }
   for (const tick of timeTicks(since, until)) {
     axis.append(s("line", { class: "tick", x1: x(tick.t), x2: x(tick.t), y1: y0, y2: y0 + 4 }));
-    axis.append(s("text", { x: x(tick.t), y: H - 8, "text-anchor": "middle" }, tick.label));
+    const tx = x(tick.t);
+    const anchor = tx > x1 - 24 ? "end" : tx < x0 + 24 ? "start" : "middle";
+    axis.append(s("text", { x: tx, y: H - 8, "text-anchor": anchor }, tick.label));
   }
   axis.append(s("line", { class: "baseline", x1: x0, x2: x1, y1: y0, y2: y0 }));
   svg.append(axis);

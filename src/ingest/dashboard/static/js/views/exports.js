@@ -1,33 +1,43 @@
-// FHIR export status: how many readings wait, were sent or failed, and why the failures failed.
+// FHIR export status: readings waiting, sent or failed, why the failures failed, and which
+// patients hold exports back because they have no FHIR Patient id yet.
 
 import { h, replace, toast } from "../dom.js";
-import { ago, dateTime } from "../format.js";
+import { ago, dateTime, metricLabel } from "../format.js";
 
 const STATES = [
-  ["pending", "Pending", "Waiting to be sent to the EHR"],
+  ["pending", "Pending", "Queued for the EHR"],
+  ["waiting", "Waiting", "Held until the patient has a FHIR id"],
   ["sent", "Sent", "Delivered to the EHR"],
   ["failed", "Failed", "Refused by the EHR; needs attention"],
 ];
 
-function countsOf(payload) {
-  const counts = payload?.counts ?? payload ?? {};
-  return Object.fromEntries(STATES.map(([key]) => [key, Number(counts[key] ?? 0)]));
+function when(at) {
+  return at ? h("time", { datetime: at, title: dateTime(at) }, ago(at)) : "\u2014";
 }
 
-function failuresOf(payload) {
-  const list = payload?.failures ?? payload?.failed ?? [];
-  return Array.isArray(list) ? list : [];
+function what(item) {
+  if (item.kind === "bp_panel") return "Blood pressure panel";
+  return (item.metrics || []).map(metricLabel).join(", ") || item.metric;
+}
+
+function table(caption, headings, rows) {
+  return h("div", { class: "table-wrap" }, h("table", {},
+    h("caption", { class: "visually-hidden" }, caption),
+    h("thead", {}, h("tr", {}, headings.map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, rows)));
 }
 
 export function exportsView(container, session) {
   const cards = h("ul", { class: "stat-cards", "aria-label": "Export counts" });
   const failures = h("div", { class: "failures" });
+  const waiting = h("div", { class: "waiting" });
   const status = h("p", { class: "summary", role: "status" });
   container.append(
     h("div", { class: "view-head" }, h("h1", {}, "FHIR export"), status),
     h("p", { class: "lede" }, "Readings are published to the clinic's EHR as FHIR R4 Observations, each exactly once."),
     cards,
     h("section", { "aria-labelledby": "failures-title" }, h("h2", { id: "failures-title" }, "Failed exports"), failures),
+    h("section", { "aria-labelledby": "waiting-title" }, h("h2", { id: "waiting-title" }, "Patients without a FHIR id"), waiting),
   );
 
   const retry = async (item) => {
@@ -40,34 +50,45 @@ export function exportsView(container, session) {
     }
   };
 
+  const patientLink = (id) => h("a", { href: `#/patients/${encodeURIComponent(id)}` }, session.patientName(id));
+
   const load = async () => {
     let payload;
     try {
       payload = await session.api.get("/v1/exports");
     } catch (err) {
-      status.textContent = err.status === 404 ? "Export status is not available on this service."
-        : err.status === 403 ? "Only administrators can see the export status." : `Could not load export status: ${err.message}`;
+      status.textContent = err.status === 404 ? "Export status is not available on this service." : `Could not load export status: ${err.message}`;
       return;
     }
-    status.textContent = payload.enabled === false ? "No EHR is configured: exports wait until one is." : "";
-    const counts = countsOf(payload);
+    status.textContent = payload.enabled ? "Connected to the EHR." : "No EHR is configured (RPM_FHIR_BASE_URL): exports wait until one is.";
+    const counts = payload.counts || {};
     replace(cards, STATES.map(([key, label, help]) => h("li", { class: ["stat", `stat-${key}`], dataset: { state: key } },
-      h("span", { class: "stat-value" }, counts[key].toLocaleString()),
+      h("span", { class: "stat-value" }, Number(counts[key] ?? 0).toLocaleString()),
       h("span", { class: "stat-label" }, label),
       h("span", { class: "stat-help" }, help))));
-    const rows = failuresOf(payload);
-    replace(failures, rows.length ? h("div", { class: "table-wrap" }, h("table", { class: "failures-table" },
-      h("caption", { class: "visually-hidden" }, "Failed exports with their reasons"),
-      h("thead", {}, h("tr", {}, ["Export", "Reason", "Attempts", "Last attempt", ""].map((t) => h("th", { scope: "col" }, t)))),
-      h("tbody", {}, rows.map((item) => h("tr", {},
-        h("th", { scope: "row" }, h("code", {}, String(item.id)), item.metric ? ` ${item.metric}` : ""),
-        h("td", { class: "reason-text" }, item.reason ?? item.last_error ?? item.error ?? "unknown"),
-        h("td", {}, String(item.attempts ?? "\u2014")),
-        h("td", {}, item.updated_at || item.last_attempt_at
-          ? h("time", { datetime: item.updated_at || item.last_attempt_at, title: dateTime(item.updated_at || item.last_attempt_at) }, ago(item.updated_at || item.last_attempt_at))
-          : "\u2014"),
-        h("td", {}, h("button", { type: "button", class: "button", onclick: () => retry(item), "aria-label": `Retry export ${item.id}` }, "Retry")))))))
+
+    const failed = payload.failures || [];
+    replace(failures, failed.length ? table("Failed exports with their reasons",
+      ["Reading", "Patient", "Measured", "Reason", "Attempts", "Last attempt", ""],
+      failed.map((item) => h("tr", { dataset: { exportId: String(item.id) } },
+        h("th", { scope: "row" }, what(item), h("span", { class: "mrn" }, h("code", {}, item.device_id))),
+        h("td", {}, patientLink(item.patient_id)),
+        h("td", {}, when(item.measured_at)),
+        h("td", { class: "reason-text" }, item.reason || "unknown"),
+        h("td", {}, String(item.attempts)),
+        h("td", {}, when(item.updated_at)),
+        h("td", {}, h("button", { type: "button", class: "button", onclick: () => retry(item), "aria-label": `Retry export ${item.id}` }, "Retry")))))
       : h("p", { class: "muted" }, "No failed exports."));
+
+    const held = payload.waiting || [];
+    replace(waiting, held.length ? table("Patients whose exports wait for a FHIR id",
+      ["Patient", "Readings waiting", "Oldest", "Why"],
+      held.map((w) => h("tr", {},
+        h("th", { scope: "row" }, patientLink(w.patient_id)),
+        h("td", {}, Number(w.rows).toLocaleString()),
+        h("td", {}, when(w.oldest_measured_at)),
+        h("td", { class: "reason-text" }, w.reason))))
+      : h("p", { class: "muted" }, "Every patient has a FHIR id."));
   };
   load();
   const ticker = setInterval(load, 15000);

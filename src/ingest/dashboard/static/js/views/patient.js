@@ -32,6 +32,17 @@ export function chartGroups(metrics) {
   return groups;
 }
 
+function thresholdLines(metric, limits) {
+  if (!limits) return [];
+  const bounds = [["low", "warning", "below"], ["high", "warning", "above"], ["critical_low", "critical", "below"], ["critical_high", "critical", "above"]];
+  return bounds.filter(([key]) => limits[key] !== null && limits[key] !== undefined).map(([key, level, side]) => ({
+    value: limits[key],
+    cls: `limit-${level} limit-${metric}`,
+    label: `${metricLabel(metric)}: ${level} ${side} ${limits[key]}`,
+    inDomain: key === "low" || key === "high",
+  }));
+}
+
 function thresholdMap(payload) {
   const rows = Array.isArray(payload) ? payload : payload?.thresholds ?? [];
   if (!Array.isArray(rows)) return typeof rows === "object" && rows ? rows : {};
@@ -172,12 +183,19 @@ export function patientView(container, session, id, query) {
     const figures = chartGroups(metrics).map((group) => {
       const series = group.metrics.map((m) => ({ label: group.metrics.length > 1 ? metricLabel(m).replace(" blood pressure", "") : metricLabel(m), cls: `series-${m}`, points: byMetric[m] || [] }));
       const count = series.reduce((n, line) => n + line.points.reduce((k, p) => k + p.count, 0), 0);
-      const markers = alerts.filter((a) => group.metrics.includes(a.metric)).map((a) => ({
-        t: new Date(a.opened_at).getTime(), severity: a.severity, label: `${a.severity}: ${alertTitle(a)} (${dateTime(a.opened_at)})`,
-      }));
+      // An alert is marked where its condition began (measured time), not when it was processed.
+      const markers = alerts.filter((a) => group.metrics.includes(a.metric)).map((a) => {
+        const at = a.onset_at || a.opened_at;
+        return { t: new Date(at).getTime(), severity: a.severity, label: `${a.severity}: ${alertTitle(a)} (${dateTime(at)})` };
+      });
+      // One series: the thresholds as shaded bands. Several (blood pressure): one dashed line
+      // per bound and series, as bands of one would mislead about the other.
+      const single = group.metrics.length === 1;
+      const lines = single ? [] : group.metrics.flatMap((m) => thresholdLines(m, thresholds[m]));
       const body = count ? lineChart({
         title: `${group.title}, last ${r.label}`, metric: group.metrics[0], unit: units[group.metrics[0]], since, until,
-        series, limits: thresholds[group.metrics[0]] || {}, markers, gapMs: Math.max(BUCKET_MS[r.bucket] * 4, GAP_MS),
+        series, limits: single ? thresholds[group.metrics[0]] || {} : {}, lines, markers,
+        gapMs: Math.max(BUCKET_MS[r.bucket] * 4, GAP_MS),
       }) : h("p", { class: "muted chart-empty" }, `No readings in the last ${r.label}.`);
       return h("section", { class: "chart-card", dataset: { chart: group.key, points: String(count) }, "aria-labelledby": `chart-${group.key}` },
         h("h3", { id: `chart-${group.key}` }, group.title,
