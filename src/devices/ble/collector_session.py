@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Final
 
@@ -28,10 +28,8 @@ from devices.ble.collector_api import (
     BleLink,
     ClockReference,
     GattError,
-    Observation,
     ObservationSink,
 )
-from devices.ble.collector_records import RecordAssembler
 from devices.ble.collector_transfer import (
     BLOOD_PRESSURE_STREAM,
     GLUCOSE_STREAM,
@@ -40,34 +38,27 @@ from devices.ble.collector_transfer import (
     outcome_of,
     request_for,
 )
+from devices.ble.collector_values import (
+    BATTERY_LEVEL,
+    BP_RECORD,
+    GLUCOSE,
+    GLUCOSE_CONTEXT,
+    RACP,
+    ReceivedValue,
+    SessionStats,
+    ValueHandler,
+)
 from devices.ble.date_time import encode_current_time
 from devices.ble.registry import decode, full_uuid
 from devices.errors import MalformedPayload
 
 logger = logging.getLogger(__name__)
 
-RACP: Final = "2a52"
 CURRENT_TIME: Final = "2a2b"
-BATTERY_LEVEL: Final = "2a19"
-GLUCOSE: Final = "2a18"
-GLUCOSE_CONTEXT: Final = "2a34"
-BP_RECORD: Final = "2b36"
 # Live measurement characteristics subscribed to. Not here: Intermediate Cuff Pressure and
 # Intermediate Temperature (progress, no readings) and CGM (needs the session start time).
 LIVE: Final = ("2a37", "2a35", "2a1c", "2a5e", "2a5f", "2a9d", "2a9c")
-# Streams without their own timestamp, sampled at most once per ``continuous_interval``.
-UNTIMED: Final = frozenset({"2a37", "2a5f"})
 _ADJUST_REASON_EXTERNAL_REFERENCE: Final = 0x02
-
-
-@dataclass(frozen=True, slots=True)
-class _Item:
-    """A value as the Bluetooth callback queued it, with the clock reference of that moment."""
-
-    short: str
-    data: bytes
-    received_at: datetime
-    clock: ClockReference | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +76,6 @@ class SessionSettings:
     low_battery_percent: int = 15
 
 
-@dataclass
-class SessionStats:
-    observations: int = 0
-    malformed: int = 0
-    transfers: dict[str, Outcome] = field(default_factory=dict)
-
-
 class DeviceSession:
     """Runs one connection; :meth:`run` returns when the link is down."""
 
@@ -107,18 +91,21 @@ class DeviceSession:
         self._sink = sink
         self._settings = settings
         self._now = now
-        self.stats = SessionStats()
-        self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
+        self._values = ValueHandler(
+            link.address,
+            sink,
+            continuous_interval=settings.continuous_interval,
+            low_battery_percent=settings.low_battery_percent,
+            now=now,
+        )
+        self._inbox: asyncio.Queue[ReceivedValue] = asyncio.Queue()
         self._consumer: asyncio.Task[None] | None = None
-        self._pending_delivery: list[Observation] = []
-        self._racp_answers: asyncio.Queue[racp.RacpResponse] = asyncio.Queue()
         self._clock: ClockReference | None = None
-        self._battery_low = False
-        self._last_kept: dict[str, datetime] = {}
-        self._transfer: Transfer | None = None
-        self._pending_glucose: tuple[int, Observation] | None = None
-        self._assembler = RecordAssembler()
         self._last_traffic = 0.0
+
+    @property
+    def stats(self) -> SessionStats:
+        return self._values.stats
 
     def _has(self, short: str, prop: str | None = None) -> bool:
         info = self._link.characteristics.get(full_uuid(int(short, 16)))
@@ -153,18 +140,9 @@ class DeviceSession:
         except GattError as exc:
             logger.warning("%s: battery level unreadable (%s)", self._link.address, exc)
             return
-        await self._on_battery(data)
+        await self._values.on_battery(data)
         if self._has(BATTERY_LEVEL, "notify"):
             await self._subscribe_one(BATTERY_LEVEL)
-
-    async def _on_battery(self, data: bytes) -> None:
-        try:
-            level = int(decode(BATTERY_LEVEL, data).fields["battery_level_percent"])
-        except MalformedPayload as exc:
-            self._malformed(BATTERY_LEVEL, exc)
-            return
-        self._battery_low = level <= self._settings.low_battery_percent
-        await self._sink.battery_level(self._link.address, level, self._now())
 
     async def _read_clock(self) -> ClockReference | None:
         if not self._has(CURRENT_TIME, "read"):
@@ -178,7 +156,8 @@ class DeviceSession:
         try:
             fields = decode(CURRENT_TIME, data).fields
         except MalformedPayload as exc:
-            self._malformed(CURRENT_TIME, exc)
+            self.stats.malformed += 1
+            logger.warning("%s: undecodable device clock: %s", self._link.address, exc.reason)
             return None
         stamp = fields["timestamp"]
         device_time = None
@@ -195,7 +174,7 @@ class DeviceSession:
 
     async def _subscribe_one(self, short: str) -> None:
         def enqueue(data: bytes) -> None:
-            self._inbox.put_nowait(_Item(short, data, self._now(), self._clock))
+            self._inbox.put_nowait(ReceivedValue(short, data, self._now(), self._clock))
 
         try:
             await self._link.subscribe(full_uuid(int(short, 16)), enqueue)
@@ -256,11 +235,11 @@ class DeviceSession:
     async def _transfer_records(self, stream: str) -> None:
         address = self._link.address
         last = await self._sink.last_sequence(address, stream)
-        self._transfer = transfer = Transfer(address, stream, last)
+        self._values.transfer = transfer = Transfer(address, stream, last)
         outcome = Outcome.INTERRUPTED
         try:
-            while not self._racp_answers.empty():
-                self._racp_answers.get_nowait()
+            while not self._values.racp_answers.empty():
+                self._values.racp_answers.get_nowait()
             await self._link.write(full_uuid(0x2A52), request_for(last))
             outcome = await self._await_outcome()
         except GattError as exc:
@@ -268,8 +247,8 @@ class DeviceSession:
             outcome = Outcome.REFUSED
         finally:
             await self._join()
-            self._flush_glucose()
-            self._transfer = None
+            self._values.flush_glucose()
+            self._values.transfer = None
             self.stats.transfers[stream] = outcome
             await self._sink.deliver(transfer.observations, transfer.cursor(outcome))
         logger.info(
@@ -283,7 +262,7 @@ class DeviceSession:
         closed = asyncio.ensure_future(self._link.wait_closed())
         try:
             while True:
-                answer = asyncio.ensure_future(self._racp_answers.get())
+                answer = asyncio.ensure_future(self._values.racp_answers.get())
                 idle = loop.time() - self._last_traffic
                 done, _ = await asyncio.wait(
                     {answer, closed},
@@ -313,7 +292,7 @@ class DeviceSession:
             item = await self._inbox.get()
             try:
                 self._last_traffic = asyncio.get_running_loop().time()
-                await self._handle(item)
+                await self._values.handle(item)
             finally:
                 self._inbox.task_done()
 
@@ -338,120 +317,6 @@ class DeviceSession:
             consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await consumer
-        self._flush_glucose()
-        pending, self._pending_delivery = self._pending_delivery, []
-        if pending:
-            await self._sink.deliver(pending)
+        self._values.flush_glucose()
+        await self._values.deliver_unsolicited()
 
-    async def _handle(self, item: _Item) -> None:
-        short, data = item.short, item.data
-        if short == RACP:
-            try:
-                self._racp_answers.put_nowait(racp.parse_response(data))
-            except MalformedPayload as exc:
-                self._malformed(short, exc)
-            return
-        if short == BATTERY_LEVEL:
-            await self._on_battery(data)
-            return
-        try:
-            if short == BP_RECORD:
-                await self._on_bp_record(item)
-            elif short == GLUCOSE:
-                await self._on_glucose(item)
-            elif short == GLUCOSE_CONTEXT:
-                await self._on_glucose_context(data)
-            else:
-                await self._on_live(item)
-        except MalformedPayload as exc:
-            self._malformed(short, exc)
-
-    def _observation(
-        self, item: _Item, *, stored: bool, short: str | None = None, data: bytes | None = None
-    ) -> Observation:
-        short = short or item.short
-        result = decode(short, item.data if data is None else data)
-        extra = ("device_battery_low",) if self._battery_low else ()
-        return Observation(
-            self._link.address, short, result.measurements, item.received_at, item.clock, stored,
-            extra,
-        )
-
-    async def _on_live(self, item: _Item) -> None:
-        observation = self._observation(item, stored=False)
-        if not observation.measurements:
-            return
-        short, received_at = item.short, item.received_at
-        if short in UNTIMED:
-            last = self._last_kept.get(short)
-            if last is not None and received_at - last < self._settings.continuous_interval:
-                return
-            self._last_kept[short] = received_at
-        self.stats.observations += 1
-        await self._sink.deliver([observation])
-
-    async def _on_bp_record(self, item: _Item) -> None:
-        record = self._assembler.feed(item.data)
-        if record is None:
-            return
-        observation = self._observation(
-            item, stored=True, short=f"{record.uuid:04x}", data=record.value
-        )
-        await self._record(BLOOD_PRESSURE_STREAM, record.sequence, observation)
-
-    async def _on_glucose(self, item: _Item) -> None:
-        self._flush_glucose()
-        result = decode(GLUCOSE, item.data)
-        observation = self._observation(item, stored=True)
-        sequence = int(result.fields["sequence_number"])
-        if result.fields["context_information_follows"]:
-            self._pending_glucose = (sequence, observation)
-        else:
-            await self._record(GLUCOSE_STREAM, sequence, observation)
-
-    async def _on_glucose_context(self, data: bytes) -> None:
-        fields = decode(GLUCOSE_CONTEXT, data).fields
-        pending = self._pending_glucose
-        if pending is None or pending[0] != fields["sequence_number"]:
-            return
-        self._pending_glucose = None
-        sequence, observation = pending
-        meal = fields.get("meal_name")
-        if meal is not None and meal != "reserved":
-            observation = _with_status(observation, f"meal_{meal}")
-        await self._record(GLUCOSE_STREAM, sequence, observation)
-
-    def _flush_glucose(self) -> None:
-        pending, self._pending_glucose = self._pending_glucose, None
-        if pending is not None:
-            self._record_now(GLUCOSE_STREAM, *pending)
-
-    async def _record(self, stream: str, sequence: int, observation: Observation) -> None:
-        self._record_now(stream, sequence, observation)
-        if self._transfer is None and self._pending_delivery:
-            pending, self._pending_delivery = self._pending_delivery, []
-            await self._sink.deliver(pending)
-
-    def _record_now(self, stream: str, sequence: int, observation: Observation) -> None:
-        self.stats.observations += 1
-        transfer = self._transfer
-        if transfer is not None and transfer.stream == stream:
-            transfer.add(sequence, observation)
-        else:  # outside a transfer (unsolicited): keep it, do not move the cursor
-            self._pending_delivery = [*self._pending_delivery, observation]
-
-    def _malformed(self, short: str, exc: MalformedPayload) -> None:
-        self.stats.malformed += 1
-        logger.warning("%s: undecodable %s value: %s", self._link.address, short, exc.reason)
-
-
-def _with_status(observation: Observation, flag: str) -> Observation:
-    return Observation(
-        observation.address,
-        observation.characteristic,
-        observation.measurements,
-        observation.received_at,
-        observation.clock,
-        observation.stored,
-        (*observation.extra_status, flag),
-    )

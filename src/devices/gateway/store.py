@@ -17,12 +17,15 @@ queued payload bytes exceed ``max_bytes`` the oldest rows are deleted (counted a
 warning); a warning is also logged once when the queue passes ``warn_ratio`` of its limit.
 
 Not thread-safe by design: :class:`~devices.gateway.queue.AsyncQueue` calls it from one thread.
+One process at a time: a lock file next to the queue refuses a second gateway on the same queue.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -132,6 +135,7 @@ class QueueStore:
         self._dedupe_window = dedupe_window
         self._warned = False
         self._since_prune = 0
+        self._lock_fd = _lock(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
@@ -147,6 +151,7 @@ class QueueStore:
                 raise QueueStorageError(f"{path} has queue schema {version}, expected {SCHEMA_VERSION}")
             self._bytes = int(self._db.execute("SELECT COALESCE(SUM(size), 0) FROM outbox").fetchone()[0])
         except sqlite3.Error as exc:
+            os.close(self._lock_fd)
             raise QueueStorageError(f"cannot open the queue at {path}: {exc}") from exc
         self._prune_keys()
 
@@ -156,6 +161,7 @@ class QueueStore:
         except sqlite3.Error as exc:
             logger.warning("queue checkpoint on close failed: %s", exc)
         self._db.close()
+        os.close(self._lock_fd)  # releases the lock
 
     # writing ----------------------------------------------------------------------------------
 
@@ -347,6 +353,24 @@ class QueueStore:
                 self._db.execute("DELETE FROM reading_keys WHERE kept_at < ?", (horizon,))
         except sqlite3.Error as exc:
             logger.warning("pruning old reading keys failed: %s", exc)
+
+
+def _lock(path: Path) -> int:
+    """Hold ``<queue>.lock`` exclusively: two gateways draining one queue would publish every
+    reading twice (under two gateway ids), so the second one is refused."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(str(path) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise QueueStorageError(f"cannot create the queue lock next to {path}: {exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise QueueStorageError(
+            f"the queue at {path} is in use by another gateway process"
+        ) from None
+    return fd
 
 
 class _Transaction:

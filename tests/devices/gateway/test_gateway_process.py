@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from devices.gateway.errors import QueueStorageError
 from devices.gateway.runner import QUEUE_FILE
 from devices.gateway.store import QueueStore
 from ingest.cli import cli
@@ -33,6 +35,15 @@ def gateway_process(data_dir: Path, url: str, prefix: str) -> subprocess.Popen[b
         stderr=open(data_dir / "gateway.log", "ab"),  # noqa: SIM115 - owned by the process
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+def queued_readings(data_dir: Path) -> int:
+    """Read the queue as an outsider (the gateway process holds the queue's lock)."""
+    db = sqlite3.connect(f"file:{data_dir / QUEUE_FILE}?mode=ro", uri=True)
+    try:
+        return int(db.execute("SELECT COALESCE(SUM(n_readings), 0) FROM outbox").fetchone()[0])
+    finally:
+        db.close()
 
 
 def slow_acks(_link: object, direction: str, data: bytes) -> bytes:
@@ -61,23 +72,18 @@ def test_sigkill_while_publishing_then_restart_loses_nothing(tmp_path: Path) -> 
             first.send_signal(signal.SIGKILL)
             first.wait(10)
         after_kill = len(sub.readings())
-        left = QueueStore(data_dir / QUEUE_FILE, max_bytes=64 * 2**20)
-        queued = left.stats().readings
-        left.close()
+        queued = queued_readings(data_dir)
         assert 0 < queued < N, f"{queued} queued after the kill; {after_kill} arrived"
 
         second = gateway_process(data_dir, url, "kill")
         try:
             sub.wait_for(N, timeout=90)
             deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                check = QueueStore(data_dir / QUEUE_FILE, max_bytes=64 * 2**20)
-                remaining = check.stats().messages
-                check.close()
-                if remaining == 0:
-                    break
+            while queued_readings(data_dir) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert remaining == 0
+            assert queued_readings(data_dir) == 0
+            with pytest.raises(QueueStorageError, match="in use by another gateway"):
+                QueueStore(data_dir / QUEUE_FILE, max_bytes=2**20)
         finally:
             second.send_signal(signal.SIGTERM)
             assert second.wait(20) == 0  # a clean stop on SIGTERM

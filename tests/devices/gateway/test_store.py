@@ -133,3 +133,11 @@ def test_a_foreign_or_corrupt_file_is_refused(tmp_path: Path) -> None:
 def test_max_bytes_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         open_store(tmp_path, max_bytes=0)
+
+
+def test_one_gateway_per_queue(tmp_path: Path) -> None:
+    first = open_store(tmp_path)
+    with pytest.raises(QueueStorageError, match="in use by another gateway"):
+        open_store(tmp_path)
+    first.close()
+    open_store(tmp_path).close()  # released on close
