@@ -52,7 +52,7 @@ function timeTicks(since, until) {
   }
   const fmt = step < day
     ? { hour: "2-digit", minute: "2-digit" }
-    : { weekday: step === day ? "short" : undefined, month: "short", day: "numeric" };
+    : step === day ? { weekday: "short", day: "numeric" } : { month: "short", day: "numeric" };
   const midnight = { month: "short", day: "numeric" };
   return ticks.map((t) => {
     const d = new Date(t);
