@@ -197,3 +197,33 @@ def test_bad_parameters_are_refused_cleanly(admin: httpx.Client, path: str, para
 def test_unknown_patient_is_404(admin: httpx.Client) -> None:
     r = admin.get("/v1/dashboard/patients/00000000-0000-0000-0000-000000000000")
     assert r.status_code == 404
+
+
+def test_open_alerts_are_counted_and_put_patients_first(dashboard_with_alerts: RunningService) -> None:
+    svc = dashboard_with_alerts
+    with svc.client(svc.token("admin")) as api:
+        calm = enrol(api, "M1", "Anna Calm", "DEV-1")
+        warned = enrol(api, "M2", "Bert Warned", "DEV-2")
+        critical = enrol(api, "M3", "Cora Critical", "DEV-3")
+        post(api, "DEV-1", reading("spo2", 97, "%", NOW - timedelta(minutes=9)))
+        # two readings below 92 % (the default rule wants two in a row for a warning)
+        post(api, "DEV-2", reading("spo2", 91, "%", NOW - timedelta(minutes=9)),
+             reading("spo2", 90, "%", NOW - timedelta(minutes=8)))
+        post(api, "DEV-3", reading("spo2", 82, "%", NOW - timedelta(minutes=7)))
+
+        page = api.get("/v1/dashboard/patients").json()["patients"]
+        assert [p["id"] for p in page] == [critical, warned, calm]
+        counts = {p["id"]: p["open_alerts"] for p in page}
+        assert counts[critical] == {"critical": 1, "warning": 0, "total": 1}
+        assert counts[warned] == {"critical": 0, "warning": 1, "total": 1}
+        assert page[0]["attention"] == ["1 critical alert open"]
+        assert page[1]["attention"] == ["1 warning open"]
+
+        # Acknowledged still needs attention; resolved does not.
+        [alert] = api.get("/v1/alerts", params={"patient_id": critical}).json()["alerts"]
+        assert api.post(f"/v1/alerts/{alert['id']}/acknowledge", json={"note": "seen"}).status_code == 200
+        detail = api.get(f"/v1/dashboard/patients/{critical}").json()
+        assert detail["open_alerts"]["critical"] == 1
+        assert api.post(f"/v1/alerts/{alert['id']}/resolve", json={}).status_code == 200
+        detail = api.get(f"/v1/dashboard/patients/{critical}").json()
+        assert detail["open_alerts"] == {"critical": 0, "warning": 0, "total": 0}
