@@ -64,9 +64,9 @@ export class AlertStore {
   }
 
   async reload() {
-    const pages = await Promise.all(ACTIVE.map((status) => this.api.get("/v1/alerts", { status })));
+    const page = await this.api.get("/v1/alerts", { status: ACTIVE.join(","), limit: 1000 });
     this.alerts = new Map();
-    for (const page of pages) for (const alert of page.alerts || []) this.alerts.set(String(alert.id), alert);
+    for (const alert of page.alerts || []) this.alerts.set(String(alert.id), alert);
     this.emit({ type: "reload" });
   }
 

@@ -50,9 +50,8 @@ function thresholdMap(payload) {
 }
 
 async function patientAlerts(api, id) {
-  const pages = await Promise.all(["open", "acknowledged", "resolved"].map((status) =>
-    api.get("/v1/alerts", { status, patient_id: id }).catch(() => ({ alerts: [] }))));
-  return pages.flatMap((p) => p.alerts || []);
+  const page = await api.get("/v1/alerts", { patient_id: id, limit: 500 }).catch(() => ({ alerts: [] }));
+  return page.alerts || [];
 }
 
 /** Latest-value tiles; systolic and diastolic measured together show as one "120/80" tile. */
