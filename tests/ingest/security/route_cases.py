@@ -72,6 +72,10 @@ CASES: dict[tuple[str, str], Cases] = {
         Probe("GET", "/v1/patients", params={"q": v.mrn}, expect=LISTED),
     ],
     ("GET", "/v1/patients/{patient_id}"): _one(lambda a, v: Probe("GET", f"/v1/patients/{v.patient_id}")),
+    ("PATCH", "/v1/patients/{patient_id}"): lambda a, v: [
+        Probe("PATCH", f"/v1/patients/{v.patient_id}", json={"display_name": "Hijacked"}),
+        Probe("PATCH", f"/v1/patients/{v.patient_id}", json={"fhir_patient_id": "stolen-1"}),
+    ],
     ("GET", "/v1/patients/{patient_id}/devices"): _one(
         lambda a, v: Probe("GET", f"/v1/patients/{v.patient_id}/devices")
     ),
@@ -201,6 +205,22 @@ CASES: dict[tuple[str, str], Cases] = {
         # the other clinic's webhook under one's own clinic
         Probe("GET", f"/v1/clinics/{a.clinic}/webhooks/{v.webhook_id}/deliveries"),
     ],
+    # --- FHIR export status
+    ("GET", "/v1/exports"): lambda a, v: [
+        Probe("GET", "/v1/exports", expect=LISTED),
+        Probe("GET", "/v1/exports", params={"clinic": v.clinic}),
+    ],
+    ("GET", "/v1/exports/rows"): lambda a, v: (
+        [
+            Probe("GET", "/v1/exports/rows", params={"status": status}, expect=LISTED)
+            for status in ("pending", "waiting", "sent", "failed")
+        ]
+        + [Probe("GET", "/v1/exports/rows", params={"status": "waiting", "clinic": v.clinic})]
+    ),
+    ("GET", "/v1/exports/{export_id}"): _one(lambda a, v: Probe("GET", f"/v1/exports/{v.export_id}")),
+    ("POST", "/v1/exports/{export_id}/retry"): _one(
+        lambda a, v: Probe("POST", f"/v1/exports/{v.export_id}/retry")
+    ),
     # --- dashboard API
     ("GET", "/v1/dashboard/me"): _one(lambda a, v: Probe("GET", "/v1/dashboard/me", expect=LISTED)),
     ("GET", "/v1/dashboard/patients"): _one(

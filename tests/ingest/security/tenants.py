@@ -27,6 +27,7 @@ class Tenant:
     device_id: str
     alert_id: str
     webhook_id: str
+    export_id: int
 
     def markers(self) -> list[str]:
         """Strings that must never reach another clinic's caller."""
@@ -73,8 +74,14 @@ def make_tenant(svc: RunningService, admin: httpx.Client, clinic: str, name: str
     r = admin.post(f"/v1/clinics/{clinic}/webhooks", json={"url": f"http://127.0.0.1:9/{clinic}-hook"})
     assert r.status_code == 201, r.text
     webhook_id = r.json()["id"]
+    # the readings wait for export until the patient is linked to the EHR
+    r = admin.get("/v1/exports/rows", params={"status": "waiting", "clinic": clinic})
+    assert r.status_code == 200 and r.json(), r.text
+    export_id = r.json()[0]["id"]
     token = svc.token("clinician", clinic=clinic, name=f"nurse-{clinic}")
-    return Tenant(clinic, token, svc.client(token), patient_id, name, mrn, device_id, alert_id, webhook_id)
+    return Tenant(
+        clinic, token, svc.client(token), patient_id, name, mrn, device_id, alert_id, webhook_id, export_id
+    )
 
 
 def make_tenants(svc: RunningService) -> tuple[Tenant, Tenant, httpx.Client]:
