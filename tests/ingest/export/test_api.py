@@ -158,7 +158,9 @@ def test_patch_unknown_or_bad_patient_ids(service: RunningService, admin: httpx.
     assert huge.status_code == 413
 
 
-@pytest.mark.parametrize("export_id", ["abc", "0", "-1", "1.5", "99999999999999999999", "9223372036854775808"])
+@pytest.mark.parametrize(
+    "export_id", ["abc", "0", "-1", "1.5", "99999999999999999999", "9223372036854775808"]
+)
 def test_bad_export_ids(service: RunningService, admin: httpx.Client, export_id: str) -> None:
     assert admin.get(f"/v1/exports/{export_id}").status_code == 422
     assert admin.post(f"/v1/exports/{export_id}/retry").status_code == 422
@@ -208,7 +210,9 @@ def test_each_clinic_sees_only_its_own_exports(service: RunningService, admin: h
         summary = north.get("/v1/exports").json()
         assert summary["counts"] == {"pending": 0, "waiting": 1, "sent": 0, "failed": 1}
         assert north.post(f"/v1/exports/{north_rows[0]['id']}/retry").status_code == 200
-        assert north.patch(f"/v1/patients/{north_patient}", json={"fhir_patient_id": "n-1"}).status_code == 200
+        assert (
+            north.patch(f"/v1/patients/{north_patient}", json={"fhir_patient_id": "n-1"}).status_code == 200
+        )
         assert north.get("/v1/exports").json()["counts"]["pending"] == 2
     assert admin.get(f"/v1/patients/{north_patient}").json()["fhir_patient_id"] == "n-1"
 

@@ -216,7 +216,10 @@ def test_a_refused_entry_is_parked_with_the_reason_and_the_rest_delivered(
     assert_once_each(ehr, 6)
     (failed,) = home.rows(status="failed")
     assert failed["device_id"] == "dev-2"
-    assert "HTTP 400" in failed["last_error"] and "Patient/not-in-the-ehr does not resolve" in failed["last_error"]
+    assert (
+        "HTTP 400" in failed["last_error"]
+        and "Patient/not-in-the-ehr does not resolve" in failed["last_error"]
+    )
     # The operator fixes the link and requeues: it goes out.
     ehr_patient(ehr, "not-in-the-ehr")
     with pool.connection() as conn, conn.transaction():
@@ -226,7 +229,9 @@ def test_a_refused_entry_is_parked_with_the_reason_and_the_rest_delivered(
     assert_once_each(ehr, 7)
 
 
-def test_a_patient_linked_later_has_the_waiting_rows_delivered(pool: ConnectionPool, ehr: FhirTestServer) -> None:
+def test_a_patient_linked_later_has_the_waiting_rows_delivered(
+    pool: ConnectionPool, ehr: FhirTestServer
+) -> None:
     home = make_home(pool, fhir_patient_id=None)
     home.ingest([hr(70, minute=0), *bp(minute=1)])
     with worker_for(pool, ehr.base_url) as worker:

@@ -89,7 +89,11 @@ def test_late_component_joins_its_unsent_panel(home: Home) -> None:
     outbox = PgOutbox(home.pool, worker="w")
     with outbox.claim(10) as claim:
         (item,) = claim.items
-        assert [r.metric for r in item.item.readings] == ["systolic_bp", "diastolic_bp", "mean_arterial_pressure"]
+        assert [r.metric for r in item.item.readings] == [
+            "systolic_bp",
+            "diastolic_bp",
+            "mean_arterial_pressure",
+        ]
         assert item.item.fhir_patient_id == "pat-1"
         assert item.item.device.manufacturer == "Omron"
 
@@ -222,7 +226,10 @@ def test_outcomes_are_recorded_when_the_claim_ends(home: Home) -> None:
         "sent", "Observation/a", True,
     )  # fmt: skip
     assert rows[two]["created_in_ehr"] is False and rows[two]["sent_at"] is not None
-    assert (rows[three]["status"], rows[three]["last_error"]) == ("failed", "EHR refused (HTTP 422): bad code")
+    assert (rows[three]["status"], rows[three]["last_error"]) == (
+        "failed",
+        "EHR refused (HTTP 422): bad code",
+    )
     retry = rows[four]
     assert (retry["status"], retry["attempts"], retry["last_error"]) == (
         "pending", 1, "EHR unreachable (ConnectError)",
@@ -287,7 +294,7 @@ def test_an_unreadable_row_is_parked_with_the_reason(home: Home) -> None:
     home.ingest([hr(61, minute=1), hr(62, minute=2)])
     first = home.rows()[0]["id"]
     home.execute(
-        "UPDATE fhir_outbox SET readings = '{\"heart_rate\": {\"value\": \"not a number\"}}' WHERE id = %s",
+        'UPDATE fhir_outbox SET readings = \'{"heart_rate": {"value": "not a number"}}\' WHERE id = %s',
         (first,),
     )
     with PgOutbox(home.pool, worker="w").claim(10) as claim:
@@ -307,7 +314,8 @@ def test_purge_keeps_recent_and_unsent_rows(home: Home) -> None:
     home.ingest([hr(61, minute=1), hr(62, minute=2), hr(63, minute=3)])
     ids = [r["id"] for r in home.rows()]
     home.execute(
-        "UPDATE fhir_outbox SET status = 'sent', sent_at = now() - interval '40 days' WHERE id = %s", (ids[0],)
+        "UPDATE fhir_outbox SET status = 'sent', sent_at = now() - interval '40 days' WHERE id = %s",
+        (ids[0],),
     )
     home.execute("UPDATE fhir_outbox SET status = 'sent', sent_at = now() WHERE id = %s", (ids[1],))
     with home.pool.connection() as conn, conn.transaction():
@@ -330,4 +338,3 @@ def test_release_linked_catches_patients_linked_by_any_path(pool: ConnectionPool
     with pool.connection() as conn, conn.transaction():
         assert store.release_linked(conn) == 1
     assert home.rows()[0]["status"] == "pending"
-

@@ -1,0 +1,144 @@
+"""A real ``rpm-ingest serve`` killed with SIGKILL in the middle of a bundle: its rows come back
+when their lease runs out and two new service processes deliver them, each exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from psycopg_pool import ConnectionPool
+
+from ingest.store.tokens import create_token
+from tests.fhir_export.fhir_server import FhirTestServer
+from tests.ingest.export.conftest import add_patient, ehr_patient, hr
+from tests.support.service import free_port
+
+RPM_INGEST = Path(sys.executable).with_name("rpm-ingest")
+
+
+@contextmanager
+def serve(
+    db_url: str, fhir_base_url: str, workdir: Path, name: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``rpm-ingest serve`` with the export on (lease 1 s), no MQTT; yields (process, base URL)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RPM_")}
+    env.update(
+        RPM_DATABASE_URL=db_url,
+        RPM_MQTT_ENABLED="false",
+        RPM_MQTT_URL="mqtt://127.0.0.1:1",
+        RPM_HTTP_PORT=str(port),
+        RPM_DATA_DIR=str(workdir),
+        RPM_FHIR_BASE_URL=fhir_base_url,
+        RPM_FHIR_LEASE_S="1",
+        RPM_FHIR_POLL_INTERVAL_S="0.1",
+        RPM_FHIR_TIMEOUT_S="60",
+        RPM_RATE_LIMIT_PER_MINUTE="0",
+        RPM_ALERT_SCHEDULER_INTERVAL_S="3600",
+    )
+    log = open(workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [str(RPM_INGEST), "serve"], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _healthy(url) or process.poll() is not None, 60, f"{name} to start")
+        assert process.poll() is None, (workdir / f"{name}.log").read_text()[-3000:]
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        log.close()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def outbox(pool: ConnectionPool) -> list[tuple[Any, ...]]:
+    with pool.connection() as conn:
+        return conn.execute(
+            "SELECT status, claim_token IS NOT NULL, created_in_ehr, claimed_by FROM fhir_outbox ORDER BY id"
+        ).fetchall()
+
+
+@pytest.mark.parametrize("when", ["after_commit", "before"])
+def test_sigkill_mid_bundle_then_two_processes_deliver_each_reading_once(
+    pool: ConnectionPool, db_url: str, ehr: FhirTestServer, tmp_path: Path, when: str
+) -> None:
+    ehr_patient(ehr)
+    add_patient(pool, fhir_patient_id="pat-1")
+    with pool.connection() as conn, conn.transaction():
+        token, _ = create_token(conn, name="t", role="admin")
+    headers = {"Authorization": f"Bearer {token}"}
+
+    with serve(db_url, ehr.base_url, tmp_path, "first") as (first, url):
+        # One reading first: the Device is created, so the next request is the Observations' bundle.
+        r = httpx.post(f"{url}/v1/readings", headers=headers,
+                       json={"device_id": "F0F1F2F3F4F5", "readings": [hr(59, minute=-1)]})  # fmt: skip
+        assert r.status_code == 200 and r.json()["accepted"] == 1
+        wait_for(lambda: [row[0] for row in outbox(pool)] == ["sent"], 30, "the first reading to be sent")
+        before = ehr.stats()
+        # The EHR holds the next answer for a long time (after storing the bundle, or before).
+        ehr.inject({"action": "delay", "when": when, "delay_ms": 3000 if when == "before" else 60_000})
+        readings = [hr(60 + i % 40, minute=i / 2) for i in range(60)]
+        r = httpx.post(
+            f"{url}/v1/readings", headers=headers, json={"device_id": "F0F1F2F3F4F5", "readings": readings}
+        )
+        assert r.json()["accepted"] == 60
+        if when == "after_commit":
+            wait_for(
+                lambda: ehr.stats()["transactions"] > before["transactions"],
+                30,
+                "the EHR to store the bundle",
+            )
+        else:
+            wait_for(
+                lambda: ehr.stats()["faults_applied"] > before["faults_applied"],
+                30,
+                "the bundle to be in flight",
+            )
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    held = outbox(pool)[1:]
+    assert {(status, claimed) for status, claimed, *_ in held} == {("pending", True)}  # leased, unsent
+
+    with ExitStack() as stack:
+        stack.enter_context(serve(db_url, ehr.base_url, tmp_path, "second"))
+        stack.enter_context(serve(db_url, ehr.base_url, tmp_path, "third"))
+        wait_for(lambda: {row[0] for row in outbox(pool)} == {"sent"}, 60, "the rows to be delivered")
+    if when == "before":
+        time.sleep(3.5)  # the held request may still be processed late: it must not add anything
+    found = ehr.search("Observation")
+    values = [o["identifier"][0]["value"] for o in found]
+    assert len(values) == len(set(values)) == 61
+    assert len(ehr.search("Device")) == 1
+    rows = outbox(pool)[1:]
+    if when == "after_commit":
+        # The EHR had stored them before the crash: the new attempt found them, created nothing.
+        assert {created for _, _, created, _ in rows} == {False}
