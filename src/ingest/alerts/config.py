@@ -80,9 +80,7 @@ def set_override(
             (clinic_id, key),
         )
     else:
-        conn.execute(
-            "DELETE FROM alert_rules WHERE patient_id = %s AND key = %s", (patient_id, key)
-        )
+        conn.execute("DELETE FROM alert_rules WHERE patient_id = %s AND key = %s", (patient_id, key))
     conn.execute(
         "INSERT INTO alert_rules (key, kind, metric, clinic_id, patient_id, enabled, params,"
         " updated_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
@@ -91,8 +89,7 @@ def set_override(
     if patient_id is not None and base.kind == "missing_data" and base.metric is not None:
         # Start the missing-data clock for a metric the patient has never sent.
         conn.execute(
-            "INSERT INTO alert_metric_state (patient_id, metric) VALUES (%s, %s)"
-            " ON CONFLICT DO NOTHING",
+            "INSERT INTO alert_metric_state (patient_id, metric) VALUES (%s, %s) ON CONFLICT DO NOTHING",
             (patient_id, base.metric),
         )
     return effective_rule(conn, key, clinic_id=clinic_id, patient_id=patient_id)
@@ -119,4 +116,3 @@ def override_row(
     if patient_id is not None:
         return book.patient_rows.get((patient_id, key))
     return book.clinic_rows.get((clinic_id, key))
-

@@ -303,8 +303,10 @@ class _Run:
             r = sr.reading
             point = Point(r.measured_at, r.value, r.device_id, True)
             base = baselines.get((rule.key, g.patient_id, r.device_id, r.measured_at))
-            change = 0.0 if base is None else (
-                r.value - base.value if p.direction == "rise" else base.value - r.value
+            change = (
+                0.0
+                if base is None
+                else (r.value - base.value if p.direction == "rise" else base.value - r.value)
             )
             message = evaluate.rate_message(p, g.metric, change, unit)
             late = g.is_late(r.measured_at)
@@ -344,9 +346,7 @@ class _Run:
             return
         newest = g.readings[-1].reading
         if newest.measured_at > row["latest_at"]:
-            self.writer.clear(
-                key, evaluate.Clear(newest.measured_at, newest.value), note="data arrived"
-            )
+            self.writer.clear(key, evaluate.Clear(newest.measured_at, newest.value), note="data arrived")
 
     # ----------------------------------------------------------------- device status, battery
 

@@ -88,9 +88,7 @@ def _debounced(p: ThresholdParams, points: Sequence[Point], run: tuple[int, int]
     return end - start + 1 >= p.consecutive and span >= p.sustained_seconds
 
 
-def threshold(
-    p: ThresholdParams, points: Sequence[Point], i: int, alert: AlertState | None
-) -> Decision:
+def threshold(p: ThresholdParams, points: Sequence[Point], i: int, alert: AlertState | None) -> Decision:
     """Decide for ``points[i]`` (a new reading) with ``points`` the time-ordered context."""
     point = points[i]
     level = p.level(point.value)

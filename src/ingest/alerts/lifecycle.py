@@ -54,9 +54,7 @@ def acknowledge(
         )
         updated = cur.fetchone()
     assert updated is not None
-    write_events(
-        conn, [PendingEvent("acknowledged", updated, actor=actor.name, note=note)], origin=origin
-    )
+    write_events(conn, [PendingEvent("acknowledged", updated, actor=actor.name, note=note)], origin=origin)
     return updated
 
 
@@ -124,8 +122,10 @@ def list_alerts(
     desc = f.order == "newest"
     keyset = ""
     if cursor is not None:
-        keyset = " AND (opened_at, id) < (%(c_at)s, %(c_id)s)" if desc else (
-            " AND (opened_at, id) > (%(c_at)s, %(c_id)s)"
+        keyset = (
+            " AND (opened_at, id) < (%(c_at)s, %(c_id)s)"
+            if desc
+            else (" AND (opened_at, id) > (%(c_at)s, %(c_id)s)")
         )
     direction = "DESC" if desc else "ASC"
     with conn.cursor(row_factory=dict_row) as cur:

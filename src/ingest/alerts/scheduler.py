@@ -90,9 +90,7 @@ class Scheduler:
 
     def tick(self, now: datetime | None = None) -> TickResult:
         with self.pool.connection() as conn, conn.transaction():
-            row = conn.execute(
-                "SELECT pg_try_advisory_xact_lock(%s), now()", (SCHEDULER_LOCK,)
-            ).fetchone()
+            row = conn.execute("SELECT pg_try_advisory_xact_lock(%s), now()", (SCHEDULER_LOCK,)).fetchone()
             assert row is not None
             if not row[0]:
                 return TickResult(ran=False)
@@ -168,9 +166,7 @@ class Scheduler:
                 opened += 1
         return opened
 
-    def _battery(
-        self, conn: psycopg.Connection[Any], writer: AlertWriter, now: datetime
-    ) -> tuple[int, int]:
+    def _battery(self, conn: psycopg.Connection[Any], writer: AlertWriter, now: datetime) -> tuple[int, int]:
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(
                 "WITH assigned AS (" + _CURRENT_ASSIGNMENTS + ")"
@@ -185,9 +181,7 @@ class Scheduler:
                 " AND status <> 'resolved' AND details->>'source' = 'level' FOR UPDATE"
             )
             level_alerts = {(r["patient_id"], r["rule_key"], r["subject"]): r for r in cur.fetchall()}
-        book = store.load_rule_book(
-            conn, {d["patient_id"] for d in devices} | {k[0] for k in level_alerts}
-        )
+        book = store.load_rule_book(conn, {d["patient_id"] for d in devices} | {k[0] for k in level_alerts})
         writer.active.update(level_alerts)
         opened = resolved = 0
         seen: set[tuple[UUID, str, str]] = set()
@@ -275,9 +269,7 @@ def _missing_cutoffs(conn: psycopg.Connection[Any], now: datetime) -> dict[str, 
             value = row.params.get(name)
             if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
                 found[metric] = min(found.get(metric, value), value)
-    return {
-        m: now - timedelta(seconds=every.get(m, 60) + grace.get(m, 0)) for m in sorted(enabled)
-    }
+    return {m: now - timedelta(seconds=every.get(m, 60) + grace.get(m, 0)) for m in sorted(enabled)}
 
 
 def _silence(seconds: int) -> str:
@@ -290,4 +282,3 @@ def _silence(seconds: int) -> str:
 
 def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at is not None else None
-

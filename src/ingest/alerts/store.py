@@ -148,8 +148,7 @@ def active_alerts(
     """Alerts not yet resolved for these patients, by (patient, rule key, subject)."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            f"SELECT {ALERT_COLUMNS} FROM alerts"
-            " WHERE patient_id = ANY(%s) AND status <> 'resolved'",
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE patient_id = ANY(%s) AND status <> 'resolved'",
             (list(set(patient_ids)),),
         )
         return {(r["patient_id"], r["rule_key"], r["subject"]): r for r in cur.fetchall()}
@@ -267,9 +266,7 @@ def auto_resolve(
         return cur.fetchone()
 
 
-def touch_alerts(
-    conn: psycopg.Connection[Any], touches: dict[UUID, tuple[datetime, float | None]]
-) -> None:
+def touch_alerts(conn: psycopg.Connection[Any], touches: dict[UUID, tuple[datetime, float | None]]) -> None:
     """Move active alerts' newest supporting reading forward (no event: nothing changed state)."""
     if not touches:
         return
@@ -294,9 +291,7 @@ class PendingEvent:
     note: str | None = None
 
 
-def write_events(
-    conn: psycopg.Connection[Any], events: Sequence[PendingEvent], *, origin: str
-) -> list[int]:
+def write_events(conn: psycopg.Connection[Any], events: Sequence[PendingEvent], *, origin: str) -> list[int]:
     """Append events (history + stream), queue their webhook deliveries, notify listeners."""
     if not events:
         return []

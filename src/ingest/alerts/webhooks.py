@@ -40,8 +40,7 @@ IDLE_WAIT_S: Final = 5.0
 BATCH: Final = 20
 USER_AGENT: Final = "rpm-ingest-webhooks/1"
 WEBHOOK_COLUMNS: Final = (
-    "id, clinic_id, url, description, min_severity, event_types, enabled, created_at, created_by,"
-    " disabled_at"
+    "id, clinic_id, url, description, min_severity, event_types, enabled, created_at, created_by, disabled_at"
 )
 
 
@@ -338,8 +337,6 @@ class WebhookWorker:
                 ),
             )
         if outcome != "delivered":
-            logger.info(
-                "webhook delivery %d attempt %d: %s (%s)", item.id, item.attempt, outcome, error
-            )
+            logger.info("webhook delivery %d attempt %d: %s (%s)", item.id, item.attempt, outcome, error)
         if self._on_result is not None:
             self._on_result(outcome)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -67,6 +70,16 @@ async def _too_large(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
 def create_app(services: Services, *, extra_routers: tuple[Any, ...] = ()) -> FastAPI:
     app = FastAPI(
         title="RPM ingest",
@@ -78,6 +91,12 @@ def create_app(services: Services, *, extra_routers: tuple[Any, ...] = ()) -> Fa
         app.include_router(module.router)
     for router in extra_routers:
         app.include_router(router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Same answer as FastAPI's own handler, but an echoed NaN or Infinity (which the JSON
+        # parser accepts) no longer makes the error itself unserialisable (a 500 for bad input).
+        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:

@@ -20,7 +20,10 @@ def test_a_flagged_panel_opens_one_alert_and_a_clean_measurement_clears_it(clini
     clinic.post("CUFF-1", *bp(30, "cuff_too_loose", "body_movement"))
     [alert] = clinic.active(pid)
     assert (alert["rule"], alert["kind"], alert["device_id"], alert["severity"]) == (
-        "status:cuff_too_loose", "device_status", "CUFF-1", "warning"
+        "status:cuff_too_loose",
+        "device_status",
+        "CUFF-1",
+        "warning",
     )
     assert alert["details"]["flags"] == ["cuff_too_loose"]
     assert alert["message"] == "device CUFF-1 reports cuff_too_loose"
@@ -57,7 +60,9 @@ def test_battery_flag_opens_low_battery_and_clears_without_it(clinic: Clinic) ->
     clinic.post("METER-1", reading("blood_glucose", 110, ago(minutes=30), status=["device_battery_low"]))
     [alert] = clinic.active(pid)
     assert (alert["kind"], alert["rule"], alert["details"]["source"]) == (
-        "low_battery", "battery:low", "flag"
+        "low_battery",
+        "battery:low",
+        "flag",
     )
     clinic.post("METER-1", reading("blood_glucose", 112, ago(minutes=20)))
     assert clinic.active(pid) == []

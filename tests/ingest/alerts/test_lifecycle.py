@@ -26,7 +26,9 @@ def test_acknowledge_then_resolve_records_who_when_and_notes(svc: RunningService
         assert r.status_code == 200, r.text
         acked = r.json()
         assert (acked["status"], acked["acknowledged_by"], acked["acknowledge_note"]) == (
-            "acknowledged", "Dr Nurse", "calling the patient"
+            "acknowledged",
+            "Dr Nurse",
+            "calling the patient",
         )
         assert acked["acknowledged_at"] is not None
         # acknowledging again changes nothing
@@ -37,7 +39,10 @@ def test_acknowledge_then_resolve_records_who_when_and_notes(svc: RunningService
         assert r.status_code == 200
         done = r.json()
         assert (done["status"], done["resolution"], done["resolved_by"], done["resolve_note"]) == (
-            "resolved", "manual", "Dr Nurse", "medication taken"
+            "resolved",
+            "manual",
+            "Dr Nurse",
+            "medication taken",
         )
         assert nurse.post(f"/v1/alerts/{alert['id']}/resolve").status_code == 409
         assert nurse.post(f"/v1/alerts/{alert['id']}/acknowledge").status_code == 409

@@ -15,7 +15,9 @@ def test_gain_of_1_kg_within_a_day_fires_and_0_99_does_not(clinic: Clinic) -> No
     assert clinic.active(small) == []
     [alert] = clinic.active(gain)
     assert (alert["rule"], alert["kind"], alert["severity"]) == (
-        "rate:body_weight:24h", "rate_of_change", "warning"
+        "rate:body_weight:24h",
+        "rate_of_change",
+        "warning",
     )
     assert alert["details"]["baseline_value"] == 80.0
     assert abs(alert["details"]["change"] - 1.0) < 1e-6

@@ -17,7 +17,10 @@ def test_missing_daily_weight_opens_once_and_data_resolves_it(clinic: Clinic) ->
     assert result.ran and result.missing_opened == 1
     [alert] = clinic.active(pid)
     assert (alert["rule"], alert["kind"], alert["severity"], alert["metric"]) == (
-        "missing:body_weight", "missing_data", "warning", "body_weight"
+        "missing:body_weight",
+        "missing_data",
+        "warning",
+        "body_weight",
     )
     assert "no body_weight reading for 37 h (expected every 24 h)" == alert["message"]
     assert tick(NOW + timedelta(hours=8)).missing_opened == 0  # one alert per silence
@@ -85,7 +88,10 @@ def test_low_battery_level_with_hysteresis(clinic: Clinic) -> None:
     assert clinic.ctx.scheduler.tick(NOW).battery_opened == 1
     [alert] = clinic.active(pid)
     assert (alert["kind"], alert["device_id"], alert["value"], alert["details"]["source"]) == (
-        "low_battery", "CUFF-1", 19, "level"
+        "low_battery",
+        "CUFF-1",
+        19,
+        "level",
     )
     battery(25)  # above 20 but not 20 + 10
     result = clinic.ctx.scheduler.tick(NOW)

@@ -26,13 +26,18 @@ def test_stream_delivers_an_alert_opened_by_an_http_reading(svc: RunningService,
         assert event.data["type"] == "opened"
         alert = event.data["alert"]
         assert (alert["patient_id"], alert["rule"], alert["severity"], alert["status"]) == (
-            pid, "threshold:systolic_bp", "critical", "open"
+            pid,
+            "threshold:systolic_bp",
+            "critical",
+            "open",
         )
         # the same change, acknowledged from the API, follows on the stream
         clinic.http.post(f"/v1/alerts/{alert['id']}/acknowledge", json={"note": "seen"})
         ack = stream.next()
         assert (ack.data["type"], ack.data["note"], ack.data["alert"]["status"]) == (
-            "acknowledged", "seen", "acknowledged"
+            "acknowledged",
+            "seen",
+            "acknowledged",
         )
         assert int(ack.id or 0) > int(event.id or 0)
 

@@ -12,7 +12,10 @@ def test_fires_warning_then_critical_and_clears_with_hysteresis(clinic: Clinic) 
     clinic.post("CUFF-1", reading("systolic_bp", 165, ago(minutes=50)))
     [alert] = clinic.active(pid)
     assert (alert["rule"], alert["kind"], alert["severity"], alert["status"]) == (
-        "threshold:systolic_bp", "threshold", "warning", "open"
+        "threshold:systolic_bp",
+        "threshold",
+        "warning",
+        "open",
     )
     assert alert["value"] == 165 and alert["metric"] == "systolic_bp" and alert["unit"] == "mm[Hg]"
     assert "above high 160" in alert["message"]
@@ -101,7 +104,11 @@ def test_patient_without_overrides_uses_clinic_defaults(clinic: Clinic) -> None:
     assert r.status_code == 200
     hr = next(t for t in r.json()["thresholds"] if t["metric"] == "heart_rate")
     assert (hr["low"], hr["high"], hr["critical_low"], hr["critical_high"], hr["source"]) == (
-        50, 110, 40, 130, "default"
+        50,
+        110,
+        40,
+        130,
+        "default",
     )
     tuned_hr = clinic.http.get(f"/v1/patients/{tuned}/thresholds/heart_rate").json()
     assert (tuned_hr["high"], tuned_hr["low"], tuned_hr["source"]) == (90, 50, "patient")

@@ -38,9 +38,7 @@ STATUSES: Final = ("open", "acknowledged", "resolved")
 SEVERITIES: Final = ("warning", "critical")
 KINDS: Final = ("threshold", "rate_of_change", "missing_data", "device_status", "low_battery")
 
-ListParam = Annotated[
-    list[str] | None, Query(max_length=20, description="repeat or comma-separate values")
-]
+ListParam = Annotated[list[str] | None, Query(max_length=20, description="repeat or comma-separate values")]
 
 
 def _split(values: list[str] | None, allowed: tuple[str, ...] | None, name: str) -> list[str]:

@@ -92,9 +92,7 @@ def get_thresholds(patient_id: UUID, services: ServicesDep, principal: StaffDep)
         (r for r in rules if r.kind == "threshold" and r.metric is not None),
         key=lambda r: order.get(r.metric or "", len(order)),
     )
-    return ThresholdsPage(
-        patient_id=patient_id, thresholds=[_threshold_public(services, r) for r in found]
-    )
+    return ThresholdsPage(patient_id=patient_id, thresholds=[_threshold_public(services, r) for r in found])
 
 
 @router.get("/v1/patients/{patient_id}/thresholds/{metric}", response_model=ThresholdPublic)
@@ -239,9 +237,7 @@ def put_clinic_rule(
 
 
 @router.delete("/v1/clinics/{clinic_id}/alert-rules/{key}", response_model=RulePublic)
-def delete_clinic_rule(
-    clinic_id: ClinicPath, key: RuleKey, services: ServicesDep, _: AdminDep
-) -> RulePublic:
+def delete_clinic_rule(clinic_id: ClinicPath, key: RuleKey, services: ServicesDep, _: AdminDep) -> RulePublic:
     _clinic(services, clinic_id)
     with services.transaction() as conn:
         rule = config.delete_override(conn, key, clinic_id=clinic_id, patient_id=None)
@@ -284,9 +280,7 @@ def create_webhook(
 
 
 @router.get("/v1/clinics/{clinic_id}/webhooks", response_model=list[WebhookPublic])
-def list_webhooks(
-    clinic_id: ClinicPath, services: ServicesDep, principal: StaffDep
-) -> list[dict[str, Any]]:
+def list_webhooks(clinic_id: ClinicPath, services: ServicesDep, principal: StaffDep) -> list[dict[str, Any]]:
     ensure_clinic_visible(principal, clinic_id, f"clinic {clinic_id!r}")
     with services.transaction() as conn:
         rows = webhooks.list_webhooks(conn, clinic_id)
@@ -306,9 +300,7 @@ def disable_webhook(
     return _webhook_public(row)
 
 
-@router.get(
-    "/v1/clinics/{clinic_id}/webhooks/{webhook_id}/deliveries", response_model=DeliveriesPage
-)
+@router.get("/v1/clinics/{clinic_id}/webhooks/{webhook_id}/deliveries", response_model=DeliveriesPage)
 def webhook_deliveries(
     clinic_id: ClinicPath,
     webhook_id: UUID,
