@@ -84,10 +84,10 @@ def test_summary_has_latest_values_coverage_and_last_reading(admin: httpx.Client
     assert latest["body_weight"]["value"] == pytest.approx(79.83, abs=0.01)  # converted to kg
     assert latest["body_weight"]["unit"] == "kg"
     assert datetime.fromisoformat(summary["last_reading_at"]) == NOW - timedelta(hours=2)
-    # today (BP, weight), 1, 2, 5 and 29 days ago: UTC days, possibly one more if "hours ago"
-    # crossed midnight
-    expected = len({(NOW - timedelta(days=d, minutes=n)).date() for n, d in enumerate(days_ago) if d <= 29}
-                   | {(NOW - timedelta(hours=3)).date(), (NOW - timedelta(hours=2)).date()})
+    # UTC calendar days of the last 30 (today included) holding a reading
+    stamps = [NOW - timedelta(days=d, minutes=n) for n, d in enumerate(days_ago)]
+    stamps += [NOW - timedelta(hours=3), NOW - timedelta(hours=2)]
+    expected = len({t.date() for t in stamps if 0 <= (NOW.date() - t.date()).days < 30})
     assert summary["days_with_readings_30d"] == expected
     assert summary["open_alerts"] == {"critical": 0, "warning": 0, "total": 0}
     assert summary["attention"] == []
