@@ -54,3 +54,37 @@ def sign_in(page: Any, base_url: str, token: str) -> None:
     page.get_by_label("API token").fill(token)
     page.get_by_role("button", name="Sign in").click()
     page.locator("#topbar:not([hidden])").wait_for()
+
+
+_AUDIT_JS = """
+() => {
+  const problems = [];
+  const name = (el) =>
+    (el.getAttribute("aria-label") || el.textContent || el.getAttribute("title") || "").trim();
+  if (!document.documentElement.lang) problems.push("html has no lang");
+  for (const el of document.querySelectorAll("input, select, textarea")) {
+    if (el.type === "hidden") continue;
+    if (!(el.labels && el.labels.length) && !el.getAttribute("aria-label")) {
+      problems.push(`unlabelled ${el.tagName} #${el.id}`);
+    }
+  }
+  for (const el of document.querySelectorAll("button, a[href]")) {
+    if (!name(el)) problems.push(`${el.tagName} without an accessible name`);
+  }
+  for (const el of document.querySelectorAll("svg[role=img]")) {
+    if (!el.getAttribute("aria-label")) problems.push("chart without a description");
+  }
+  const ids = [...document.querySelectorAll("[id]")].map((el) => el.id);
+  for (const id of new Set(ids)) {
+    if (ids.filter((x) => x === id).length > 1) problems.push(`duplicate id ${id}`);
+  }
+  if (document.querySelectorAll("main h1").length !== 1) problems.push("main needs exactly one h1");
+  return problems;
+}
+"""
+
+
+def assert_accessible(page: Any) -> None:
+    """Basic, objective accessibility checks of the page as rendered."""
+    problems = page.evaluate(_AUDIT_JS)
+    assert not problems, problems

@@ -13,7 +13,7 @@ import pytest
 from ingest.demo import seed_clinic
 from ingest.settings import Settings
 from tests.e2e.conftest import save_screenshot
-from tests.e2e.helpers import NOW, iso, publish, sign_in
+from tests.e2e.helpers import NOW, assert_accessible, iso, publish, sign_in
 from tests.support.service import RunningService
 
 pytestmark = pytest.mark.browser
@@ -46,12 +46,14 @@ def test_demo_clinic_in_the_dashboard(
     sign_in(page, service.base_url, seeded.token)
     critical = page.locator(".alert-list li.alert-critical").filter(has_text="Tomás Okafor")
     critical.wait_for(timeout=20_000)
+    assert_accessible(page)
     save_screenshot(page, "alert-inbox", tmp_path)
 
     page.get_by_role("link", name="Patients").click()
     page.locator(".patients-table tbody tr").nth(6).wait_for()
     first = page.locator(".patients-table tbody th a").first.inner_text()
     assert first == "Tomás Okafor"  # an open critical alert puts the patient first
+    assert_accessible(page)
     save_screenshot(page, "patients", tmp_path)
 
     page.goto(f"{service.base_url}/dashboard/#/patients/{seeded.ids['DEMO-1001']}?range=30d")
@@ -59,16 +61,19 @@ def test_demo_clinic_in_the_dashboard(
     weight.locator("polyline.avg").wait_for()
     assert weight.locator("path.marker").count() >= 1  # the weight-gain alert marked on its chart
     page.locator("[data-chart='blood_pressure'] svg polyline.avg").first.wait_for()
+    assert_accessible(page)
     save_screenshot(page, "patient", tmp_path)
 
     page.goto(f"{service.base_url}/dashboard/#/patients/{tomas}?range=7d")
     page.locator("[data-chart='spo2'] svg rect.band-critical").first.wait_for()
+    assert_accessible(page)
     save_screenshot(page, "patient-copd", tmp_path)
 
     page.get_by_role("link", name="Exports").click()
     page.locator(".stat-pending .stat-value").wait_for()
     counts = api.get("/v1/exports").json()["counts"]
     assert counts["pending"] + counts["waiting"] > 1000  # every stored reading queued for the EHR
+    assert_accessible(page)
     save_screenshot(page, "exports", tmp_path)
     api.close()
 
@@ -81,4 +86,5 @@ def test_tablet_portrait_layout(page: Any, service: RunningService, tmp_path: Pa
     page.locator("[data-chart='blood_pressure'] svg").wait_for()
     # Nothing wider than the screen: no sideways scrolling on a tablet.
     assert page.evaluate("document.documentElement.scrollWidth") <= 768
+    assert_accessible(page)
     save_screenshot(page, "patient-tablet", tmp_path)
