@@ -34,6 +34,8 @@ def test_demo_clinic_in_the_dashboard(
     assert by_mrn["DEMO-1005"]["days_with_readings_30d"] >= 29  # today may have just begun
     assert by_mrn["DEMO-1006"]["days_with_readings_30d"] < 30  # the patient who forgets
     assert "no reading for over 24 h" in by_mrn["DEMO-1007"]["attention"]
+    walter = api.get(f"/v1/dashboard/patients/{by_mrn['DEMO-1007']['id']}").json()
+    assert [d["battery_level"] for d in walter["devices"]] == [9]
     # Seeding again (a demo restart) stores nothing twice.
     again = seed_clinic(service.services, ZONE, NOW)
     assert again.ids == seeded.ids

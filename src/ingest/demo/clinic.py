@@ -32,6 +32,8 @@ class DemoDevice:
     live_every_s: float = 20.0
     #: behind the home gateway over Bluetooth (published by the gateway), else straight to MQTT
     ble: bool = False
+    #: battery level the device last reported (percent), if it reports one
+    battery: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +89,8 @@ MAKER: Final = "Acme Health (synthetic)"
 
 
 def _dev(id_: str, type_: str, model: str, metrics: Sequence[str], hours: Sequence[float],
-         live_every_s: float = 20.0) -> DemoDevice:
-    return DemoDevice(id_, type_, MAKER, model, tuple(metrics), tuple(hours), live_every_s)
+         live_every_s: float = 20.0, battery: int | None = None) -> DemoDevice:
+    return DemoDevice(id_, type_, MAKER, model, tuple(metrics), tuple(hours), live_every_s, battery=battery)
 
 
 BP_HOURS: Final = (7.5, 19.5)
@@ -104,8 +106,8 @@ PATIENTS: Final[tuple[DemoPatient, ...]] = (
         condition="heart failure: daily weight, blood pressure",
         baseline=Baseline(heart_rate=78, systolic_bp=118, diastolic_bp=72, body_weight=81.5),
         devices=(
-            _dev("demo-scale-1001", "scale", "WS-20", ["body_weight"], (7.0,), 45),
-            _dev("demo-cuff-1001", "bp_cuff", "BP-7", BP_METRICS, BP_HOURS, 30),
+            _dev("demo-scale-1001", "scale", "WS-20", ["body_weight"], (7.0,), 45, battery=82),
+            _dev("demo-cuff-1001", "bp_cuff", "BP-7", BP_METRICS, BP_HOURS, 30, battery=64),
         ),
         # fluid retention: +2.6 kg over the last week (a heart-failure decompensation sign)
         history_episodes=(("body_weight", 7.0, 30.0, 2.6, 6.0),),
@@ -118,7 +120,8 @@ PATIENTS: Final[tuple[DemoPatient, ...]] = (
         condition="COPD: pulse oximetry, respiratory rate",
         baseline=Baseline(heart_rate=84, spo2=93.5, respiratory_rate=18),
         devices=(
-            _dev("demo-ox-1002", "pulse_oximeter", "OX-3", ["spo2", "heart_rate"], FOUR_TIMES, 10),
+            _dev("demo-ox-1002", "pulse_oximeter", "OX-3", ("spo2", "heart_rate"), FOUR_TIMES, 10,
+                 battery=71),
             _dev("demo-rr-1002", "wearable", "Band-2", ["respiratory_rate"], HOURLY, 30),
         ),
         history_episodes=(("spo2", 12.0, 1.5, -5.5, 0.3),),
@@ -181,10 +184,10 @@ PATIENTS: Final[tuple[DemoPatient, ...]] = (
         mrn="DEMO-1007",
         display_name="Walter Schmidt",
         fhir_patient_id="demo-walter-schmidt",
-        condition="heart failure: daily weight (stopped measuring)",
+        condition="heart failure: daily weight (stopped measuring: the scale's battery is flat)",
         baseline=Baseline(body_weight=92.0, systolic_bp=128, diastolic_bp=80),
         devices=(
-            _dev("demo-scale-1007", "scale", "WS-20", ["body_weight"], (7.25,), 60),
+            _dev("demo-scale-1007", "scale", "WS-20", ["body_weight"], (7.25,), 60, battery=9),
         ),
         adherence=0.85,
         silent_hours=60.0,

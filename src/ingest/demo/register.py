@@ -44,7 +44,7 @@ def ensure_patient(conn: psycopg.Connection[Any], patient: DemoPatient) -> UUID:
 
 def ensure_device(
     conn: psycopg.Connection[Any], device_id: str, type_: str, maker: str, model: str,
-    patient_id: UUID, since: datetime,
+    patient_id: UUID, since: datetime, battery: int | None = None,
 ) -> None:
     try:
         registry.get_device(conn, device_id)
@@ -53,6 +53,8 @@ def ensure_device(
             conn, device_id=device_id, clinic_id=CLINIC_ID, type_=type_, manufacturer=maker,
             model=model, serial=f"SN-{device_id.upper()}",
         )
+    if battery is not None:
+        conn.execute("UPDATE devices SET battery_level = %s WHERE id = %s", (battery, device_id))
     current = registry.device_assignments(conn, device_id)
     if not current or current[-1]["patient_id"] != patient_id:
         registry.assign_device(conn, device_id=device_id, patient_id=patient_id, since=since)
@@ -69,7 +71,7 @@ def register(
         ids[patient.mrn] = ensure_patient(conn, patient)
         for device in patient.devices:
             ensure_device(conn, device.id, device.type, device.manufacturer, device.model,
-                          ids[patient.mrn], since)
+                          ids[patient.mrn], since, device.battery)
     logger.info("demo clinic registered: %d patients", len(ids))
     return ids
 
