@@ -3,7 +3,8 @@
 Order of a session (each step only when the device offers it):
 1. read the battery level and the device clock (Current Time), noting the gateway time with it;
 2. subscribe to every measurement characteristic it has (and to the RACP, for indications);
-3. fetch stored records through RACP, after the last sequence number kept for the device;
+3. fetch stored records through RACP, after the last sequence number kept for the device (and,
+   when there is none after it, check that the device did not restart its numbering);
 4. wait until stored measurements stop arriving, then write Current Time if the clock is off,
    so the values read so far are timed with the clock they were taken with;
 5. listen for live measurements until the link drops, re-fetching records now and then.
@@ -233,14 +234,40 @@ class DeviceSession:
             await self._transfer_records(BLOOD_PRESSURE_STREAM)
 
     async def _transfer_records(self, stream: str) -> None:
+        last = await self._sink.last_sequence(self._link.address, stream)
+        outcome = await self._run_transfer(stream, last, request_for(last))
+        if outcome is Outcome.NO_RECORDS and last is not None:
+            await self._check_for_restart(stream, last)
+
+    async def _check_for_restart(self, stream: str, last: int) -> None:
+        """Nothing after the cursor: make sure the device did not start numbering afresh (a
+        reset meter would otherwise never be read again). Its newest record tells."""
+        newest: list[int] = []
+        probe = await self._run_transfer(stream, None, racp.report_last_record(), probe=newest)
+        if probe is Outcome.COMPLETE and newest and max(newest) < last:
+            logger.warning(
+                "%s: %s record numbers restarted (newest %d, last kept %d); fetching all",
+                self._link.address, stream, max(newest), last,
+            )
+            await self._run_transfer(stream, None, racp.report_all_records())
+
+    async def _run_transfer(
+        self,
+        stream: str,
+        last: int | None,
+        request: bytes,
+        *,
+        probe: list[int] | None = None,
+    ) -> Outcome:
+        """One RACP report. With ``probe`` the records' sequence numbers are collected there
+        and nothing is handed to the sink (what a probe returns is already kept)."""
         address = self._link.address
-        last = await self._sink.last_sequence(address, stream)
         self._values.transfer = transfer = Transfer(address, stream, last)
         outcome = Outcome.INTERRUPTED
         try:
             while not self._values.racp_answers.empty():
                 self._values.racp_answers.get_nowait()
-            await self._link.write(full_uuid(0x2A52), request_for(last))
+            await self._link.write(full_uuid(0x2A52), request)
             outcome = await self._await_outcome()
         except GattError as exc:
             logger.warning("%s: record request refused (%s)", address, exc)
@@ -250,11 +277,15 @@ class DeviceSession:
             self._values.flush_glucose()
             self._values.transfer = None
             self.stats.transfers[stream] = outcome
-            await self._sink.deliver(transfer.observations, transfer.cursor(outcome))
+            if probe is None:
+                await self._sink.deliver(transfer.observations, transfer.cursor(outcome))
+            else:
+                probe.extend(sequence for sequence, _ in transfer.records)
         logger.info(
             "%s: %s record transfer %s, %d record(s)", address, stream, outcome.value,
             len(transfer.records),
         )
+        return outcome
 
     async def _await_outcome(self) -> Outcome:
         loop = asyncio.get_running_loop()

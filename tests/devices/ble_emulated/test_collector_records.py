@@ -16,6 +16,7 @@ CUFF = "F1:00:00:00:00:02"
 # RACP requests, as literals (GLS: op code, operator, filter type 0x01 = sequence number)
 ALL_RECORDS = bytes.fromhex("0101")
 ABORT = bytes.fromhex("0300")
+LAST_RECORD = bytes.fromhex("0106")
 
 
 def minutes(n: int) -> timedelta:
@@ -177,3 +178,24 @@ def test_blood_pressure_records_and_a_live_measurement(tmp_path: Path) -> None:
 
 async def _bp_cursor(h: Harness, value: int) -> bool:
     return await h.queue.last_sequence(CUFF, "blood_pressure") == value
+
+
+def test_a_meter_that_restarted_its_numbering_is_read_again(tmp_path: Path) -> None:
+    meter = GlucoseMeter(METER, "Meter")
+    for n, value in enumerate((90.0, 95.0, 99.0)):
+        meter.measure(value, ago=minutes(60 - n))
+
+    async def scenario() -> None:
+        async with collecting(tmp_path, meter) as h:
+            await until(lambda: _cursor_is(h, 3), what="cursor 3")
+            await meter.drop_link()
+            meter.records.clear()  # factory reset: memory wiped, numbering from 1 again
+            meter.next_sequence = 1
+            meter.measure(140.0, ago=minutes(5))
+            meter.measure(145.0, ago=minutes(4))
+            await until(lambda: meter.connections_made == 2, what="reconnect")
+            await until(lambda: _cursor_is(h, 2), what="cursor back to 2")
+            assert meter.racp.requests[1:] == [from_sequence(4), LAST_RECORD, ALL_RECORDS]
+            assert glucose_values(await h.readings()) == [90.0, 95.0, 99.0, 140.0, 145.0]
+
+    run(scenario())
