@@ -345,14 +345,20 @@ class PgOutbox:
             with self._lock:
                 self._open.discard(token)
 
-    def renew(self) -> int:
-        """Extend the lease of every open claim; return how many rows it covers."""
+    def renew(self, conn: psycopg.Connection[Any] | None = None) -> int:
+        """Extend the lease of every open claim; return how many rows it covers.
+
+        ``conn`` (autocommit) lets the caller renew on a connection of its own, so a busy pool
+        can never delay a renewal past the lease.
+        """
         with self._lock:
             tokens = list(self._open)
         if not tokens:
             return 0
-        with self._pool.connection() as conn, conn.transaction():
+        if conn is not None:
             return conn.execute(_RENEW, (self.lease_s, tokens)).rowcount
+        with self._pool.connection() as pooled, pooled.transaction():
+            return pooled.execute(_RENEW, (self.lease_s, tokens)).rowcount
 
     def _take(self, token: uuid.UUID, limit: int) -> list[OutboxItem]:
         params = {"limit": limit, "token": token, "worker": self.worker, "lease": self.lease_s}

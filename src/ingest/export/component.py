@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import psycopg
 
@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 EXTRAS_KEY: Final = "fhir_export"
 UPKEEP_INTERVAL_S: Final = 60.0
 MAX_STORAGE_BACKOFF_S: Final = 30.0
+STOP_GRACE_S: Final = 30.0
 
 
 class ErrorCount:
@@ -84,6 +85,8 @@ class Delivery:
         self._services = services
         self._errors = errors
         self._stop = threading.Event()
+        conninfo = services.pool.conninfo
+        self._conninfo = conninfo if isinstance(conninfo, str) else conninfo()
         self._threads: list[threading.Thread] = []
         self.http = build_http_client(timeout_s=s.fhir_timeout_s)
         try:
@@ -131,10 +134,17 @@ class Delivery:
     def stop(self) -> None:
         """Let each worker finish the bundle in hand; rows not recorded come back with their lease."""
         self._stop.set()
-        deadline = time.monotonic() + self._services.settings.fhir_timeout_s * 4
+        grace = min(STOP_GRACE_S, self._services.settings.fhir_timeout_s + 5)
+        deadline = time.monotonic() + grace
         for thread in self._threads:
             thread.join(max(0.1, deadline - time.monotonic()))
+        # A request still hanging is cut: its worker records the rows as deferred (or, if it
+        # cannot, they come back when their lease runs out).
         self.http.close()
+        for thread in self._threads:
+            thread.join(5)
+        if any(thread.is_alive() for thread in self._threads):
+            logger.warning("FHIR export workers did not stop in time; their rows return with the lease")
 
     def _work(self, worker: ExportWorker) -> None:
         s = self._services.settings
@@ -160,23 +170,36 @@ class Delivery:
                 self._stop.wait(s.fhir_poll_interval_s)
 
     def _keep(self) -> None:
+        """Renew the workers' leases (on a connection of its own) and do the upkeep."""
         s = self._services.settings
         interval = max(0.2, s.fhir_lease_s / 3)
         next_upkeep = 0.0
-        while not self._stop.wait(interval):
-            try:
-                for outbox in self.outboxes:
-                    outbox.renew()
-                if time.monotonic() >= next_upkeep:
-                    next_upkeep = time.monotonic() + UPKEEP_INTERVAL_S
-                    with self._services.transaction() as conn:
-                        released = store.release_linked(conn)
-                        purged = store.purge_sent(conn, keep_days=s.fhir_keep_sent_days)
-                    if released or purged:
-                        logger.info("FHIR outbox upkeep: %d rows released, %d old sent rows purged",
-                                    released, purged)  # fmt: skip
-            except psycopg.Error as exc:
-                logger.warning("FHIR export keeper: storage unavailable (%s)", exc)
+        conn: psycopg.Connection[Any] | None = None
+        try:
+            while not self._stop.wait(interval):
+                try:
+                    if conn is None or conn.closed:
+                        conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
+                    for outbox in self.outboxes:
+                        outbox.renew(conn)
+                    if time.monotonic() >= next_upkeep:
+                        next_upkeep = time.monotonic() + UPKEEP_INTERVAL_S
+                        self._upkeep()
+                except psycopg.Error as exc:
+                    logger.warning("FHIR export keeper: storage unavailable (%s)", exc)
+                    if conn is not None:
+                        conn.close()
+                    conn = None
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _upkeep(self) -> None:
+        with self._services.transaction() as conn:
+            released = store.release_linked(conn)
+            purged = store.purge_sent(conn, keep_days=self._services.settings.fhir_keep_sent_days)
+        if released or purged:
+            logger.info("FHIR outbox upkeep: %d rows released, %d old sent rows purged", released, purged)
 
 
 def fhir_export_component(services: Services) -> Component:

@@ -101,7 +101,8 @@ def test_sigkill_mid_bundle_then_two_processes_deliver_each_reading_once(
         # One reading first: the Device is created, so the next request is the Observations' bundle.
         r = httpx.post(f"{url}/v1/readings", headers=headers,
                        json={"device_id": "F0F1F2F3F4F5", "readings": [hr(59, minute=-1)]})  # fmt: skip
-        assert r.status_code == 200 and r.json()["accepted"] == 1
+        assert r.status_code == 200, (tmp_path / "first.log").read_text()[-4000:]
+        assert r.json()["accepted"] == 1
         wait_for(lambda: [row[0] for row in outbox(pool)] == ["sent"], 30, "the first reading to be sent")
         before = ehr.stats()
         # The EHR holds the next answer for a long time (after storing the bundle, or before).

@@ -1,0 +1,219 @@
+"""FHIR export through the PostgreSQL outbox: what it costs ingest, and how fast it drains.
+
+    .venv/bin/python bench/fhir_outbox.py [--readings 20000] [--deliver 5000] [--bundle 100]
+
+Reports, in one run, on fresh databases (RPM_BENCH_DATABASE_URL, default
+postgresql://postgres@127.0.0.1:5432/postgres):
+  * ingest: readings/s through the real pipeline in one process, without and with the outbox hook
+    (same batches; the difference is what writing outbox rows costs the ingest transaction);
+  * outbox alone: rows/s claimed, mapped and recorded as sent by 1 and 2 workers against a transport
+    that answers at once (the database's share of the export, no HTTP);
+  * delivery: Observations/s from the outbox to the local FHIR server (tests/fhir_server) in bundles
+    of --bundle, 1 and 2 workers, next to the server's own time inside those transactions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.fhir_export.fhir_server import run_fhir_server  # noqa: E402
+
+from fhir_export.auth import NoAuth  # noqa: E402
+from fhir_export.bundle import EntryOutcome  # noqa: E402
+from fhir_export.client import FhirClient, RetryPolicy, build_http_client  # noqa: E402
+from fhir_export.mapping import ObservationMapper  # noqa: E402
+from fhir_export.table import build_table  # noqa: E402
+from fhir_export.worker import ExportWorker, Transport  # noqa: E402
+from ingest.db.migrate import migrate  # noqa: E402
+from ingest.db.pool import open_pool  # noqa: E402
+from ingest.export.devices import DeviceRegistry  # noqa: E402
+from ingest.outbox import OutboxWriter, PgOutbox  # noqa: E402
+from ingest.pipeline import Envelope, Pipeline  # noqa: E402
+
+ADMIN_URL = os.environ.get("RPM_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=5)
+DEVICES = 20
+PATIENT = "bench-patient"
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    name = f"rpm_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = urlunsplit(urlsplit(ADMIN_URL)._replace(path="/" + name))
+    try:
+        migrate(url, timescale_mode="off")
+        yield url
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def prepare(url: str) -> None:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "INSERT INTO patients (clinic_id, mrn, display_name, fhir_patient_id)"
+            " VALUES ('default', 'B', 'Bench', %s) RETURNING id",
+            (PATIENT,),
+        ).fetchone()
+        assert row is not None
+        for d in range(DEVICES):
+            conn.execute(
+                "INSERT INTO devices (id, clinic_id, type, manufacturer)"
+                " VALUES (%s, 'default', 'monitor', 'Acme')",
+                (f"bench-{d:03d}",),
+            )
+            conn.execute(
+                "INSERT INTO device_assignments (device_id, patient_id, since) VALUES (%s, %s, %s)",
+                (f"bench-{d:03d}", row[0], START - timedelta(days=1)),
+            )
+
+
+def envelopes(n: int, per_message: int = 10) -> list[Envelope]:
+    """``n`` readings: a heart rate and (every 4th time) a blood-pressure panel, per device."""
+    out: list[Envelope] = []
+    i = 0
+    while i < n:
+        device = f"bench-{(i // per_message) % DEVICES:03d}"
+        readings: list[dict[str, Any]] = []
+        while len(readings) < per_message and i < n:
+            at = (START + timedelta(seconds=i)).isoformat()
+            if i % 4 == 0 and len(readings) + 2 <= per_message:
+                readings.append(
+                    {"metric": "systolic_bp", "value": 120 + i % 20, "unit": "mm[Hg]", "measured_at": at}
+                )
+                readings.append({"metric": "diastolic_bp", "value": 80, "unit": "mm[Hg]", "measured_at": at})
+                i += 2
+            else:
+                readings.append(
+                    {"metric": "heart_rate", "value": 60 + i % 40, "unit": "/min", "measured_at": at}
+                )
+                i += 1
+        raw = json.dumps({"readings": readings}).encode()
+        out.append(Envelope(source="bench", raw=raw, received_at=datetime.now(UTC), device_id=device))
+    return out
+
+
+def bench_ingest(url: str, batches: list[list[Envelope]], with_outbox: bool) -> float:
+    hooks = [OutboxWriter(build_table())] if with_outbox else []
+    pipeline = Pipeline(hooks=hooks)
+    with psycopg.connect(url) as conn:
+        started = time.perf_counter()
+        for batch in batches:
+            with conn.transaction():
+                pipeline.process(conn, batch)
+        return time.perf_counter() - started
+
+
+class Instant:
+    """A transport that answers every entry 201 at once: the outbox's own cost, no HTTP."""
+
+    def transaction(self, bundle: dict[str, object]) -> list[EntryOutcome]:
+        entries = bundle["entry"]
+        assert isinstance(entries, list)
+        return [EntryOutcome(i, 201, f"Observation/{uuid.uuid4()}") for i in range(len(entries))]
+
+
+def drain(url: str, transport_for: Any, workers: int, bundle: int) -> float:
+    mapper = ObservationMapper(build_table())
+    pool = open_pool(url, min_size=workers, max_size=workers * 2 + 1)
+    try:
+
+        def work(n: int) -> None:
+            transport: Transport = transport_for(pool, mapper)
+            worker = ExportWorker(PgOutbox(pool, worker=f"bench-{n}"), transport, mapper, bundle_size=bundle)
+            while worker.run_once():
+                pass
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(workers)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return time.perf_counter() - started
+    finally:
+        pool.close()
+
+
+def sent_rows(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE status = 'sent'), count(*) FROM fhir_outbox"
+        ).fetchone()
+    assert row is not None and row[0] == row[1], f"only {row} rows sent"
+    return int(row[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--readings", type=int, default=20_000, help="readings to ingest")
+    parser.add_argument("--deliver", type=int, default=5_000, help="readings to deliver to the FHIR server")
+    parser.add_argument("--bundle", type=int, default=100)
+    args = parser.parse_args()
+
+    messages = envelopes(args.readings)
+    batches = [messages[i : i + 50] for i in range(0, len(messages), 50)]  # 500 readings a batch
+    for with_outbox in (False, True):
+        with fresh_database() as url:
+            prepare(url)
+            seconds = bench_ingest(url, batches, with_outbox)
+            label = "with outbox hook" if with_outbox else "without outbox  "
+            rate = args.readings / seconds
+            print(f"ingest {label}:      {rate:>10,.0f} readings/s  ({args.readings:,} in {seconds:.2f}s)")
+            if with_outbox:
+                for workers in (1, 2):
+                    with psycopg.connect(url) as conn:
+                        conn.execute("UPDATE fhir_outbox SET status = 'pending', sent_at = NULL")
+                    seconds = drain(url, lambda pool, mapper: Instant(), workers, args.bundle)
+                    rows = sent_rows(url)
+                    print(f"outbox alone, {workers} worker(s):  {rows / seconds:>10,.0f} rows/s"
+                          f"  ({rows:,} claimed, mapped, recorded in {seconds:.2f}s; no HTTP)")  # fmt: skip
+
+    with run_fhir_server() as server, build_http_client() as http:
+        for workers in (1, 2):
+            server.reset()
+            server.put({"resourceType": "Patient", "id": PATIENT})
+            with fresh_database() as url:
+                prepare(url)
+                messages = envelopes(args.deliver)
+                bench_ingest(url, [messages[i : i + 50] for i in range(0, len(messages), 50)], True)
+                client = FhirClient(http, server.base_url, NoAuth(), retry=RetryPolicy(attempts=1))
+
+                def registry(pool: Any, mapper: ObservationMapper, client: FhirClient = client) -> Transport:
+                    system = mapper.device_system
+                    return DeviceRegistry(client, pool, base_url=server.base_url, device_system=system)
+
+                seconds = drain(url, registry, workers, args.bundle)
+                rows = sent_rows(url)
+            stats = server.stats()
+            observations = stats["entries_created"] - DEVICES
+            busy = stats["transaction_ms"] / 1000
+            print(
+                f"delivered, {workers} worker(s):     {observations / seconds:>10,.0f} Observations/s"
+                f"  ({rows:,} rows, {observations:,} Observations in {seconds:.2f}s;"
+                f" server busy in transactions {busy:.2f}s = {observations / busy:,.0f}/s)"
+            )
+
+
+if __name__ == "__main__":
+    main()
