@@ -72,7 +72,9 @@ class BleakCentral:
         try:
             await scanner.start()
         except (BleakError, OSError) as exc:
-            raise BleError(f"cannot start scanning: {exc}") from exc
+            raise BleError(
+                f"cannot start scanning (is BlueZ running and reachable over D-Bus?): {exc}"
+            ) from exc
         try:
             yield
         finally:

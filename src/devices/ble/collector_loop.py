@@ -95,12 +95,26 @@ class Collector:
             ", accepting any health device" if self._settings.accept_any else "",
         )
         try:
-            async with self._central.scan(self._on_sighting):
-                await asyncio.Event().wait()
+            await self._scan_forever()
         finally:
             for task in self._supervisors.values():
                 task.cancel()
             await asyncio.gather(*self._supervisors.values(), return_exceptions=True)
+
+    async def _scan_forever(self) -> None:
+        """Keep a scan open; if the adapter is missing or fails, retry (BlueZ restarted, a USB
+        adapter re-plugged) while the rest of the gateway goes on publishing its queue."""
+        failures = 0
+        while True:
+            try:
+                async with self._central.scan(self._on_sighting):
+                    failures = 0
+                    await asyncio.Event().wait()
+            except BleError as exc:
+                failures += 1
+                delay = min(self._settings.backoff_max, 5.0 * 2 ** min(failures - 1, 6))
+                logger.error("Bluetooth scanning failed (%s); retrying in %.0fs", exc, delay)
+                await asyncio.sleep(delay)
 
     def _on_sighting(self, sighting: Sighting) -> None:
         address = sighting.address.upper()

@@ -20,6 +20,7 @@ from typing import Final
 from devices.ble.collector_api import BleCentral
 from devices.ble.collector_loop import Collector, CollectorSettings
 from devices.ble.collector_session import SessionSettings
+from devices.errors import DevicesError
 from devices.gateway.clock import ClockPolicy
 from devices.gateway.mqtt_paho import BrokerSettings, PahoTransport
 from devices.gateway.pipeline import GatewaySink
@@ -126,14 +127,14 @@ class Gateway:
         tasks = [asyncio.create_task(self.publisher.run(), name="gateway-publisher")]
         if self.collector is not None:
             tasks.insert(0, asyncio.create_task(self.collector.run(), name="gateway-collector"))
+        failure: BaseException | None = None
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                task.result()
+            failure = next((t.exception() for t in done if t.exception() is not None), None)
         finally:
             for task in tasks:  # the collector first: what it received is on disk before we stop
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                with contextlib.suppress(asyncio.CancelledError, DevicesError):
                     await task
             stats = await self.queue.stats()
             await self.queue.close()
@@ -141,3 +142,5 @@ class Gateway:
                 "gateway stopped: %d reading(s) still queued, %d published, %d dropped",
                 stats.readings, stats.published, stats.dropped,
             )
+        if failure is not None:
+            raise failure

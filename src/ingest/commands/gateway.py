@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 
 from devices.ble.collector_loop import normalise_address
+from devices.errors import DevicesError
 from devices.gateway.errors import GatewayError
 from devices.gateway.mqtt_paho import BrokerSettings, parse_broker_url
 from devices.gateway.runner import DEFAULT_MAX_QUEUE_BYTES, Gateway, GatewaySettings, local_zone
@@ -174,7 +175,7 @@ def gateway(
     )
     try:
         asyncio.run(_run(settings, drain_only=drain_only, emulate=emulate))
-    except GatewayError as exc:
+    except DevicesError as exc:  # the queue is unusable, or the gateway cannot run at all
         raise click.ClickException(str(exc)) from exc
 
 

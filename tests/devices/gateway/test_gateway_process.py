@@ -3,12 +3,14 @@ lost; stops cleanly on SIGTERM; its help documents a BlueZ home hub; bad options
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +26,16 @@ from tests.support.mosquitto import Mosquitto
 from tests.support.tcpproxy import TcpProxy
 
 N = 3000
+
+
+@pytest.fixture(autouse=True)
+def _keep_root_logging() -> Iterator[None]:
+    """The command configures logging for a process; put the test process's back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def gateway_process(data_dir: Path, url: str, prefix: str) -> subprocess.Popen[bytes]:
@@ -84,6 +96,10 @@ def test_sigkill_while_publishing_then_restart_loses_nothing(tmp_path: Path) -> 
             assert queued_readings(data_dir) == 0
             with pytest.raises(QueueStorageError, match="in use by another gateway"):
                 QueueStore(data_dir / QUEUE_FILE, max_bytes=2**20)
+            twin = CliRunner().invoke(
+                cli, ["gateway", "--drain-only", "--data-dir", str(data_dir), "--mqtt-url", url]
+            )
+            assert twin.exit_code == 1 and "in use by another gateway" in twin.output
         finally:
             second.send_signal(signal.SIGTERM)
             assert second.wait(20) == 0  # a clean stop on SIGTERM
