@@ -75,6 +75,11 @@ function signOut(message) {
 
 function updateChrome(change) {
   if (!session) return;
+  if (change.alert && !session.patients.has(change.alert.patient_id)) {
+    // A patient enrolled after sign-in: learn their name, then let the views redraw.
+    const current = session;
+    current.loadPatients().then(() => current.store.emit({ type: "patients" })).catch(() => {});
+  }
   const counts = session.store.counts();
   const badge = document.getElementById("alert-badge");
   badge.hidden = counts.total === 0;
