@@ -44,6 +44,7 @@ class CollectorSettings:
     backoff_max: float = 300.0
     reconnect_delay: float = 1.0
     """Pause after a session ended normally before connecting again."""
+    scan_restart_interval: float = 300.0
 
 
 @dataclass
@@ -102,14 +103,15 @@ class Collector:
             await asyncio.gather(*self._supervisors.values(), return_exceptions=True)
 
     async def _scan_forever(self) -> None:
-        """Keep a scan open; if the adapter is missing or fails, retry (BlueZ restarted, a USB
-        adapter re-plugged) while the rest of the gateway goes on publishing its queue."""
+        """Keep a scan open, restarting it now and then (an adapter reset can silently end a
+        scan); if the adapter is missing or fails, retry (BlueZ restarted, a USB adapter
+        re-plugged) while the rest of the gateway goes on publishing its queue."""
         failures = 0
         while True:
             try:
                 async with self._central.scan(self._on_sighting):
                     failures = 0
-                    await asyncio.Event().wait()
+                    await asyncio.sleep(self._settings.scan_restart_interval)
             except BleError as exc:
                 failures += 1
                 delay = min(self._settings.backoff_max, 5.0 * 2 ** min(failures - 1, 6))

@@ -61,11 +61,14 @@ async def until(predicate: Callable[[], object], *, timeout: float = 10.0, what:
 
 
 @contextlib.asynccontextmanager
-async def on_air(*peripherals: EmulatedPeripheral) -> AsyncIterator[BumbleAdapter]:
+async def on_air(
+    *peripherals: EmulatedPeripheral, adapter_on: bool = True
+) -> AsyncIterator[BumbleAdapter]:
     """A virtual radio with the gateway's adapter and ``peripherals`` advertising on it."""
     radio = VirtualRadio()
     adapter = BumbleAdapter(radio.create_device("gateway", GATEWAY_ADDRESS))
-    await adapter.power_on()
+    if adapter_on:
+        await adapter.power_on()
     for peripheral in peripherals:
         await peripheral.start(radio)
     try:
@@ -101,9 +104,10 @@ async def collecting(
     racp_timeout: float = 2.0,
     record_poll_interval: float = 3600.0,
     max_bytes: int = 16 * 1024 * 1024,
+    adapter_on: bool = True,
 ) -> AsyncIterator[Harness]:
     """The production collector and gateway sink (real SQLite queue) over emulated devices."""
-    async with on_air(*peripherals) as adapter:
+    async with on_air(*peripherals, adapter_on=adapter_on) as adapter:
         queue = AsyncQueue(QueueStore(tmp_path / "queue.sqlite3", max_bytes=max_bytes))
         sink = GatewaySink(queue, ClockPolicy(tz), now=utc_now)
         central = BleakCentral(

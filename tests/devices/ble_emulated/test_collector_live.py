@@ -3,6 +3,7 @@ collector over the bumble bleak backend, into the real gateway sink and SQLite q
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -182,5 +183,20 @@ def test_a_whole_home_at_once_with_battery_levels(tmp_path: Path) -> None:
                     device_id=row.device_id, now=datetime.now(UTC),
                 )
                 assert parsed.rejections == [] and len(parsed.readings) == len(row.readings)
+
+    run(scenario())
+
+
+def test_an_adapter_that_is_off_is_retried_until_it_is_on(tmp_path: Path) -> None:
+    strap = HeartRateStrap(STRAP, "Strap")
+
+    async def scenario() -> None:
+        async with collecting(tmp_path, strap, adapter_on=False) as h:
+            await asyncio.sleep(0.5)  # scanning fails a few times meanwhile
+            assert strap.connections_made == 0
+            await h.adapter.power_on()
+            await until(lambda: strap.subscribed(strap.measurement), what="collected after all")
+            await strap.send_heart_rate(66)
+            await until(lambda: _count(h.readings(), 1), what="reading")
 
     run(scenario())

@@ -114,12 +114,24 @@ class BumbleAdapter:
     async def power_on(self) -> None:
         await self.device.power_on()
 
+    async def power_off(self) -> None:
+        """Switch the adapter off, as ``bluetoothctl power off`` would: links drop, scans fail."""
+        for connection in list(self.device.connections.values()):
+            await connection.disconnect(_DISCONNECT_REASON_LOCAL_HOST)
+        self._scanners.clear()
+        await self.device.power_off()
+
+    def require_power(self) -> None:
+        if not self.device.powered_on:
+            raise BleakError("the Bluetooth adapter is not powered (org.bluez.Error.NotReady)")
+
     def resolve(self, address: str) -> Address:
         """The bumble address for a textual address (typed as last advertised)."""
         seen = self._seen.get(address.upper())
         return seen if seen is not None else Address(address.upper())
 
     async def add_scanner(self, scanner: BumbleScanner) -> None:
+        self.require_power()
         async with self._scan_lock:
             self._scanners.add(scanner)
             if not self.device.is_scanning:
@@ -229,6 +241,7 @@ class BumbleClient(BaseBleakClient):
         timeout = float(kwargs.get("timeout", self._timeout))
         if pair:
             logger.debug("pairing is not emulated; connecting without it")
+        self.adapter.require_power()
         async with self.adapter.connect_lock:
             try:
                 connection = await self.adapter.device.connect(self._peer_address, timeout=timeout)
