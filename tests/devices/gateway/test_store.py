@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -141,3 +144,45 @@ def test_one_gateway_per_queue(tmp_path: Path) -> None:
         open_store(tmp_path)
     first.close()
     open_store(tmp_path).close()  # released on close
+
+
+WRITER = """
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from devices.ble.collector_api import RecordCursor
+from devices.gateway.store import Entry, QueueStore
+from tests.devices.gateway.support import reading
+store = QueueStore(Path(sys.argv[1]), max_bytes=10**8)
+i = 0
+while True:
+    store.enqueue([Entry("A", [reading(i)])], RecordCursor("F0:00:00:00:00:01", "glucose", i),
+                  now=datetime.now(UTC))
+    print(i, flush=True)
+    i += 1
+"""
+
+
+def test_a_writer_killed_mid_stream_keeps_every_committed_reading_and_its_cursor(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "queue.sqlite3"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    assert writer.stdout is not None
+    committed = -1
+    for line in writer.stdout:
+        committed = int(line)
+        if committed >= 150:
+            break
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(10)
+    store = open_store(tmp_path)
+    kept = [r.readings[0]["measured_at"] for r in store.peek(0, 10_000)]
+    cursor = store.last_sequence("F0:00:00:00:00:01", "glucose")
+    assert cursor is not None and cursor >= committed
+    # the cursor never runs ahead of the readings it was committed with, and nothing is lost
+    assert kept == [reading(i)["measured_at"] for i in range(cursor + 1)]
+    store.close()
