@@ -10,7 +10,6 @@ that answer RACP requests live in :mod:`.record_devices`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -157,10 +156,3 @@ class Scale(_StoreAndSend):
     def on_connected(self, connection: Connection) -> None:
         logger.debug("%s: %d stored measurements wait for indications", self.name, len(self.pending))
 
-
-async def cancel_quietly(task: asyncio.Task[None] | None) -> None:
-    if task is None:
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

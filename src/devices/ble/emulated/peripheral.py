@@ -216,9 +216,14 @@ class EmulatedPeripheral:
                 await device.indicate_subscriber(connection, characteristic, value)
             else:
                 await device.notify_subscriber(connection, characteristic, value)
-        except (core.BaseBumbleError, TimeoutError, asyncio.CancelledError, KeyError) as exc:
-            if isinstance(exc, asyncio.CancelledError) and self._connection is not None:
-                raise
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # we are being cancelled; not a failed send
+            logger.debug("%s: send abandoned: the link went down", self.name)
+            return False
+        except (core.BaseBumbleError, TimeoutError, KeyError) as exc:
+            # KeyError: bumble forgets a link's indication state as soon as the link drops
             logger.debug("%s: send failed: %r", self.name, exc)
             return False
         return True
