@@ -45,6 +45,7 @@ from devices.ble.collector_values import (
     GLUCOSE,
     GLUCOSE_CONTEXT,
     RACP,
+    UNTIMED,
     ReceivedValue,
     SessionStats,
     ValueHandler,
@@ -60,6 +61,7 @@ CURRENT_TIME: Final = "2a2b"
 # Intermediate Temperature (progress, no readings) and CGM (needs the session start time).
 LIVE: Final = ("2a37", "2a35", "2a1c", "2a5e", "2a5f", "2a9d", "2a9c")
 _ADJUST_REASON_EXTERNAL_REFERENCE: Final = 0x02
+_MIN_SETTLE_LIMIT: Final = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +187,9 @@ class DeviceSession:
     async def _settle(self) -> None:
         """Let stored measurements (indicated on subscription) arrive under the old clock."""
         loop = asyncio.get_running_loop()
-        self._last_traffic = loop.time()
-        while self._link.is_connected:
+        self._last_traffic = started = loop.time()
+        give_up = started + max(_MIN_SETTLE_LIMIT, 10 * self._settings.settle_time)
+        while self._link.is_connected and loop.time() < give_up:
             await self._join()
             quiet = loop.time() - self._last_traffic
             if quiet >= self._settings.settle_time:
@@ -322,7 +325,8 @@ class DeviceSession:
         while True:
             item = await self._inbox.get()
             try:
-                self._last_traffic = asyncio.get_running_loop().time()
+                if item.short not in UNTIMED:  # a steady stream is not a transfer's progress
+                    self._last_traffic = asyncio.get_running_loop().time()
                 await self._values.handle(item)
             finally:
                 self._inbox.task_done()

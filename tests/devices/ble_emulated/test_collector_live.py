@@ -13,7 +13,7 @@ from devices.ble.emulated.home import EmulatedHome
 from devices.ble.emulated.peripheral import DeviceClock
 from devices.ble.emulated.record_devices import GlucoseMeter
 from devices.message import parse_message
-from tests.devices.ble_emulated.support import collecting, run, until
+from tests.devices.ble_emulated.support import Harness, collecting, run, until
 
 STRAP = "F1:00:00:00:00:01"
 OTHER_STRAP = "F1:00:00:00:00:09"
@@ -198,5 +198,28 @@ def test_an_adapter_that_is_off_is_retried_until_it_is_on(tmp_path: Path) -> Non
             await until(lambda: strap.subscribed(strap.measurement), what="collected after all")
             await strap.send_heart_rate(66)
             await until(lambda: _count(h.readings(), 1), what="reading")
+
+    run(scenario())
+
+
+def test_a_steady_stream_does_not_hold_up_setting_the_clock(tmp_path: Path) -> None:
+    oximeter = PulseOximeter(
+        OXIMETER, "Oxi", current_time="write", clock=DeviceClock(unset=True, tz=UTC)
+    )
+
+    async def scenario() -> None:
+        stream = asyncio.create_task(oximeter.stream(lambda: (97.0, 64.0), 0.01))
+        try:
+            async with collecting(tmp_path, oximeter) as h:
+                await until(lambda: oximeter.clock.was_set, what="clock set")
+                await oximeter.measure(96.0, 65.0)
+                readings = await _spot_checks(h)
+                assert readings and "time_estimated" not in readings[0]["status"]
+        finally:
+            stream.cancel()
+
+    async def _spot_checks(h: Harness) -> list[dict[str, object]]:
+        await until(lambda: _has_values(h.readings(), {96.0}), what="spot-check")
+        return [r for r in await h.readings() if r["value"] == 96.0]
 
     run(scenario())
