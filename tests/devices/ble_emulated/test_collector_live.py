@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from devices.ble.emulated.devices import HeartRateStrap, PulseOximeter, Scale, Thermometer
@@ -218,7 +219,7 @@ def test_a_steady_stream_does_not_hold_up_setting_the_clock(tmp_path: Path) -> N
         finally:
             stream.cancel()
 
-    async def _spot_checks(h: Harness) -> list[dict[str, object]]:
+    async def _spot_checks(h: Harness) -> list[dict[str, Any]]:
         await until(lambda: _has_values(h.readings(), {96.0}), what="spot-check")
         return [r for r in await h.readings() if r["value"] == 96.0]
 
