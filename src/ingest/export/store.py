@@ -21,13 +21,16 @@ _CLINICS: Final = "(%(clinics)s::text[] IS NULL OR clinic_id = ANY(%(clinics)s))
 
 
 def counts(conn: psycopg.Connection[Any], *, clinic_ids: list[str] | None) -> dict[str, int]:
-    """Rows per status (every status present, zero when none)."""
-    rows = conn.execute(
-        f"SELECT status, count(*) FROM fhir_outbox WHERE {_CLINICS} GROUP BY status",
-        {"clinics": clinic_ids},
-    ).fetchall()
-    found = {str(status): int(n) for status, n in rows}
-    return {status: found.get(status, 0) for status in STATUSES}
+    """Rows per status (every status present, zero when none).
+
+    One count per status, so each can use its partial index instead of scanning every sent row.
+    """
+    query = " UNION ALL ".join(
+        f"SELECT '{status}', count(*) FROM fhir_outbox WHERE status = '{status}' AND {_CLINICS}"
+        for status in STATUSES
+    )
+    rows = conn.execute(query, {"clinics": clinic_ids}).fetchall()
+    return {str(status): int(n) for status, n in rows}
 
 
 def list_exports(

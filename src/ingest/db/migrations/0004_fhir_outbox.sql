@@ -10,11 +10,14 @@
 --   waiting  the patient has no FHIR Patient id yet; released when the patient is linked
 --   sent     the EHR holds it (fhir_reference, created_in_ehr false when a retry found it there)
 --   failed   refused for good (reason in last_error); an operator requeues it
+--
+-- The hot path carries no foreign key (like readings): the hook copies patient, clinic and device
+-- from readings the pipeline has just attributed, and none of them is ever deleted.
 CREATE TABLE fhir_outbox (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    clinic_id        text NOT NULL REFERENCES clinics (id),
-    patient_id       uuid NOT NULL REFERENCES patients (id),
-    device_id        text NOT NULL REFERENCES devices (id),
+    clinic_id        text NOT NULL,
+    patient_id       uuid NOT NULL,
+    device_id        text NOT NULL,
     -- what is exported: a metric name, 'bp_panel', or 'late:<metric>' (a panel component that
     -- arrived after its panel had been sent)
     export_key       text NOT NULL CHECK (export_key ~ '^[a-z0-9_:]{1,80}$'),
@@ -35,19 +38,22 @@ CREATE TABLE fhir_outbox (
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
     sent_at          timestamptz,
-    UNIQUE (device_id, export_key, measured_at),
     CHECK (status <> 'sent' OR sent_at IS NOT NULL)
 );
+-- A panel (or a late component) is one row: later components join it. A single reading needs no
+-- such index: the hook sees each stored reading once (a reading stored again after the readings
+-- table let it go would get a second row, which the EHR's conditional create answers "already
+-- there").
+CREATE UNIQUE INDEX fhir_outbox_panel ON fhir_outbox (device_id, export_key, measured_at)
+    WHERE kind <> 'reading';
 -- what workers claim, oldest due first
 CREATE INDEX fhir_outbox_due ON fhir_outbox (next_attempt_at, id) WHERE status = 'pending';
 -- rows released when a patient is linked to the EHR
 CREATE INDEX fhir_outbox_waiting ON fhir_outbox (patient_id) WHERE status = 'waiting';
 -- the failures an operator looks at
 CREATE INDEX fhir_outbox_failed ON fhir_outbox (updated_at DESC) WHERE status = 'failed';
--- counts per clinic and status (GET /v1/exports, /metrics)
-CREATE INDEX fhir_outbox_clinic_status ON fhir_outbox (clinic_id, status);
--- purge of sent rows past their keeping time
-CREATE INDEX fhir_outbox_sent_at ON fhir_outbox (sent_at) WHERE status = 'sent';
+-- purge of sent rows past their keeping time; counting them per clinic (index-only)
+CREATE INDEX fhir_outbox_sent_at ON fhir_outbox (sent_at) INCLUDE (clinic_id) WHERE status = 'sent';
 
 -- The Device resource of each device in each EHR, created once. A worker creating it holds this
 -- row locked (SELECT ... FOR UPDATE), so two workers never race to create the same Device.
