@@ -22,7 +22,8 @@ from devices.units import to_canonical
 
 MAX_PAYLOAD_BYTES: Final = 256 * 1024
 FUTURE_TOLERANCE: Final = timedelta(minutes=5)
-EARLIEST_PLAUSIBLE: Final = datetime(2000, 1, 1, tzinfo=UTC)
+# Unset device clocks count from 2000-01-01 (or 1970): nothing an RPM program stores is that old.
+EARLIEST_PLAUSIBLE: Final = datetime(2010, 1, 1, tzinfo=UTC)
 _MESSAGE_FIELDS: Final = ("device_id", "gateway_id", "source", "status")
 
 
@@ -164,7 +165,7 @@ def parse_reading(
             f"measured_at {measured_at.isoformat()} is in the future (now {now.isoformat()})"
         )
     if measured_at < EARLIEST_PLAUSIBLE:
-        raise InvalidReading(f"measured_at {measured_at.isoformat()} is before 2000 (clock unset?)")
+        raise InvalidReading(f"measured_at {measured_at.isoformat()} is before 2010 (device clock unset?)")
     return Reading(
         device_id=device_id,
         metric=metric.name,

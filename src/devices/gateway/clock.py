@@ -10,6 +10,8 @@ gateway resolves each device timestamp to an aware instant:
 3. No clock reading: the device time is taken as local time in the home's zone when it is
    plausible (not in the future, not older than ``max_age``, and the device does not flag its
    clock as unset); otherwise the reception time stands in, marked ``time_estimated``.
+4. Whatever the path, a time in the future or older than ``max_age`` (a record stored before the
+   clock was set, read after it was) is not believed: the reception time stands in, estimated.
 
 Whenever ``measured_at`` is not the device's own time, the device time travels along as
 ``device_time`` (also aware, in the home's zone) so nothing the device said is lost.
@@ -95,8 +97,16 @@ def _checked(
     received_at: datetime,
     policy: ClockPolicy,
 ) -> ResolvedTime:
-    """A measurement cannot postdate its reception: fall back to the reception time."""
-    if measured_at > received_at + policy.future_tolerance:
+    """A measurement cannot postdate its reception, nor predate it by more than ``max_age``.
+
+    The second case is a record stored while the clock was unset and read after the gateway set
+    it: the clock reads right now, but the record still says 2000-01-01. Either way the reception
+    time stands in, marked estimated, and the device's own time is kept.
+    """
+    if (
+        measured_at > received_at + policy.future_tolerance
+        or measured_at < received_at - policy.max_age
+    ):
         original = device_time if device_time is not None else measured_at
         return ResolvedTime(received_at, original, (TIME_ESTIMATED,))
     return ResolvedTime(measured_at, device_time, status)

@@ -48,6 +48,14 @@ def test_two_readings_of_the_clock_give_the_same_corrected_time() -> None:
     ).measured_at
 
 
+def test_a_record_stored_before_the_clock_was_set_is_estimated() -> None:
+    # the gateway has just set the clock (it now reads right), but the stored record still
+    # carries the unset clock's year-2000 timestamp
+    reference = ClockReference(datetime(2026, 11, 25, 10, 0, 30), RECEIVED)
+    result = resolve(datetime(2000, 1, 1, 0, 0, 1), RECEIVED, reference, POLICY)
+    assert result == ResolvedTime(RECEIVED, ny(2000, 1, 1, 0, 0, 1), ("time_estimated",))
+
+
 def test_a_small_skew_is_not_a_correction() -> None:
     reference = ClockReference(datetime(2026, 11, 25, 10, 0, 31), RECEIVED)
     result = resolve(datetime(2026, 11, 25, 9, 0), RECEIVED, reference, POLICY)
