@@ -6,6 +6,7 @@ they never disturb the shared broker.
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import signal
 import socket
@@ -19,6 +20,7 @@ MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 # What the service needs from a broker (see deploy/mosquitto/mosquitto.conf and docs/mqtt.md).
 BASE_CONFIG = """\
+user {user}
 persistence true
 persistence_location {data}/
 autosave_interval 1
@@ -53,7 +55,8 @@ class Mosquitto:
         return self.directory / "mosquitto.conf"
 
     def write_config(self) -> None:
-        text = BASE_CONFIG.format(data=self.directory) + self.listener + self.extra
+        text = BASE_CONFIG.format(data=self.directory, user=getpass.getuser())
+        text += self.listener + self.extra
         self.config_path.write_text(text)
 
     def start(self, timeout_s: float = 10.0) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -94,6 +95,12 @@ def publisher_options(url: str, *, protocol: str = "5", client_id: str = "test-p
     )
 
 
+def metric(svc: RunningService, name: str, **labels: str) -> float:
+    """A sample from the service's Prometheus registry (what /metrics shows)."""
+    value = svc.services.metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
 def consumer_of(svc: RunningService) -> MqttConsumer:
     for component in svc.runtime.components:
         consumer = component.extras.get("mqtt")
@@ -105,6 +112,27 @@ def consumer_of(svc: RunningService) -> MqttConsumer:
 def wait_ready(svc: RunningService, timeout_s: float = 20.0) -> None:
     check = svc.services.readiness["mqtt"]
     wait_until(lambda: check()[0], timeout_s, "the MQTT consumer to be connected and subscribed")
+
+
+class CommitChecker:
+    """Before each PUBACK reaches the broker, check (directly, not through the proxy) that the
+    reading it acknowledges is committed."""
+
+    def __init__(self, db_url: str) -> None:
+        self.conn = psycopg.connect(db_url, autocommit=True)
+        self.violations: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, _topic: str, payload: bytes) -> bool:
+        body = json.loads(payload)
+        at = datetime.fromisoformat(body["measured_at"].replace("Z", "+00:00"))
+        with self.lock:
+            row = self.conn.execute(
+                "SELECT 1 FROM readings WHERE metric = %s AND measured_at = %s", (body["metric"], at)
+            ).fetchone()
+        if row is None:
+            self.violations.append(body["measured_at"])
+        return True
 
 
 @pytest.fixture
@@ -129,8 +157,9 @@ def publish(mqtt_url: str) -> Iterator[Callable[..., Publisher]]:
     publishers: list[Publisher] = []
 
     def make(url: str | None = None, *, protocol: str = "5", max_pending: int = 1000) -> Publisher:
+        client_id = f"pub-{len(publishers)}-{id(publishers)}"
         pub = Publisher(
-            publisher_options(url or mqtt_url, protocol=protocol, client_id=f"pub-{len(publishers)}-{id(publishers)}"),
+            publisher_options(url or mqtt_url, protocol=protocol, client_id=client_id),
             max_pending=max_pending,
         )
         pub.start()

@@ -8,7 +8,7 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from ingest.mqtt.publisher import Publisher
-from tests.ingest.mqtt.conftest import count_readings, reading, register, topic, wait_until
+from tests.ingest.mqtt.conftest import count_readings, metric, reading, register, topic, wait_until
 from tests.support.service import RunningService
 
 
@@ -28,5 +28,5 @@ def test_readings_are_stored_and_acknowledged(
         pub.publish(topic(topic_prefix, "OX-1"), reading(i))
     assert pub.flush(10)
     wait_until(lambda: count_readings(db_url) == 200, what="200 readings stored")
-    metrics = svc.services.metrics
-    wait_until(lambda: metrics.mqtt_acked._value.get() == 200, what="200 acks")
+    wait_until(lambda: metric(svc, "rpm_mqtt_messages_acked_total") == 200, what="200 acks")
+    assert metric(svc, "rpm_readings_stored_total", source="mqtt") == 200
