@@ -13,6 +13,7 @@ from ingest.api.app import create_app
 from ingest.components import Component, ComponentFactory, default_components
 from ingest.db.migrate import migrate
 from ingest.db.pool import open_pool
+from ingest.embedded.broker import with_embedded_broker
 from ingest.embedded.postgres import embedded_postgres
 from ingest.metrics import Metrics
 from ingest.pipeline import Pipeline, rules_from
@@ -53,7 +54,8 @@ class Runtime:
         self.close()
 
     def open(self) -> None:
-        s = self.settings
+        # No RPM_MQTT_URL: an embedded broker, and settings that point at it.
+        s = self.settings = with_embedded_broker(self.settings, self._stack)
         url = s.database_url
         if url is None:
             url = self._stack.enter_context(embedded_postgres(s.data_dir))

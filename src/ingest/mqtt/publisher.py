@@ -42,6 +42,7 @@ class Publisher:
         self._cond = threading.Condition()
         self._pending = 0
         self._connected = threading.Event()
+        self._answered = threading.Event()
         self._refused: str | None = None
         self.published = 0
         self.acked = 0
@@ -58,7 +59,8 @@ class Publisher:
         kwargs = connect_kwargs(self.options, persistent=False)
         self._client.connect_async(self.options.address.host, self.options.address.port, **kwargs)
         self._client.loop_start()
-        if not self._connected.wait(timeout_s):
+        self._answered.wait(timeout_s)
+        if not self._connected.is_set():
             self.close()
             problem = self._refused or "no answer"
             raise PublishError(f"cannot connect to {self.options.address.display}: {problem}")
@@ -107,8 +109,10 @@ class Publisher:
         if reason.is_failure:
             self._refused = str(reason)
             logger.warning("MQTT broker %s refused the publisher: %s", self.options.address.display, reason)
+            self._answered.set()
             return
         self._connected.set()
+        self._answered.set()
 
     def _on_publish(
         self, _c: paho.Client, _: Any, _mid: int, reason: ReasonCode, _p: Properties | None

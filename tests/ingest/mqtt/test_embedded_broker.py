@@ -1,0 +1,56 @@
+"""`serve` with no RPM_MQTT_URL: an embedded broker (amqtt) with a generated credential."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from psycopg_pool import ConnectionPool
+
+from ingest.embedded.broker import embedded_broker, local_broker_url
+from ingest.mqtt.consumer import mqtt_component
+from ingest.mqtt.publisher import Publisher, PublishError
+from ingest.settings import Settings
+from tests.ingest.mqtt.conftest import count_readings, publisher_options, reading, register, topic, wait_until
+from tests.support.service import running_service
+
+
+def test_serve_without_broker_url_runs_an_embedded_broker(
+    settings: Settings, db_url: str, pool: ConnectionPool, topic_prefix: str, tmp_path: Path,
+    publish: Callable[..., Publisher],
+) -> None:
+    register(pool, ["OX-E"])
+    embedded = settings.model_copy(update={"mqtt_url": None, "mqtt_embedded_port": 0})
+    with running_service(embedded, factories=[mqtt_component]) as svc:
+        s = svc.services.settings
+        assert s.mqtt_url is not None and s.mqtt_protocol == "3.1.1"
+        assert local_broker_url(tmp_path) == s.mqtt_url
+        wait_until(lambda: svc.services.readiness["mqtt"]()[0], 20, "connected to the embedded broker")
+        pub = publish(s.mqtt_url, protocol="3.1.1")
+        for i in range(50):
+            pub.publish(topic(topic_prefix, "OX-E"), reading(i))
+        assert pub.flush(10)
+        wait_until(lambda: count_readings(db_url) == 50, 20, "50 readings through the embedded broker")
+        ready = httpx.get(f"{svc.base_url}/readyz").json()
+        assert ready["checks"]["mqtt"]["ok"] is True
+    for name in ("password", "passwd", "url"):
+        assert stat.S_IMODE((tmp_path / "mqtt" / name).stat().st_mode) == 0o600
+
+
+def test_embedded_broker_refuses_anonymous_clients_and_keeps_its_credential(tmp_path: Path) -> None:
+    with embedded_broker(tmp_path, port=0) as broker:
+        first = broker.password
+        anonymous = publisher_options(f"mqtt://127.0.0.1:{broker.port}", protocol="3.1.1", client_id="anon")
+        with pytest.raises(PublishError):
+            Publisher(anonymous).start(timeout_s=3)
+        wrong = publisher_options(f"mqtt://rpm-ingest:wrong@127.0.0.1:{broker.port}", protocol="3.1.1")
+        with pytest.raises(PublishError):
+            Publisher(wrong).start(timeout_s=3)
+        with Publisher(publisher_options(broker.url, protocol="3.1.1")) as ok:
+            ok.publish("x/y/readings", b"{}")
+            assert ok.flush(5)
+    with embedded_broker(tmp_path, port=0) as again:
+        assert again.password == first
