@@ -10,6 +10,7 @@ from ingest.commands.fhir import fhir
 from ingest.commands.gateway import gateway
 from ingest.commands.migrate import migrate
 from ingest.commands.serve import demo, serve
+from ingest.commands.simulate import simulate
 from ingest.commands.token import token
 
 
@@ -30,6 +31,7 @@ cli.add_command(ble)
 cli.add_command(devices)
 cli.add_command(fhir)
 cli.add_command(gateway)
+cli.add_command(simulate)
 
 
 def main() -> None:
