@@ -20,7 +20,6 @@ MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 # What the service needs from a broker (see deploy/mosquitto/mosquitto.conf and docs/mqtt.md).
 BASE_CONFIG = """\
-user {user}
 persistence true
 persistence_location {data}/
 autosave_interval 1
@@ -55,8 +54,13 @@ class Mosquitto:
         return self.directory / "mosquitto.conf"
 
     def write_config(self) -> None:
-        text = BASE_CONFIG.format(data=self.directory, user=getpass.getuser())
-        text += self.listener + self.extra
+        text = BASE_CONFIG.format(data=self.directory)
+        own = self.listener + self.extra
+        if not any(line.startswith("user ") for line in own.splitlines()):
+            # Run as ourselves: started as root, Mosquitto would switch to the "mosquitto" user and
+            # could not write its log and persistence file here (silently losing sessions).
+            text = f"user {getpass.getuser()}\n" + text
+        text += own
         self.config_path.write_text(text)
 
     def start(self, timeout_s: float = 10.0) -> None:
