@@ -9,6 +9,7 @@ CORS (only with configured origins) -> security headers -> header limit -> rate 
 from __future__ import annotations
 
 from fastapi import FastAPI
+from prometheus_client import Counter
 
 from ingest.security.audit import AuditMiddleware
 from ingest.security.audit_store import AuditEvent, insert_event
@@ -23,16 +24,22 @@ __all__ = ["install_security"]
 def install_security(app: FastAPI, services: Services) -> None:
     """Add the security middleware; call after every other ``add_middleware``."""
     settings = services.settings
+    registry = services.metrics.registry
+    audited = Counter("rpm_audit_events", "Accesses written to the audit log", ["action"], registry=registry)
+    limited = Counter(
+        "rpm_http_rate_limited", "Requests refused by the per-token rate limit", registry=registry
+    )
 
     def write(event: AuditEvent) -> None:
         with services.transaction() as conn:
             insert_event(conn, event)
+        audited.labels(event.action).inc()
 
     app.add_middleware(AuditMiddleware, writer=write)
     if settings.rate_limit_per_minute > 0:
         limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
         services.extras["rate_limiter"] = limiter
-        app.add_middleware(RateLimitMiddleware, limiter=limiter)
+        app.add_middleware(RateLimitMiddleware, limiter=limiter, on_limited=limited.inc)
     app.add_middleware(HeaderLimit, max_bytes=settings.max_header_bytes)
     app.add_middleware(SecurityHeaders, hsts_max_age_s=settings.hsts_max_age_s)
     add_cors(app, settings.cors_origins)

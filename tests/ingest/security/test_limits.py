@@ -79,6 +79,7 @@ def test_over_the_rate_a_token_gets_429_with_retry_after(limited: RunningService
             assert anonymous.get("/healthz").status_code == 200  # probes are never limited
         statuses = [anonymous.get("/v1/patients").status_code for _ in range(4)]
         assert statuses == [401, 401, 401, 429]  # without a token: limited by address
+        assert "rpm_http_rate_limited_total 2.0" in anonymous.get("/metrics").text
 
 
 def test_security_headers(service: RunningService) -> None:
