@@ -18,31 +18,35 @@ from tests.support.service import free_port
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
-# What the service needs from a broker (see deploy/mosquitto/mosquitto.conf and docs/mqtt.md).
 BASE_CONFIG = """\
 persistence true
 persistence_location {data}/
-autosave_interval 1
-max_inflight_messages 1000
-max_queued_messages 200000
-max_queued_bytes 0
-persistent_client_expiration 1d
 log_dest file {data}/mosquitto.log
 log_type error
 log_type warning
 log_type notice
 connection_messages true
 """
+# What the service needs from a broker; `service_config=True` uses the shipped file instead.
+TUNING = """\
+autosave_interval 1
+max_inflight_messages 1000
+max_queued_messages 200000
+max_queued_bytes 0
+persistent_client_expiration 1d
+"""
+SERVICE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "mosquitto.conf"
 
 
 class Mosquitto:
     def __init__(self, directory: Path, *, port: int | None = None, extra: str = "",
-                 listener: str | None = None) -> None:
+                 listener: str | None = None, service_config: bool = False) -> None:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.extra = extra
         self.listener = listener or f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+        self.tuning = SERVICE_CONFIG.read_text() if service_config else TUNING
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -54,7 +58,7 @@ class Mosquitto:
         return self.directory / "mosquitto.conf"
 
     def write_config(self) -> None:
-        text = BASE_CONFIG.format(data=self.directory)
+        text = BASE_CONFIG.format(data=self.directory) + self.tuning
         own = self.listener + self.extra
         if not any(line.startswith("user ") for line in own.splitlines()):
             # Run as ourselves: started as root, Mosquitto would switch to the "mosquitto" user and

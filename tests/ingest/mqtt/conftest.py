@@ -173,5 +173,6 @@ def publish(mqtt_url: str) -> Iterator[Callable[..., Publisher]]:
 
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    with Mosquitto(tmp_path / "mosquitto") as broker:
+    """A Mosquitto of the test's own, configured with deploy/mosquitto/mosquitto.conf."""
+    with Mosquitto(tmp_path / "mosquitto", service_config=True) as broker:
         yield broker
