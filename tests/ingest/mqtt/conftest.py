@@ -140,11 +140,13 @@ def make_consumer(settings: Settings) -> Iterator[Callable[..., RunningService]]
     """Start the real service with only the MQTT consumer; stopped at teardown (or by the test)."""
     stack: list[Any] = []
 
-    def start(**overrides: Any) -> RunningService:
+    def start(*, wait: bool = True, **overrides: Any) -> RunningService:
+        overrides.setdefault("mqtt_session_expiry_s", 600)  # do not leave week-long sessions behind
         cm = running_service(settings.model_copy(update=overrides), factories=[mqtt_component])
         svc = cm.__enter__()
         stack.append(cm)
-        wait_ready(svc)
+        if wait:
+            wait_ready(svc)
         return svc
 
     yield start
