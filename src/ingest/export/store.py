@@ -101,6 +101,25 @@ def requeue(conn: psycopg.Connection[Any], export_id: int) -> dict[str, Any]:
     return updated
 
 
+def requeue_failed(
+    conn: psycopg.Connection[Any], *, clinic_ids: list[str] | None, patient_id: UUID | None
+) -> int:
+    """Every failed row (of one patient, when given) goes out again now; late components stay."""
+    return conn.execute(
+        "UPDATE fhir_outbox SET status = 'pending', attempts = 0, next_attempt_at = now(),"
+        " updated_at = now() WHERE status = 'failed' AND kind <> 'late_component'"
+        f" AND (%(patient)s::uuid IS NULL OR patient_id = %(patient)s) AND {_CLINICS}",
+        {"patient": patient_id, "clinics": clinic_ids},
+    ).rowcount
+
+
+def patient_clinic(conn: psycopg.Connection[Any], patient_id: UUID) -> str:
+    row = conn.execute("SELECT clinic_id FROM patients WHERE id = %s", (patient_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"patient {patient_id} not found")
+    return str(row[0])
+
+
 def release_waiting(conn: psycopg.Connection[Any], patient_id: UUID) -> int:
     """The patient is linked to the EHR now: its waiting rows go out."""
     return conn.execute(

@@ -231,3 +231,42 @@ def test_devices_and_strangers_are_refused(service: RunningService, admin: httpx
         assert anonymous.patch(f"/v1/patients/{patient}", json={"display_name": "x"}).status_code == 401
     with service.client("rpm_" + "x" * 43) as forged:
         assert forged.get("/v1/exports").status_code == 401
+
+
+def test_retry_failed_requeues_a_clinics_or_a_patients_failures(
+    service: RunningService, admin: httpx.Client
+) -> None:
+    assert admin.post("/v1/clinics", json={"id": "north", "name": "North"}).status_code == 201
+    first = register(admin, fhir_id="pat-1")
+    second = register(admin, device="HR-2", mrn="MRN-2", fhir_id="pat-2")
+    north = register(admin, clinic="north", device="N-1", mrn="N-1", fhir_id="pat-n")
+    post(admin, "CUFF-1", [hr(70, minute=0), hr(71, minute=1)])
+    post(admin, "HR-2", [hr(72, minute=0)])
+    post(admin, "N-1", [hr(73, minute=0)])
+    for row in admin.get("/v1/exports/rows", params={"status": "pending"}).json():
+        fail(service, row["id"], "EHR refused (HTTP 400): Patient/x does not resolve")
+    with service.services.transaction() as conn:  # a late panel component is not requeued
+        conn.execute(
+            "UPDATE fhir_outbox SET kind = 'late_component', export_key = 'late:heart_rate'"
+            " WHERE id = (SELECT min(id) FROM fhir_outbox WHERE patient_id = %s)",
+            (first,),
+        )
+
+    r = admin.post("/v1/exports/retry-failed", json={"patient_id": first})
+    assert r.status_code == 200 and r.json() == {"requeued": 1}
+    with service.client(service.token("clinician", clinic="default")) as clinician:
+        r = clinician.post("/v1/exports/retry-failed", json={"patient_id": north})
+        assert r.status_code == 404
+        assert clinician.post("/v1/exports/retry-failed", json={"clinic": "north"}).status_code == 403
+        assert clinician.post("/v1/exports/retry-failed", json={}).json() == {"requeued": 1}  # second's
+    assert admin.get("/v1/exports", params={"clinic": "north"}).json()["counts"]["failed"] == 1
+    assert admin.post("/v1/exports/retry-failed", json={}).json() == {"requeued": 1}  # north's
+    assert admin.get("/v1/exports").json()["counts"] == {"pending": 3, "waiting": 0, "sent": 0, "failed": 1}
+    del second
+
+    for body in ({"patient_id": "not-a-uuid"}, {"everything": True}, {"clinic": "bad clinic"}, []):
+        assert admin.post("/v1/exports/retry-failed", json=body).status_code == 422
+    r = admin.post("/v1/exports/retry-failed", json={"patient_id": "5b7e1c1e-0000-4000-8000-000000000000"})
+    assert r.status_code == 404
+    with service.client(service.token("device", device="CUFF-1")) as device:
+        assert device.post("/v1/exports/retry-failed", json={}).status_code == 403

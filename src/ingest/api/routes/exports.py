@@ -11,7 +11,7 @@ from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ingest.api.deps import ServicesDep, StaffDep, ensure_clinic_visible
 from ingest.api.schemas import ClinicId
@@ -129,6 +129,32 @@ def list_rows(
     with services.transaction() as conn:
         rows = store.list_exports(conn, status=status_, clinic_ids=clinics, limit=limit)
     return [export_public(r) for r in rows]
+
+
+class RetryFailed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    patient_id: UUID | None = Field(default=None, description="only this patient's failed exports")
+    clinic: ClinicId | None = Field(default=None, description="administrators: one clinic only")
+
+
+class Requeued(BaseModel):
+    requeued: int
+
+
+@router.post(
+    "/retry-failed",
+    response_model=Requeued,
+    summary="Send every failed export (of a clinic or a patient) again now",
+)
+def retry_failed(body: RetryFailed, services: ServicesDep, principal: StaffDep) -> Requeued:
+    clinics = _clinics(principal, body.clinic)
+    with services.transaction() as conn:
+        if body.patient_id is not None:
+            patient = store.patient_clinic(conn, body.patient_id)
+            if clinics is not None and patient not in clinics:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"patient {body.patient_id} not found")
+        count = store.requeue_failed(conn, clinic_ids=clinics, patient_id=body.patient_id)
+    return Requeued(requeued=count)
 
 
 @router.get("/{export_id}", response_model=ExportPublic)
