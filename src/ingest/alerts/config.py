@@ -89,7 +89,7 @@ def set_override(
     if patient_id is not None and base.kind == "missing_data" and base.metric is not None:
         # Start the missing-data clock for a metric the patient has never sent.
         conn.execute(
-            "INSERT INTO alert_metric_state (patient_id, metric) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            "INSERT INTO missing_data_tracking (patient_id, metric) VALUES (%s, %s) ON CONFLICT DO NOTHING",
             (patient_id, base.metric),
         )
     return effective_rule(conn, key, clinic_id=clinic_id, patient_id=patient_id)

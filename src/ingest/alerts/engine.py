@@ -1,17 +1,20 @@
 """The hook on newly stored readings: evaluates every applicable rule inside the ingest transaction.
 
-Per batch: lock the (patient, metric) state rows (serialising decisions for a patient's metric
-across transactions and processes), load the effective rules and the active alerts, fetch the
-readings each rule needs around the new ones, decide reading by reading in time order, write the
-alert changes and their events. Duplicates never get here: the pipeline passes new readings only.
+Per batch: lock the batch's patients (serialising alert decisions per patient across
+transactions and processes) and, in the same round trip, read their clinics, the rules version
+and their active alerts; fetch history only where a decision needs it (out-of-range readings under
+a debounced rule, weight readings under a rate rule); decide reading by reading in time order;
+write the alert changes and their events. Duplicates never get here: the pipeline passes new
+readings only. Readings that change nothing (normal, no alert open) cost no query at all.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -21,9 +24,10 @@ import psycopg
 
 from devices.catalogue import Metric
 from ingest.alerts import evaluate, store
-from ingest.alerts.evaluate import Baseline, Open, Point
+from ingest.alerts.evaluate import OUT_OF_RANGE, Baseline, Decision, Open, Point
 from ingest.alerts.rules import BatteryParams, RateParams, Rule, StatusParams, ThresholdParams
-from ingest.alerts.store import AlertKey, NewAlert
+from ingest.alerts.rules_cache import RuleCache
+from ingest.alerts.store import AlertKey, NewAlert, RuleBook
 from ingest.alerts.writer import AlertWriter
 from ingest.pipeline import StoredReading
 
@@ -31,20 +35,56 @@ logger = logging.getLogger(__name__)
 
 MAX_CONTEXT_ROWS: Final = 5000
 CLUSTER_GAP: Final = timedelta(hours=1)
+_UNSET: Final = object()
 
 GroupKey = tuple[UUID, str]  # (patient, metric)
+
+# Per cluster: `n` readings before, all within [lo, hi] (capped), `n` after.
+_CONTEXT_SQL: Final = (
+    "SELECT g.idx, r.measured_at, r.value, r.device_id FROM unnest("
+    " %s::uuid[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::int[],"
+    " %s::int[], %s::int[]) AS g(patient_id, metric, lo, hi, n, news, idx)"
+    " CROSS JOIN LATERAL ("
+    "  (SELECT measured_at, value, device_id FROM readings x"
+    "    WHERE x.patient_id = g.patient_id AND x.metric = g.metric"
+    "    AND x.measured_at < g.lo ORDER BY x.measured_at DESC LIMIT g.n)"
+    "  UNION ALL"
+    "  (SELECT measured_at, value, device_id FROM readings x"
+    "    WHERE x.patient_id = g.patient_id AND x.metric = g.metric"
+    "    AND x.measured_at >= g.lo AND x.measured_at <= g.hi"
+    f"   ORDER BY x.measured_at DESC LIMIT g.news + {MAX_CONTEXT_ROWS})"
+    "  UNION ALL"
+    "  (SELECT measured_at, value, device_id FROM readings x"
+    "    WHERE x.patient_id = g.patient_id AND x.metric = g.metric"
+    "    AND x.measured_at > g.hi ORDER BY x.measured_at LIMIT g.n)"
+    " ) r"
+)
+# Per group: the readings in [lo, hi) (capped, newest kept).
+_WINDOW_SQL: Final = (
+    "SELECT g.idx, r.measured_at, r.value FROM unnest("
+    " %s::uuid[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::int[])"
+    " AS g(patient_id, metric, lo, hi, idx)"
+    " CROSS JOIN LATERAL (SELECT measured_at, value FROM readings x"
+    "   WHERE x.patient_id = g.patient_id AND x.metric = g.metric"
+    "   AND x.measured_at >= g.lo AND x.measured_at < g.hi"
+    f"  ORDER BY x.measured_at DESC LIMIT {MAX_CONTEXT_ROWS}) r"
+)
 
 
 @dataclass
 class _Group:
+    """The new readings of one patient's metric in this batch, in time order."""
+
     patient_id: UUID
     metric: str
     readings: list[StoredReading]
-    prev_newest: datetime | None = None
-    points: dict[int, list[Point]] = field(default_factory=dict)  # cluster -> context
+    prev_newest: Any = _UNSET  # newest measured_at stored before this batch, read on demand
+    out_of_range: bool = False  # any reading out of range under the rule judged_by
+    judged_by: Rule | None = None
 
-    def is_late(self, at: datetime) -> bool:
-        return self.prev_newest is not None and at < self.prev_newest
+    @property
+    def new_keys(self) -> set[tuple[str, datetime]]:
+        return {(sr.reading.device_id, sr.reading.measured_at) for sr in self.readings}
 
 
 @dataclass
@@ -55,7 +95,7 @@ class _Measurement:
     device_id: str
     at: datetime
     flags: set[str]
-    late: bool
+    metrics: list[str]
 
 
 class AlertEngine:
@@ -66,11 +106,13 @@ class AlertEngine:
         *,
         catalogue: Mapping[str, Metric],
         origin: str,
-        observe: Any = None,
+        observe: Callable[[float], None] | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.origin = origin
-        self._observe = observe  # optional callable(seconds) for the evaluation histogram
+        self.rules = RuleCache()
+        self.clinics = store.ClinicCache()
+        self._observe = observe  # the evaluation-time histogram, if any
 
     def __call__(self, conn: psycopg.Connection[Any], readings: Sequence[StoredReading]) -> None:
         if not readings:
@@ -94,228 +136,218 @@ class _Run:
         groups: dict[GroupKey, _Group] = {}
         for sr in readings:
             key = (sr.patient_id, sr.reading.metric)
-            if key not in groups:
-                groups[key] = _Group(sr.patient_id, sr.reading.metric, [])
-            groups[key].readings.append(sr)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = _Group(sr.patient_id, sr.reading.metric, [])
+            group.readings.append(sr)
         for g in groups.values():
-            g.readings.sort(key=lambda s: (s.reading.measured_at, s.reading.device_id))
+            if len(g.readings) > 1:
+                g.readings.sort(key=lambda s: (s.reading.measured_at, s.reading.device_id))
         self.groups = groups
-        self.patients = sorted({sr.patient_id for sr in readings}, key=str)
-        self.readings = readings
 
     def execute(self) -> None:
-        prev = store.lock_metric_state(
-            self.conn,
-            [(g.patient_id, g.metric, g.readings[-1].reading.measured_at) for g in self.groups.values()],
-        )
-        for key, g in self.groups.items():
-            g.prev_newest = prev.get(key)
-        self.book = store.load_rule_book(self.conn, self.patients)
-        self.writer = AlertWriter(
-            self.conn, self.engine.origin, store.active_alerts(self.conn, self.patients)
-        )
-        thresholds = self._threshold_rules()
-        self._fetch_contexts(thresholds)
-        rates = self._rate_rules()
-        baselines = self._fetch_baselines(rates)
-        for gkey in sorted(self.groups, key=lambda k: (str(k[0]), k[1])):
+        engine, conn = self.engine, self.conn
+        patients = list({g.patient_id for g in self.groups.values()})
+        order = sorted(self.groups, key=lambda k: (k[0].bytes, k[1]))
+        # Plan the history queries with the rules this process holds, so they travel in the same
+        # round trip as the locks; if the rules turn out to have changed, plan and fetch again.
+        latest = engine.rules.latest
+        guess = {p: c for p in patients if (c := engine.clinics.get(p)) is not None}
+        plan: _Plan | None = None
+        if latest is not None and len(guess) == len(patients):
+            plan = self._plan(latest.book(guess), order)
+        prepared = store.prepare_batch(conn, patients, engine.clinics, plan.queries if plan else ())
+        snapshot = engine.rules.snapshot(conn, prepared.rules_version)
+        self.book: RuleBook = snapshot.book(prepared.clinic_of)
+        self.writer = AlertWriter(conn, engine.origin, prepared.active)
+        results = prepared.extra
+        if plan is None or snapshot is not latest or guess != prepared.clinic_of:
+            plan = self._plan(self.book, order)
+            results = self._fetch(plan.queries)
+        self._absorb(plan, results)
+        thresholds = self._threshold_work(order)
+        for gkey in order:
             g = self.groups[gkey]
             rule = thresholds.get(gkey)
             if rule is not None:
-                self._thresholds(g, rule)
-            for rate_rule in rates.get(gkey, []):
-                self._rates(g, rate_rule, baselines)
-            self._missing(g)
+                self._thresholds(gkey, g, rule)
+            for rate_rule in plan.rates.get(gkey, ()):
+                self._rates(g, rate_rule, self.windows.get(gkey, []))
+            if prepared.active:
+                self._missing(g)
         self._device_flags()
         self.writer.flush()
 
+    def _plan(self, book: RuleBook, order: list[GroupKey]) -> _Plan:
+        """The history the rules need: runs around out-of-range readings under debounced
+        thresholds, and the windows of rate rules."""
+        plan = _Plan()
+        ctx_rows: list[tuple[UUID, str, datetime, datetime, int, int, int]] = []
+        win_rows: list[tuple[UUID, str, datetime, datetime, int]] = []
+        for gkey in order:
+            g = self.groups[gkey]
+            rules = book.metric_rules(g.patient_id, g.metric)
+            if rules is None:
+                continue
+            rule = rules.threshold
+            if rule is not None:
+                p = rule.threshold
+                g.out_of_range = any(p.level(sr.reading.value) in OUT_OF_RANGE for sr in g.readings)
+                g.judged_by = rule
+            if rule is not None and g.out_of_range and rule.threshold.debounced:
+                p = rule.threshold
+                span = timedelta(seconds=p.sustained_seconds)
+                for n, cluster in enumerate(_clusters(g, p)):
+                    if any(p.level(sr.reading.value) in OUT_OF_RANGE for sr in cluster):
+                        first, last = cluster[0].reading.measured_at, cluster[-1].reading.measured_at
+                        ctx_rows.append(
+                            (
+                                g.patient_id,
+                                g.metric,
+                                first - span,
+                                last + span,
+                                p.consecutive,
+                                len(cluster),
+                                len(plan.contexts),
+                            )
+                        )
+                        plan.contexts.append((gkey, n))
+            if rules.rates:
+                plan.rates[gkey] = list(rules.rates)
+                reach = max(_reach(r) for r in rules.rates)
+                first, last = g.readings[0].reading.measured_at, g.readings[-1].reading.measured_at
+                win_rows.append((g.patient_id, g.metric, first - reach, last, len(plan.windows)))
+                plan.windows.append(gkey)
+        if ctx_rows:
+            plan.queries.append((_CONTEXT_SQL, [list(c) for c in zip(*ctx_rows, strict=True)]))
+        if win_rows:
+            plan.queries.append((_WINDOW_SQL, [list(c) for c in zip(*win_rows, strict=True)]))
+        return plan
+
+    def _fetch(self, queries: list[tuple[str, Sequence[Any]]]) -> list[list[tuple[Any, ...]]]:
+        if not queries:
+            return []
+        with self.conn.pipeline():
+            cursors = [self.conn.execute(q, p) for q, p in queries]
+        return [c.fetchall() for c in cursors]
+
+    def _absorb(self, plan: _Plan, results: list[list[tuple[Any, ...]]]) -> None:
+        """Turn the history rows into time-ordered points per cluster and per rate window."""
+        rows = iter(results)
+        self.contexts: dict[tuple[GroupKey, int], list[Point]] = {}
+        self.windows: dict[GroupKey, list[Point]] = {}
+        if plan.contexts:
+            found: dict[int, list[Point]] = defaultdict(list)
+            for idx, at, value, device_id in next(rows):
+                found[idx].append(Point(at, value, device_id))
+            for idx, (gkey, n) in enumerate(plan.contexts):
+                new = self.groups[gkey].new_keys
+                points = [
+                    Point(pt.at, pt.value, pt.device_id, (pt.device_id, pt.at) in new) for pt in found[idx]
+                ]
+                self.contexts[(gkey, n)] = sorted(points, key=lambda pt: (pt.at, pt.device_id))
+        if plan.windows:
+            windows: dict[int, list[Point]] = defaultdict(list)
+            for idx, at, value in next(rows):
+                windows[idx].append(Point(at, value))
+            for idx, gkey in enumerate(plan.windows):
+                self.windows[gkey] = sorted(windows[idx], key=lambda pt: pt.at)
+
+    def _late(self, g: _Group, at: datetime) -> bool:
+        """Was ``at`` measured before the newest reading stored before this batch?"""
+        if g.prev_newest is _UNSET:
+            g.prev_newest = store.newest_before(self.conn, g.patient_id, g.metric, g.new_keys)
+        prev: datetime | None = g.prev_newest
+        return prev is not None and at < prev
+
     # ----------------------------------------------------------------- thresholds
 
-    def _threshold_rules(self) -> dict[GroupKey, Rule]:
+    def _threshold_work(self, order: list[GroupKey]) -> dict[GroupKey, Rule]:
+        """Groups whose threshold rule has something to decide: an out-of-range reading, or an
+        active alert that a reading might clear or hold."""
         out: dict[GroupKey, Rule] = {}
-        for gkey, g in self.groups.items():
-            rule = self.book.rule(g.patient_id, f"threshold:{g.metric}")
-            if rule is not None and rule.enabled and rule.threshold.active:
+        active = self.writer.active
+        for gkey in order:
+            g = self.groups[gkey]
+            rules = self.book.metric_rules(g.patient_id, g.metric)
+            rule = rules.threshold if rules is not None else None
+            if rule is None:
+                continue
+            p = rule.threshold
+            if g.judged_by is not rule:  # planned with other rules (they changed meanwhile)
+                g.out_of_range = any(p.level(sr.reading.value) in OUT_OF_RANGE for sr in g.readings)
+                g.judged_by = rule
+            if g.out_of_range or (active and (g.patient_id, rule.key, "") in active):
                 out[gkey] = rule
         return out
 
-    def _clusters(self, g: _Group, p: ThresholdParams) -> list[list[StoredReading]]:
-        gap = CLUSTER_GAP + timedelta(seconds=p.sustained_seconds)
-        clusters: list[list[StoredReading]] = []
-        for sr in g.readings:
-            if clusters and sr.reading.measured_at - clusters[-1][-1].reading.measured_at <= gap:
-                clusters[-1].append(sr)
-            else:
-                clusters.append([sr])
-        return clusters
-
-    def _fetch_contexts(self, rules: dict[GroupKey, Rule]) -> None:
-        """Fetch the readings around each cluster of new readings that debounce needs."""
-        rows: list[tuple[UUID, str, datetime, datetime, int, int, int, int]] = []
-        owners: list[tuple[_Group, int]] = []
-        for gkey, rule in rules.items():
-            g, p = self.groups[gkey], rule.threshold
-            for n, cluster in enumerate(self._clusters(g, p)):
-                if not p.debounced:
-                    g.points[n] = [_point(sr) for sr in cluster]
-                    continue
-                first, last = cluster[0].reading.measured_at, cluster[-1].reading.measured_at
-                late = g.is_late(last)
-                span = timedelta(seconds=p.sustained_seconds)
-                rows.append(
-                    (
-                        g.patient_id,
-                        g.metric,
-                        first - span,
-                        last + (span if late else timedelta(0)),
-                        max(p.consecutive, 1),
-                        p.consecutive if late else 0,
-                        len(cluster) + MAX_CONTEXT_ROWS,
-                        len(owners),
-                    )
-                )
-                owners.append((g, n))
-                g.points[n] = []
-        if not rows:
-            return
-        cols = list(zip(*rows, strict=True))
-        with self.conn.cursor() as cur:
-            cur.execute(
-                "SELECT g.idx, r.measured_at, r.value, r.device_id FROM unnest("
-                " %s::uuid[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::int[],"
-                " %s::int[], %s::int[], %s::int[]) AS g(patient_id, metric, lo, hi, back, fwd, cap, idx)"
-                " CROSS JOIN LATERAL ("
-                "  (SELECT measured_at, value, device_id FROM readings x"
-                "    WHERE x.patient_id = g.patient_id AND x.metric = g.metric"
-                "    AND x.measured_at < g.lo ORDER BY x.measured_at DESC LIMIT g.back)"
-                "  UNION ALL"
-                "  (SELECT measured_at, value, device_id FROM readings x"
-                "    WHERE x.patient_id = g.patient_id AND x.metric = g.metric"
-                "    AND x.measured_at >= g.lo AND x.measured_at <= g.hi"
-                "    ORDER BY x.measured_at DESC LIMIT g.cap)"
-                "  UNION ALL"
-                "  (SELECT measured_at, value, device_id FROM readings x"
-                "    WHERE x.patient_id = g.patient_id AND x.metric = g.metric"
-                "    AND x.measured_at > g.hi ORDER BY x.measured_at LIMIT g.fwd)"
-                " ) r",
-                [list(c) for c in cols],
-            )
-            fetched = cur.fetchall()
-        new_keys = {
-            (g.patient_id, g.metric): {(sr.reading.device_id, sr.reading.measured_at) for sr in g.readings}
-            for g, _ in owners
-        }
-        for idx, at, value, device_id in fetched:
-            g, n = owners[idx]
-            is_new = (device_id, at) in new_keys[(g.patient_id, g.metric)]
-            g.points[n].append(Point(at, value, device_id, is_new))
-        for g, n in owners:
-            g.points[n].sort(key=lambda pt: (pt.at, pt.device_id))
-
-    def _thresholds(self, g: _Group, rule: Rule) -> None:
+    def _thresholds(self, gkey: GroupKey, g: _Group, rule: Rule) -> None:
         p = rule.threshold
         key: AlertKey = (g.patient_id, rule.key, "")
-        unit = self.engine.unit(g.metric)
-        clinic = self.book.clinic_of[g.patient_id]
-        for points in g.points.values():
+        for n, cluster in enumerate(_clusters(g, p)):
+            points = self.contexts.get((gkey, n)) or [_point(sr) for sr in cluster]
             for i, point in enumerate(points):
-                if not point.new:
-                    continue
-                late = g.is_late(point.at)
+                if point.new:
+                    decision = evaluate.threshold(p, points, i, self.writer.state(key))
+                    if decision is not None:
+                        self._apply_threshold(g, rule, key, point, decision)
 
-                def new_alert(d: Open, point: Point = point, late: bool = late) -> NewAlert:
-                    return NewAlert(
-                        clinic_id=clinic,
-                        patient_id=g.patient_id,
-                        rule=rule,
-                        subject="",
-                        severity=d.severity,
-                        message=evaluate.threshold_message(p, g.metric, point.value, unit, d.severity),
-                        onset_at=d.onset_at,
-                        latest_at=d.latest_at,
-                        value=d.value,
-                        last_value=d.last_value,
-                        unit=unit,
-                        device_id=point.device_id,
-                        late=late,
-                        details={**d.details, "late": late},
-                    )
+    def _apply_threshold(
+        self, g: _Group, rule: Rule, key: AlertKey, point: Point, decision: Decision
+    ) -> None:
+        p = rule.threshold
+        unit = self.engine.unit(g.metric)
+        late = isinstance(decision, Open) and self._late(g, point.at)
 
-                def raised(sev: str, point: Point = point) -> str:
-                    return evaluate.threshold_message(p, g.metric, point.value, unit, sev)
+        def new_alert(d: Open) -> NewAlert:
+            return NewAlert(
+                patient_id=g.patient_id,
+                rule=rule,
+                subject="",
+                severity=d.severity,
+                message=evaluate.threshold_message(p, g.metric, point.value, unit, d.severity),
+                onset_at=d.onset_at,
+                latest_at=d.latest_at,
+                value=d.value,
+                last_value=d.last_value,
+                unit=unit,
+                device_id=point.device_id,
+                late=late,
+                details={**d.details, "late": late},
+            )
 
-                decision = evaluate.threshold(p, points, i, self.writer.state(key))
-                self.writer.apply(key, decision, new_alert=new_alert, raised_message=raised, late=late)
+        def raised(severity: str) -> str:
+            return evaluate.threshold_message(p, g.metric, point.value, unit, severity)
+
+        self.writer.apply(key, decision, new_alert=new_alert, raised_message=raised, late=late)
 
     # ----------------------------------------------------------------- rate of change
 
-    def _rate_rules(self) -> dict[GroupKey, list[Rule]]:
-        out: dict[GroupKey, list[Rule]] = defaultdict(list)
-        for gkey, g in self.groups.items():
-            for key in self.book.keys(kind="rate_of_change", metric=g.metric):
-                rule = self.book.rule(g.patient_id, key)
-                if rule is not None and rule.enabled:
-                    out[gkey].append(rule)
-        return out
-
-    def _fetch_baselines(
-        self, rules: dict[GroupKey, list[Rule]]
-    ) -> dict[tuple[str, UUID, str, datetime], Baseline]:
-        """Per (rule, patient, device, new reading time): the extreme reading in the window."""
-        rows: list[tuple[UUID, str, datetime, datetime, bool, int]] = []
-        owners: list[tuple[str, UUID, str, datetime]] = []
-        for gkey, group_rules in rules.items():
-            g = self.groups[gkey]
-            for rule in group_rules:
-                p = rule.params
-                assert isinstance(p, RateParams)
-                reach = timedelta(seconds=p.window_seconds + p.grace_seconds)
-                for sr in g.readings:
-                    at = sr.reading.measured_at
-                    rows.append((g.patient_id, g.metric, at - reach, at, p.direction == "rise", len(owners)))
-                    owners.append((rule.key, g.patient_id, sr.reading.device_id, at))
-        if not rows:
-            return {}
-        cols = list(zip(*rows, strict=True))
-        with self.conn.cursor() as cur:
-            cur.execute(
-                "SELECT g.idx, b.value, b.measured_at FROM unnest("
-                " %s::uuid[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::bool[],"
-                " %s::int[]) AS g(patient_id, metric, lo, t, rise, idx)"
-                " CROSS JOIN LATERAL (SELECT value, measured_at FROM readings x"
-                "   WHERE x.patient_id = g.patient_id AND x.metric = g.metric"
-                "   AND x.measured_at >= g.lo AND x.measured_at < g.t"
-                "   ORDER BY CASE WHEN g.rise THEN x.value ELSE -x.value END, x.measured_at"
-                "   LIMIT 1) b",
-                [list(c) for c in cols],
-            )
-            return {owners[idx]: Baseline(value, at) for idx, value, at in cur.fetchall()}
-
-    def _rates(
-        self, g: _Group, rule: Rule, baselines: dict[tuple[str, UUID, str, datetime], Baseline]
-    ) -> None:
+    def _rates(self, g: _Group, rule: Rule, window: list[Point]) -> None:
         p = rule.params
         assert isinstance(p, RateParams)
         key: AlertKey = (g.patient_id, rule.key, "")
         unit = self.engine.unit(g.metric)
-        clinic = self.book.clinic_of[g.patient_id]
+        times = [pt.at for pt in window]
+        reach = _reach(rule)
         for sr in g.readings:
             r = sr.reading
-            point = Point(r.measured_at, r.value, r.device_id, True)
-            base = baselines.get((rule.key, g.patient_id, r.device_id, r.measured_at))
-            change = (
-                0.0
-                if base is None
-                else (r.value - base.value if p.direction == "rise" else base.value - r.value)
+            base = _extreme(window, times, r.measured_at - reach, r.measured_at, p.direction == "rise")
+            decision = evaluate.rate(
+                p, Point(r.measured_at, r.value, r.device_id, True), base, self.writer.state(key)
             )
+            if decision is None:
+                continue
+            change = 0.0
+            if base is not None:
+                change = r.value - base.value if p.direction == "rise" else base.value - r.value
             message = evaluate.rate_message(p, g.metric, change, unit)
-            late = g.is_late(r.measured_at)
+            late = isinstance(decision, Open) and self._late(g, r.measured_at)
 
             def new_alert(
                 d: Open, message: str = message, late: bool = late, device: str = r.device_id
             ) -> NewAlert:
                 return NewAlert(
-                    clinic_id=clinic,
                     patient_id=g.patient_id,
                     rule=rule,
                     subject="",
@@ -331,10 +363,9 @@ class _Run:
                     details={**d.details, "late": late},
                 )
 
-            def raised(_sev: str, message: str = message) -> str:
+            def raised(_severity: str, message: str = message) -> str:
                 return message
 
-            decision = evaluate.rate(p, point, base, self.writer.state(key))
             self.writer.apply(key, decision, new_alert=new_alert, raised_message=raised, late=late)
 
     # ----------------------------------------------------------------- missing data
@@ -351,8 +382,6 @@ class _Run:
     # ----------------------------------------------------------------- device status, battery
 
     def _device_flags(self) -> None:
-        status_keys = self.book.keys(kind="device_status")
-        battery_keys = self.book.keys(kind="low_battery")
         watched = {
             (k[0], k[2])
             for k, row in self.writer.active.items()
@@ -368,11 +397,15 @@ class _Run:
                 m = measurements.get(mkey)
                 if m is None:
                     m = measurements[mkey] = _Measurement(
-                        sr.patient_id, r.device_id, r.measured_at, set(), False
+                        sr.patient_id, r.device_id, r.measured_at, set(), []
                     )
                 m.flags.update(r.status)
-                m.late = m.late or g.is_late(r.measured_at)
-        for m in sorted(measurements.values(), key=lambda m: (str(m.patient_id), m.device_id, m.at)):
+                m.metrics.append(r.metric)
+        if not measurements:
+            return
+        status_keys = self.book.keys(kind="device_status")
+        battery_keys = self.book.keys(kind="low_battery")
+        for m in sorted(measurements.values(), key=lambda m: (m.patient_id.bytes, m.device_id, m.at)):
             for key_name in status_keys:
                 self._status(m, key_name)
             for key_name in battery_keys:
@@ -380,21 +413,21 @@ class _Run:
 
     def _status(self, m: _Measurement, key_name: str) -> None:
         rule = self.book.rule(m.patient_id, key_name)
-        key: AlertKey = (m.patient_id, key_name, m.device_id)
         if rule is None or not rule.enabled:
             return
         p = rule.params
         assert isinstance(p, StatusParams)
+        key: AlertKey = (m.patient_id, key_name, m.device_id)
         decision = evaluate.flags(p.flags, p.severity, p.auto_resolve, m.at, m.flags, self.writer.state(key))
         self._apply_flags(m, rule, key, decision, "reports")
 
     def _battery_flag(self, m: _Measurement, key_name: str) -> None:
         rule = self.book.rule(m.patient_id, key_name)
-        key: AlertKey = (m.patient_id, key_name, m.device_id)
         if rule is None or not rule.enabled:
             return
         p = rule.params
         assert isinstance(p, BatteryParams)
+        key: AlertKey = (m.patient_id, key_name, m.device_id)
         row = self.writer.row(key)
         by_flag = row is None or row["details"].get("source") == "flag"
         decision = evaluate.flags(p.flags, p.severity, by_flag, m.at, m.flags, self.writer.state(key))
@@ -402,15 +435,16 @@ class _Run:
             decision = replace(decision, details={**decision.details, "source": "flag"})
         self._apply_flags(m, rule, key, decision, "battery low:")
 
-    def _apply_flags(
-        self, m: _Measurement, rule: Rule, key: AlertKey, decision: evaluate.Decision, verb: str
-    ) -> None:
-        clinic = self.book.clinic_of[m.patient_id]
+    def _apply_flags(self, m: _Measurement, rule: Rule, key: AlertKey, decision: Decision, verb: str) -> None:
+        if decision is None:
+            return
+        late = isinstance(decision, Open) and any(
+            self._late(self.groups[(m.patient_id, metric)], m.at) for metric in m.metrics
+        )
 
         def new_alert(d: Open) -> NewAlert:
             shown = ", ".join(d.details.get("flags", []))
             return NewAlert(
-                clinic_id=clinic,
                 patient_id=m.patient_id,
                 rule=rule,
                 subject=m.device_id,
@@ -419,18 +453,55 @@ class _Run:
                 onset_at=d.onset_at,
                 latest_at=d.latest_at,
                 device_id=m.device_id,
-                late=m.late,
-                details={**d.details, "late": m.late},
+                late=late,
+                details={**d.details, "late": late},
             )
 
         self.writer.apply(
             key,
             decision,
             new_alert=new_alert,
-            raised_message=lambda _sev: f"device {m.device_id} {verb}",
-            late=m.late,
+            raised_message=lambda _severity: f"device {m.device_id} {verb}",
+            late=late,
             clear_note="device no longer reports it",
         )
+
+
+@dataclass
+class _Plan:
+    contexts: list[tuple[GroupKey, int]] = field(default_factory=list)  # (group, cluster) per row
+    windows: list[GroupKey] = field(default_factory=list)
+    rates: dict[GroupKey, list[Rule]] = field(default_factory=dict)
+    queries: list[tuple[str, Sequence[Any]]] = field(default_factory=list)
+
+
+def _clusters(g: _Group, p: ThresholdParams) -> list[list[StoredReading]]:
+    """New readings split where they are further apart than a run could bridge cheaply."""
+    gap = CLUSTER_GAP + timedelta(seconds=p.sustained_seconds)
+    clusters: list[list[StoredReading]] = []
+    for sr in g.readings:
+        if clusters and sr.reading.measured_at - clusters[-1][-1].reading.measured_at <= gap:
+            clusters[-1].append(sr)
+        else:
+            clusters.append([sr])
+    return clusters
+
+
+def _reach(rule: Rule) -> timedelta:
+    p = rule.params
+    assert isinstance(p, RateParams)
+    return timedelta(seconds=p.window_seconds + p.grace_seconds)
+
+
+def _extreme(
+    window: list[Point], times: list[datetime], lo: datetime, hi: datetime, lowest: bool
+) -> Baseline | None:
+    """The lowest (or highest) reading measured in [lo, hi); the earliest of equals."""
+    best: Point | None = None
+    for pt in window[bisect_left(times, lo) : bisect_left(times, hi)]:
+        if best is None or (pt.value < best.value if lowest else pt.value > best.value):
+            best = pt
+    return None if best is None else Baseline(best.value, best.at)
 
 
 def _point(sr: StoredReading) -> Point:

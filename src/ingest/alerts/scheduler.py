@@ -110,21 +110,24 @@ class Scheduler:
             return 0
         metrics = sorted(cutoffs)
         with conn.cursor(row_factory=dict_row) as cur:
+            # Patients wearing a device now, times the metrics some rule expects; their newest
+            # reading comes from the readings index (one probe each).
             cur.execute(
-                "WITH assigned AS (" + _CURRENT_ASSIGNMENTS + ")"
-                " SELECT s.patient_id, s.metric, coalesce(s.last_measured_at, s.tracking_since) AS ref,"
-                " s.last_measured_at"
-                " FROM alert_metric_state s"
-                " JOIN unnest(%(metrics)s::text[], %(cutoffs)s::timestamptz[]) AS c(metric, cutoff)"
-                "   ON c.metric = s.metric"
-                " WHERE coalesce(s.last_measured_at, s.tracking_since) < c.cutoff"
-                " AND EXISTS (SELECT 1 FROM assigned x WHERE x.patient_id = s.patient_id)"
-                " AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.patient_id = s.patient_id"
-                "   AND a.rule_key = 'missing:' || s.metric AND a.subject = ''"
-                "   AND (a.status <> 'resolved'"
-                "        OR a.latest_at = coalesce(s.last_measured_at, s.tracking_since)))"
-                " ORDER BY s.patient_id, s.metric"
-                " FOR UPDATE OF s SKIP LOCKED",
+                "WITH assigned AS (" + _CURRENT_ASSIGNMENTS + "),"
+                " wearing AS (SELECT DISTINCT patient_id FROM assigned WHERE patient_id IS NOT NULL)"
+                " SELECT w.patient_id, c.metric, last.measured_at AS last_measured_at,"
+                "   coalesce(last.measured_at, t.since) AS ref"
+                " FROM wearing w"
+                " CROSS JOIN unnest(%(metrics)s::text[], %(cutoffs)s::timestamptz[]) AS c(metric, cutoff)"
+                " LEFT JOIN LATERAL (SELECT measured_at FROM readings r"
+                "   WHERE r.patient_id = w.patient_id AND r.metric = c.metric"
+                "   ORDER BY r.measured_at DESC LIMIT 1) last ON true"
+                " LEFT JOIN missing_data_tracking t ON t.patient_id = w.patient_id AND t.metric = c.metric"
+                " WHERE coalesce(last.measured_at, t.since) < c.cutoff"
+                " AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.patient_id = w.patient_id"
+                "   AND a.rule_key = 'missing:' || c.metric AND a.subject = ''"
+                "   AND (a.status <> 'resolved' OR a.latest_at = coalesce(last.measured_at, t.since)))"
+                " ORDER BY w.patient_id, c.metric",
                 {"now": now, "metrics": metrics, "cutoffs": [cutoffs[m] for m in metrics]},
             )
             candidates = cur.fetchall()
@@ -142,13 +145,14 @@ class Scheduler:
             ref: datetime = c["ref"]
             if ref + timedelta(seconds=p.overdue_after) > now:
                 continue
+            if not _still_missing(conn, c["patient_id"], c["metric"], c["last_measured_at"]):
+                continue
             silent = int((now - ref).total_seconds())
             message = (
                 f"no {c['metric']} reading for {_silence(silent)}"
                 f" (expected every {evaluate.duration_text(p.expected_every_seconds)})"
             )
             alert = NewAlert(
-                clinic_id=book.clinic_of[c["patient_id"]],
                 patient_id=c["patient_id"],
                 rule=rule,
                 subject="",
@@ -203,7 +207,6 @@ class Scheduler:
                     if store.active_alert(conn, key) is not None:
                         continue  # already open from a reading's flag
                     alert = NewAlert(
-                        clinic_id=book.clinic_of[d["patient_id"]],
                         patient_id=d["patient_id"],
                         rule=rule,
                         subject=d["device_id"],
@@ -270,6 +273,22 @@ def _missing_cutoffs(conn: psycopg.Connection[Any], now: datetime) -> dict[str, 
             if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
                 found[metric] = min(found.get(metric, value), value)
     return {m: now - timedelta(seconds=every.get(m, 60) + grace.get(m, 0)) for m in sorted(enabled)}
+
+
+def _still_missing(
+    conn: psycopg.Connection[Any], patient_id: UUID, metric: str, last: datetime | None
+) -> bool:
+    """Take the patient's alert lock (without waiting: a busy patient is checked next tick) and
+    make sure no reading arrived since the candidate query looked."""
+    row = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (store.lock_key(patient_id),)).fetchone()
+    if row is None or not row[0]:
+        return False
+    row = conn.execute(
+        "SELECT max(measured_at) FROM readings WHERE patient_id = %s AND metric = %s",
+        (patient_id, metric),
+    ).fetchone()
+    newest = row[0] if row else None
+    return newest is None or (last is not None and newest <= last)
 
 
 def _silence(seconds: int) -> str:

@@ -8,8 +8,8 @@ that asks for "ids above the last one I saw" never skips an event that commits l
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -25,6 +25,7 @@ from ingest.alerts.rules import Rule, RuleRow, merge
 logger = logging.getLogger(__name__)
 
 EVENTS_LOCK: Final = 0x52504D5F414C5254  # "RPM_ALRT": serialises alert event ids with commits
+PATIENT_LOCK_SALT: Final = 0x2B7E151628AED2A6  # keeps patient locks apart from other advisory locks
 NOTIFY_CHANNEL: Final = "rpm_alert_events"
 RULE_COLUMNS: Final = "id, key, kind, metric, clinic_id, patient_id, enabled, params, updated_at"
 
@@ -34,30 +35,113 @@ AlertKey = tuple[UUID, str, str]  # (patient, rule key, subject)
 # --------------------------------------------------------------------------- metric state
 
 
-def lock_metric_state(
-    conn: psycopg.Connection[Any], newest: Sequence[tuple[UUID, str, datetime]]
-) -> dict[tuple[UUID, str], datetime | None]:
-    """Record the newest measured_at per (patient, metric) and lock those rows to commit.
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What the engine learns once it holds the locks of a batch's patients."""
 
-    Returns, per key, the newest measured_at stored before this batch (None: first reading).
-    Rows are taken in key order so that concurrent batches cannot deadlock.
+    clinic_of: dict[UUID, str]
+    rules_version: int
+    active: dict[AlertKey, dict[str, Any]]
+    extra: list[list[tuple[Any, ...]]]  # rows of the extra queries, in order
+
+
+def lock_key(patient_id: UUID) -> int:
+    """The advisory lock serialising alert decisions for one patient (ingest and scheduler)."""
+    return int.from_bytes(patient_id.bytes[:8], "big", signed=True) ^ PATIENT_LOCK_SALT
+
+
+def prepare_batch(
+    conn: psycopg.Connection[Any],
+    patient_ids: Sequence[UUID],
+    clinics: ClinicCache,
+    extra: Sequence[tuple[str, Sequence[Any]]] = (),
+) -> Prepared:
+    """Lock the patients (in a fixed order, so concurrent batches cannot deadlock), then read
+    the rules version, their active alerts, (when not cached) their clinics and the ``extra``
+    queries' rows (the history the rules need), in one round trip.
+
+    The reads are statements after the lock statement, so under READ COMMITTED they see
+    everything committed by a transaction that held one of these locks before us.
     """
-    if not newest:
-        return {}
-    items = sorted(newest, key=lambda x: (str(x[0]), x[1]))
+    ordered = sorted(set(patient_ids), key=lambda p: p.bytes)
+    keys = [lock_key(p) for p in ordered]
+    unknown = [p for p in ordered if clinics.get(p) is None]
+    with conn.pipeline():
+        locks = conn.execute(
+            "SELECT count(*), (SELECT version FROM alert_config) FROM"
+            " (SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS t(k)) AS held",
+            (keys,),
+        )
+        alerts = conn.cursor(row_factory=dict_row)
+        alerts.execute(
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE patient_id = ANY(%s) AND status <> 'resolved'",
+            (ordered,),
+        )
+        found = None
+        if unknown:
+            found = conn.execute("SELECT id, clinic_id FROM patients WHERE id = ANY(%s)", (unknown,))
+        extras = [conn.execute(query, params) for query, params in extra]
+    row = locks.fetchone()
+    if found is not None:
+        for patient_id, clinic_id in found.fetchall():
+            clinics.put(patient_id, clinic_id)
+    return Prepared(
+        clinic_of={p: c for p in ordered if (c := clinics.get(p)) is not None},
+        rules_version=int(row[1]) if row else 0,
+        active={(r["patient_id"], r["rule_key"], r["subject"]): r for r in alerts.fetchall()},
+        extra=[cur.fetchall() for cur in extras],
+    )
+
+
+class ClinicCache:
+    """Patient -> clinic, remembered for a while (a patient's clinic is fixed at registration;
+    the entries expire anyway). Alerts take their clinic from the database when opened."""
+
+    def __init__(self, ttl_s: float = 300.0, max_entries: int = 200_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._entries: dict[UUID, tuple[str, float]] = {}
+
+    def get(self, patient_id: UUID) -> str | None:
+        entry = self._entries.get(patient_id)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, patient_id: UUID, clinic_id: str) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[patient_id] = (clinic_id, time.monotonic() + self.ttl_s)
+
+
+def newest_before(
+    conn: psycopg.Connection[Any],
+    patient_id: UUID,
+    metric: str,
+    exclude: Collection[tuple[str, datetime]],
+) -> datetime | None:
+    """The newest measured_at of a patient's metric, ignoring the readings in ``exclude``
+    ((device, measured_at) of this batch's new readings)."""
     rows = conn.execute(
-        "INSERT INTO alert_metric_state AS s (patient_id, metric, last_measured_at)"
-        " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[])"
-        " ON CONFLICT (patient_id, metric) DO UPDATE SET"
-        "   prev_measured_at = s.last_measured_at,"
-        "   last_measured_at = GREATEST(s.last_measured_at, EXCLUDED.last_measured_at)"
-        " RETURNING patient_id, metric, prev_measured_at",
-        ([i[0] for i in items], [i[1] for i in items], [i[2] for i in items]),
+        "SELECT device_id, measured_at FROM readings WHERE patient_id = %s AND metric = %s"
+        " ORDER BY measured_at DESC LIMIT %s",
+        (patient_id, metric, len(exclude) + 1),
     ).fetchall()
-    return {(r[0], r[1]): r[2] for r in rows}
+    for device_id, at in rows:
+        if (device_id, at) not in exclude:
+            return at  # type: ignore[no-any-return]
+    return None
 
 
 # --------------------------------------------------------------------------- rules
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRules:
+    """The rules a patient's readings of one metric go through (enabled ones only)."""
+
+    threshold: Rule | None  # None also when it sets no bound
+    rates: tuple[Rule, ...]
 
 
 @dataclass
@@ -69,29 +153,52 @@ class RuleBook:
     clinic_rows: dict[tuple[str, str], RuleRow]
     patient_rows: dict[tuple[UUID, str], RuleRow]
     cache: dict[tuple[Any, ...], Rule] = field(default_factory=dict)
+    memo: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
     def rule(self, patient_id: UUID, key: str) -> Rule | None:
         base = self.defaults.get(key)
         clinic = self.clinic_of.get(patient_id)
         if base is None or clinic is None:
             return None
-        layers = [base]
-        if (row := self.clinic_rows.get((clinic, key))) is not None:
-            layers.append(row)
-        if (row := self.patient_rows.get((patient_id, key))) is not None:
-            layers.append(row)
-        memo = tuple(r.id for r in layers)
+        crow = self.clinic_rows.get((clinic, key)) if self.clinic_rows else None
+        prow = self.patient_rows.get((patient_id, key)) if self.patient_rows else None
+        memo = (base.id, crow.id if crow else 0, prow.id if prow else 0)
         found = self.cache.get(memo)
         if found is None:
+            layers = [base, *(r for r in (crow, prow) if r is not None)]
             found = self.cache[memo] = merge(layers)
         return found
 
     def keys(self, *, kind: str | None = None, metric: str | None = None) -> list[str]:
-        return [
-            k
-            for k, row in self.defaults.items()
-            if (kind is None or row.kind == kind) and (metric is None or row.metric == metric)
-        ]
+        memo = ("keys", kind, metric)
+        found: list[str] | None = self.memo.get(memo)
+        if found is None:
+            found = self.memo[memo] = [
+                k
+                for k, row in self.defaults.items()
+                if (kind is None or row.kind == kind) and (metric is None or row.metric == metric)
+            ]
+        return found
+
+    def metric_rules(self, patient_id: UUID, metric: str) -> MetricRules | None:
+        """Memoised per clinic (or per patient, for patients with overrides of their own)."""
+        clinic = self.clinic_of.get(patient_id)
+        if clinic is None:
+            return None
+        own: frozenset[UUID] | None = self.memo.get(("patients with rules",))
+        if own is None:
+            own = self.memo[("patients with rules",)] = frozenset(p for p, _ in self.patient_rows)
+        memo = ("metric", patient_id if patient_id in own else clinic, metric)
+        found: MetricRules | None = self.memo.get(memo)
+        if found is None:
+            threshold = self.rule(patient_id, f"threshold:{metric}")
+            if threshold is not None and not (threshold.enabled and threshold.threshold.active):
+                threshold = None
+            rates = (self.rule(patient_id, k) for k in self.keys(kind="rate_of_change", metric=metric))
+            found = self.memo[memo] = MetricRules(
+                threshold, tuple(r for r in rates if r is not None and r.enabled)
+            )
+        return found
 
 
 def rule_row(r: dict[str, Any]) -> RuleRow:
@@ -177,7 +284,6 @@ def episode_reported(conn: psycopg.Connection[Any], key: AlertKey, at: datetime)
 
 @dataclass(frozen=True, slots=True)
 class NewAlert:
-    clinic_id: str
     patient_id: UUID
     rule: Rule
     subject: str
@@ -200,14 +306,14 @@ def insert_alert(conn: psycopg.Connection[Any], a: NewAlert) -> dict[str, Any] |
             "INSERT INTO alerts (clinic_id, patient_id, rule_key, rule_id, kind, metric, subject,"
             " device_id, severity, value, unit, last_value, message, details, onset_at, latest_at,"
             " late, critical_since)"
-            " VALUES (%(clinic)s, %(patient)s, %(key)s, %(rule_id)s, %(kind)s, %(metric)s,"
+            " VALUES ((SELECT clinic_id FROM patients WHERE id = %(patient)s), %(patient)s, %(key)s,"
+            " %(rule_id)s, %(kind)s, %(metric)s,"
             " %(subject)s, %(device)s, %(severity)s, %(value)s, %(unit)s, %(last)s, %(message)s,"
             " %(details)s, %(onset)s, %(latest)s, %(late)s,"
             " CASE WHEN %(severity)s = 'critical' THEN now() END)"
             " ON CONFLICT (patient_id, rule_key, subject) WHERE status <> 'resolved' DO NOTHING"
             f" RETURNING {ALERT_COLUMNS}",
             {
-                "clinic": a.clinic_id,
                 "patient": a.patient_id,
                 "key": a.rule.key,
                 "rule_id": a.rule.id,
@@ -295,37 +401,36 @@ def write_events(conn: psycopg.Connection[Any], events: Sequence[PendingEvent], 
     """Append events (history + stream), queue their webhook deliveries, notify listeners."""
     if not events:
         return []
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))
-    ids: list[int] = []
-    with conn.cursor() as cur:
-        for e in events:
-            row = e.alert
-            cur.execute(
-                "INSERT INTO alert_events (alert_id, clinic_id, patient_id, type, actor, note,"
-                " origin, alert) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                (
-                    row["id"],
-                    row["clinic_id"],
-                    row["patient_id"],
-                    e.type,
-                    e.actor,
-                    e.note,
-                    origin,
-                    Jsonb(alert_public(row)),
-                ),
-            )
-            fetched = cur.fetchone()
-            assert fetched is not None
-            ids.append(fetched[0])
-        cur.execute(
-            "INSERT INTO webhook_deliveries (webhook_id, event_id)"
-            " SELECT w.id, e.id FROM alert_events e JOIN alert_webhooks w"
-            "   ON w.clinic_id = e.clinic_id AND w.enabled AND e.type = ANY(w.event_types)"
-            "   AND (w.min_severity = 'warning' OR e.alert->>'severity' = 'critical')"
-            " WHERE e.id = ANY(%s) ON CONFLICT DO NOTHING",
-            (ids,),
+    rows = [e.alert for e in events]
+    with conn.pipeline():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))
+        cur = conn.execute(
+            "WITH e AS ("
+            "  INSERT INTO alert_events (alert_id, clinic_id, patient_id, type, actor, note, origin, alert)"
+            "  SELECT a, c, p, t, who, note, %s, j FROM unnest(%s::uuid[], %s::text[], %s::uuid[],"
+            "    %s::text[], %s::text[], %s::text[], %s::jsonb[]) WITH ORDINALITY"
+            "    AS u(a, c, p, t, who, note, j, ord)"
+            "  ORDER BY ord RETURNING id, clinic_id, type, alert"
+            "), d AS ("
+            "  INSERT INTO webhook_deliveries (webhook_id, event_id)"
+            "  SELECT w.id, e.id FROM e JOIN alert_webhooks w"
+            "    ON w.clinic_id = e.clinic_id AND w.enabled AND e.type = ANY(w.event_types)"
+            "    AND (w.min_severity = 'warning' OR e.alert->>'severity' = 'critical')"
+            "  ON CONFLICT DO NOTHING"
+            ") SELECT id FROM e ORDER BY id",
+            (
+                origin,
+                [r["id"] for r in rows],
+                [r["clinic_id"] for r in rows],
+                [r["patient_id"] for r in rows],
+                [e.type for e in events],
+                [e.actor for e in events],
+                [e.note for e in events],
+                [Jsonb(alert_public(r)) for r in rows],
+            ),
         )
-        cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(ids[-1])))
+        conn.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
+    ids = [r[0] for r in cur.fetchall()]
     logger.debug("wrote %d alert events up to %d", len(ids), ids[-1])
     return ids
 
@@ -352,10 +457,3 @@ def events_after(
 def last_event_id(conn: psycopg.Connection[Any]) -> int:
     row = conn.execute("SELECT coalesce(max(id), 0) FROM alert_events").fetchone()
     return int(row[0]) if row else 0
-
-
-def group_by_patient(rows: Iterable[dict[str, Any]]) -> dict[UUID, list[dict[str, Any]]]:
-    out: dict[UUID, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        out[r["patient_id"]].append(r)
-    return out

@@ -29,16 +29,32 @@ CREATE UNIQUE INDEX alert_rules_clinic_key ON alert_rules (clinic_id, key)
 CREATE UNIQUE INDEX alert_rules_patient_key ON alert_rules (patient_id, key)
     WHERE patient_id IS NOT NULL;
 
--- Per (patient, metric): the newest measured_at stored, and the newest before the last batch that
--- touched it (so a batch knows which of its readings are late). Evaluation locks this row, which
--- serialises the alert decisions for one patient's metric across transactions and processes.
--- tracking_since starts the missing-data clock for a metric that has never been measured.
-CREATE TABLE alert_metric_state (
-    patient_id        uuid NOT NULL REFERENCES patients (id),
-    metric            text NOT NULL,
-    last_measured_at  timestamptz,
-    prev_measured_at  timestamptz,
-    tracking_since    timestamptz NOT NULL DEFAULT now(),
+-- A counter bumped by every change of alert_rules: each process caches the rules and reloads them
+-- when the counter it reads along with a batch's locks has moved.
+CREATE TABLE alert_config (
+    id       boolean PRIMARY KEY DEFAULT true CHECK (id),
+    version  bigint NOT NULL
+);
+INSERT INTO alert_config (id, version) VALUES (true, 1);
+
+CREATE FUNCTION alert_rules_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE alert_config SET version = version + 1;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER alert_rules_version
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON alert_rules
+    FOR EACH STATEMENT EXECUTE FUNCTION alert_rules_changed();
+
+-- When a patient was given an expected cadence for a metric they have never measured: the
+-- missing-data clock starts then. (Otherwise it starts at their newest reading of the metric.)
+CREATE TABLE missing_data_tracking (
+    patient_id  uuid NOT NULL REFERENCES patients (id),
+    metric      text NOT NULL CHECK (length(metric) <= 64),
+    since       timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (patient_id, metric)
 );
 

@@ -1,0 +1,85 @@
+"""Every rule row, held in memory per process and reloaded when the database's version moves.
+
+The version lives in ``alert_config`` and a trigger bumps it on any change of ``alert_rules``.
+The engine reads it in the statement that takes a batch's locks, so a batch costs no query for
+rules unless they changed since the previous batch (in any process).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+
+from ingest.alerts.rules import Rule, RuleRow
+from ingest.alerts.store import RULE_COLUMNS, RuleBook, rule_row
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RuleSnapshot:
+    version: int
+    defaults: dict[str, RuleRow]
+    clinic_rows: dict[tuple[str, str], RuleRow]
+    patient_rows: dict[tuple[UUID, str], RuleRow]
+    merged: dict[tuple[Any, ...], Rule] = field(default_factory=dict)
+    memo: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+
+    def book(self, clinic_of: dict[UUID, str]) -> RuleBook:
+        return RuleBook(
+            clinic_of=clinic_of,
+            defaults=self.defaults,
+            clinic_rows=self.clinic_rows,
+            patient_rows=self.patient_rows,
+            cache=self.merged,
+            memo=self.memo,
+        )
+
+
+class RuleCache:
+    """Thread-safe: hooks run on the HTTP worker threads and the MQTT writer at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snapshot: RuleSnapshot | None = None
+        self.loads = 0
+
+    @property
+    def latest(self) -> RuleSnapshot | None:
+        """The rules loaded last (maybe stale: check its version against the database's)."""
+        return self._snapshot
+
+    def snapshot(self, conn: psycopg.Connection[Any], version: int) -> RuleSnapshot:
+        snap = self._snapshot
+        if snap is not None and snap.version == version:
+            return snap
+        with self._lock:
+            snap = self._snapshot
+            if snap is not None and snap.version >= version:
+                # A concurrent batch already loaded these (or newer) rules.
+                return snap
+            snap = self._load(conn, version)
+            self._snapshot = snap
+            return snap
+
+    def _load(self, conn: psycopg.Connection[Any], version: int) -> RuleSnapshot:
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(f"SELECT {RULE_COLUMNS} FROM alert_rules")
+            rows = [rule_row(r) for r in cur.fetchall()]
+        snap = RuleSnapshot(version=version, defaults={}, clinic_rows={}, patient_rows={})
+        for row in rows:
+            if row.patient_id is not None:
+                snap.patient_rows[(row.patient_id, row.key)] = row
+            elif row.clinic_id is not None:
+                snap.clinic_rows[(row.clinic_id, row.key)] = row
+            else:
+                snap.defaults[row.key] = row
+        self.loads += 1
+        logger.debug("loaded %d alert rule rows (version %d)", len(rows), version)
+        return snap
