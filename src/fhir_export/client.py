@@ -162,8 +162,10 @@ def _log_retry(state: RetryCallState) -> None:
     error = state.outcome.exception() if state.outcome else None
     wait = state.next_action.sleep if state.next_action else 0.0
     logger.warning(
-        "EHR transaction attempt %d failed (%s); retrying in %.1fs", state.attempt_number, error, wait
-    )
+        "EHR transaction attempt %d failed (%s); retrying in %.1fs",
+        state.attempt_number, type(error).__name__, wait,
+    )  # fmt: skip
+    logger.debug("EHR transaction attempt %d failed: %s", state.attempt_number, error)
 
 
 def build_http_client(*, timeout_s: float = 30.0, connect_timeout_s: float = 5.0) -> httpx.Client:

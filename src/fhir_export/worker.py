@@ -235,14 +235,17 @@ class ExportWorker:
         self._deliver(claim, batch[middle:])
 
     def _park(self, claim: Claim, row: OutboxItem, reason: str) -> None:
-        logger.warning("parked outbox row %d: %s", row.id, reason)
+        # The EHR's reason may quote patient identifiers: it is kept on the row, logged at DEBUG.
+        logger.warning("parked outbox row %d (reason kept on the row)", row.id)
+        logger.debug("parked outbox row %d: %s", row.id, reason)
         claim.mark_parked(row.id, reason)
         self.stats.add(parked=1)
 
     def _defer(self, claim: Claim, batch: Sequence[_Ready], reason: str, retry_after: float | None) -> None:
         attempts = max(ready.row.attempts for ready in batch)
         delay = self._backoff.delay(attempts, retry_after, self._rng)
-        logger.warning("FHIR export of %d rows deferred %.0fs: %s", len(batch), delay, reason)
+        logger.warning("FHIR export of %d rows deferred %.0fs (reason kept on the rows)", len(batch), delay)
+        logger.debug("FHIR export deferred: %s", reason)
         claim.mark_retry([ready.row.id for ready in batch], reason, delay)
         self.stats.add(deferred=len(batch))
 
