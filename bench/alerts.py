@@ -42,7 +42,6 @@ import httpx
 import psycopg
 import uvicorn
 from psycopg import sql
-from psycopg_pool import ConnectionPool
 
 from devices.catalogue import load_catalogue
 from ingest.alerts.component import alerts_component
@@ -181,7 +180,7 @@ def ingest_rate(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 in_hook = [0.0]
 
-                def observe(seconds: float) -> None:
+                def observe(seconds: float, in_hook: list[float] = in_hook) -> None:
                     in_hook[0] += seconds
 
                 engine = AlertEngine(catalogue=catalogue, origin="bench", observe=observe)
@@ -317,7 +316,7 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
             thread.join(timeout=10)
 
     def pct(values: list[float], q: float) -> float:
-        ordered = sorted(values)
+        ordered = sorted(values) or [float("nan")]
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
     return {

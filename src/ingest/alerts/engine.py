@@ -27,7 +27,7 @@ from ingest.alerts import evaluate, store
 from ingest.alerts.evaluate import OUT_OF_RANGE, Baseline, Decision, Open, Point
 from ingest.alerts.rules import BatteryParams, RateParams, Rule, StatusParams, ThresholdParams
 from ingest.alerts.rules_cache import RuleCache
-from ingest.alerts.store import AlertKey, NewAlert, RuleBook
+from ingest.alerts.store import AlertKey, MetricRules, NewAlert, RuleBook
 from ingest.alerts.writer import AlertWriter
 from ingest.pipeline import StoredReading
 
@@ -37,7 +37,7 @@ MAX_CONTEXT_ROWS: Final = 5000
 CLUSTER_GAP: Final = timedelta(hours=1)
 _UNSET: Final = object()
 
-GroupKey = tuple[UUID, str]  # (patient, metric)
+GroupKey = tuple[int, str]  # (patient id as an int: hashed in C, unlike UUID; metric)
 
 # Per cluster: `n` readings before, all within [lo, hi] (capped), `n` after.
 _CONTEXT_SQL: Final = (
@@ -79,8 +79,8 @@ class _Group:
     metric: str
     readings: list[StoredReading]
     prev_newest: Any = _UNSET  # newest measured_at stored before this batch, read on demand
-    out_of_range: bool = False  # any reading out of range under the rule judged_by
-    judged_by: Rule | None = None
+    rules: MetricRules | None = None  # set by the plan, with the batch's rules
+    out_of_range: bool = False  # any reading out of range under rules.threshold
 
     @property
     def new_keys(self) -> set[tuple[str, datetime]]:
@@ -135,7 +135,7 @@ class _Run:
         self.conn = conn
         groups: dict[GroupKey, _Group] = {}
         for sr in readings:
-            key = (sr.patient_id, sr.reading.metric)
+            key = (sr.patient_id.int, sr.reading.metric)
             group = groups.get(key)
             if group is None:
                 group = groups[key] = _Group(sr.patient_id, sr.reading.metric, [])
@@ -147,8 +147,8 @@ class _Run:
 
     def execute(self) -> None:
         engine, conn = self.engine, self.conn
-        patients = list({g.patient_id for g in self.groups.values()})
-        order = sorted(self.groups, key=lambda k: (k[0].bytes, k[1]))
+        patients = list({g.patient_id.int: g.patient_id for g in self.groups.values()}.values())
+        order = sorted(self.groups)
         # Plan the history queries with the rules this process holds, so they travel in the same
         # round trip as the locks; if the rules turn out to have changed, plan and fetch again.
         latest = engine.rules.latest
@@ -156,7 +156,7 @@ class _Run:
         plan: _Plan | None = None
         if latest is not None and len(guess) == len(patients):
             plan = self._plan(latest.book(guess), order)
-        prepared = store.prepare_batch(conn, patients, engine.clinics, plan.queries if plan else ())
+        prepared = store.prepare_batch(conn, patients, engine.clinics, guess, plan.queries if plan else ())
         snapshot = engine.rules.snapshot(conn, prepared.rules_version)
         self.book: RuleBook = snapshot.book(prepared.clinic_of)
         self.writer = AlertWriter(conn, engine.origin, prepared.active)
@@ -186,14 +186,13 @@ class _Run:
         win_rows: list[tuple[UUID, str, datetime, datetime, int]] = []
         for gkey in order:
             g = self.groups[gkey]
-            rules = book.metric_rules(g.patient_id, g.metric)
+            g.rules = rules = book.metric_rules(g.patient_id, g.metric)
             if rules is None:
                 continue
             rule = rules.threshold
             if rule is not None:
                 p = rule.threshold
                 g.out_of_range = any(p.level(sr.reading.value) in OUT_OF_RANGE for sr in g.readings)
-                g.judged_by = rule
             if rule is not None and g.out_of_range and rule.threshold.debounced:
                 p = rule.threshold
                 span = timedelta(seconds=p.sustained_seconds)
@@ -269,14 +268,9 @@ class _Run:
         active = self.writer.active
         for gkey in order:
             g = self.groups[gkey]
-            rules = self.book.metric_rules(g.patient_id, g.metric)
-            rule = rules.threshold if rules is not None else None
+            rule = g.rules.threshold if g.rules is not None else None  # as planned with self.book
             if rule is None:
                 continue
-            p = rule.threshold
-            if g.judged_by is not rule:  # planned with other rules (they changed meanwhile)
-                g.out_of_range = any(p.level(sr.reading.value) in OUT_OF_RANGE for sr in g.readings)
-                g.judged_by = rule
             if g.out_of_range or (active and (g.patient_id, rule.key, "") in active):
                 out[gkey] = rule
         return out
@@ -439,7 +433,7 @@ class _Run:
         if decision is None:
             return
         late = isinstance(decision, Open) and any(
-            self._late(self.groups[(m.patient_id, metric)], m.at) for metric in m.metrics
+            self._late(self.groups[(m.patient_id.int, metric)], m.at) for metric in m.metrics
         )
 
         def new_alert(d: Open) -> NewAlert:

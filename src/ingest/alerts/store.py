@@ -47,25 +47,27 @@ class Prepared:
 
 def lock_key(patient_id: UUID) -> int:
     """The advisory lock serialising alert decisions for one patient (ingest and scheduler)."""
-    return int.from_bytes(patient_id.bytes[:8], "big", signed=True) ^ PATIENT_LOCK_SALT
+    high = patient_id.int >> 64
+    return (high - (1 << 64) if high >= 1 << 63 else high) ^ PATIENT_LOCK_SALT
 
 
 def prepare_batch(
     conn: psycopg.Connection[Any],
     patient_ids: Sequence[UUID],
     clinics: ClinicCache,
+    known: dict[UUID, str],
     extra: Sequence[tuple[str, Sequence[Any]]] = (),
 ) -> Prepared:
     """Lock the patients (in a fixed order, so concurrent batches cannot deadlock), then read
-    the rules version, their active alerts, (when not cached) their clinics and the ``extra``
-    queries' rows (the history the rules need), in one round trip.
+    the rules version, their active alerts, the clinics of those not in ``known`` and the
+    ``extra`` queries' rows (the history the rules need), in one round trip.
 
     The reads are statements after the lock statement, so under READ COMMITTED they see
     everything committed by a transaction that held one of these locks before us.
     """
-    ordered = sorted(set(patient_ids), key=lambda p: p.bytes)
+    ordered = sorted(patient_ids, key=lambda p: p.int)
     keys = [lock_key(p) for p in ordered]
-    unknown = [p for p in ordered if clinics.get(p) is None]
+    unknown = [p for p in ordered if p not in known] if len(known) < len(ordered) else []
     with conn.pipeline():
         locks = conn.execute(
             "SELECT count(*), (SELECT version FROM alert_config) FROM"
@@ -82,11 +84,13 @@ def prepare_batch(
             found = conn.execute("SELECT id, clinic_id FROM patients WHERE id = ANY(%s)", (unknown,))
         extras = [conn.execute(query, params) for query, params in extra]
     row = locks.fetchone()
+    clinic_of = dict(known)
     if found is not None:
         for patient_id, clinic_id in found.fetchall():
             clinics.put(patient_id, clinic_id)
+            clinic_of[patient_id] = clinic_id
     return Prepared(
-        clinic_of={p: c for p in ordered if (c := clinics.get(p)) is not None},
+        clinic_of=clinic_of,
         rules_version=int(row[1]) if row else 0,
         active={(r["patient_id"], r["rule_key"], r["subject"]): r for r in alerts.fetchall()},
         extra=[cur.fetchall() for cur in extras],
@@ -100,10 +104,10 @@ class ClinicCache:
     def __init__(self, ttl_s: float = 300.0, max_entries: int = 200_000) -> None:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
-        self._entries: dict[UUID, tuple[str, float]] = {}
+        self._entries: dict[int, tuple[str, float]] = {}
 
     def get(self, patient_id: UUID) -> str | None:
-        entry = self._entries.get(patient_id)
+        entry = self._entries.get(patient_id.int)
         if entry is None or entry[1] < time.monotonic():
             return None
         return entry[0]
@@ -111,7 +115,7 @@ class ClinicCache:
     def put(self, patient_id: UUID, clinic_id: str) -> None:
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
-        self._entries[patient_id] = (clinic_id, time.monotonic() + self.ttl_s)
+        self._entries[patient_id.int] = (clinic_id, time.monotonic() + self.ttl_s)
 
 
 def newest_before(
@@ -185,10 +189,10 @@ class RuleBook:
         clinic = self.clinic_of.get(patient_id)
         if clinic is None:
             return None
-        own: frozenset[UUID] | None = self.memo.get(("patients with rules",))
+        own: frozenset[int] | None = self.memo.get(("patients with rules",))
         if own is None:
-            own = self.memo[("patients with rules",)] = frozenset(p for p, _ in self.patient_rows)
-        memo = ("metric", patient_id if patient_id in own else clinic, metric)
+            own = self.memo[("patients with rules",)] = frozenset(p.int for p, _ in self.patient_rows)
+        memo = ("metric", patient_id.int if patient_id.int in own else clinic, metric)
         found: MetricRules | None = self.memo.get(memo)
         if found is None:
             threshold = self.rule(patient_id, f"threshold:{metric}")
