@@ -99,6 +99,14 @@ class BatchWriter:
 
     # --- the loop
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException:
+            # A defect, not a storage problem: nothing more is acknowledged, /readyz says so.
+            logger.critical("MQTT writer stopped by an unexpected error", exc_info=True)
+            raise
+
+    def _loop(self) -> None:
         p = self.policy
         while not self._stopping.is_set():
             batch = self._inbox.take_batch(
