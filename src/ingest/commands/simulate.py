@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 @click.option("--id-prefix", default="SIM-", show_default=True, help="device ids are <prefix>00000...")
 @click.option("--url", envvar="RPM_MQTT_URL", default=None,
               help="broker URL (default RPM_MQTT_URL, else the embedded broker of a local serve)")
+@click.option("--protocol", type=click.Choice(["5", "3.1.1"]), default=None,
+              help="MQTT version (default RPM_MQTT_PROTOCOL; 3.1.1 for the embedded broker)")
 @click.option("--client-id", default="rpm-simulator", show_default=True)
 @click.option("--max-pending", type=click.IntRange(1, 65535), default=1000, show_default=True,
               help="unacknowledged messages allowed in flight")
@@ -49,7 +51,8 @@ logger = logging.getLogger(__name__)
 @click.option("--token", envvar="RPM_API_TOKEN", default=None, help="admin token for --register")
 def simulate(
     device_count: int, rate: float, count: int | None, duration: float | None, kinds: str,
-    abnormal: float, seed: int, id_prefix: str, url: str | None, client_id: str, max_pending: int,
+    abnormal: float, seed: int, id_prefix: str, url: str | None, protocol: str | None, client_id: str,
+    max_pending: int,
     register: bool, api_url: str | None, token: str | None,
 ) -> None:
     """Publish realistic readings from simulated devices at QoS 1 (also a load generator).
@@ -59,7 +62,10 @@ def simulate(
     """
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    url = url or settings.mqtt_url or local_broker_url(settings.data_dir)
+    url = url or settings.mqtt_url
+    if url is None:
+        url = local_broker_url(settings.data_dir)
+        protocol = protocol or "3.1.1"  # the embedded broker speaks MQTT 3.1.1 only
     if url is None:
         raise click.UsageError("no broker: set RPM_MQTT_URL or --url (or run `rpm-ingest serve` here first)")
     try:
@@ -67,7 +73,8 @@ def simulate(
             device_count, kinds=[k.strip() for k in kinds.split(",") if k.strip()],
             abnormal_fraction=abnormal, seed=seed, id_prefix=id_prefix,
         )
-        options = broker_options(settings.model_copy(update={"mqtt_url": url}), client_id=client_id)
+        update = {"mqtt_url": url, "mqtt_protocol": protocol or settings.mqtt_protocol}
+        options = broker_options(settings.model_copy(update=update), client_id=client_id)
     except (ValueError, ConfigurationError) as exc:
         raise click.UsageError(str(exc)) from None
     if register:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +19,7 @@ from ingest.mqtt.consumer import mqtt_component
 from ingest.mqtt.publisher import Publisher, PublishError
 from ingest.settings import Settings
 from tests.ingest.mqtt.conftest import count_readings, publisher_options, reading, register, topic, wait_until
-from tests.support.service import running_service
+from tests.support.service import free_port, running_service
 
 
 def test_serve_without_broker_url_runs_an_embedded_broker(
@@ -54,3 +58,42 @@ def test_embedded_broker_refuses_anonymous_clients_and_keeps_its_credential(tmp_
             assert ok.flush(5)
     with embedded_broker(tmp_path, port=0) as again:
         assert again.password == first
+
+
+def test_rpm_ingest_serve_with_the_embedded_broker_and_simulate(db_url: str, tmp_path: Path) -> None:
+    """The commands as an operator runs them: `serve` with no RPM_MQTT_URL, a token, then
+    `simulate --register`, which finds the embedded broker's URL under RPM_DATA_DIR."""
+    bin_dir = Path(sys.executable).parent
+    http_port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RPM_")}
+    env.update(RPM_DATABASE_URL=db_url, RPM_DATA_DIR=str(tmp_path), RPM_HTTP_PORT=str(http_port),
+               RPM_MQTT_EMBEDDED_PORT="0", RPM_MQTT_CLIENT_ID=f"embedded-{tmp_path.name}")
+    with open(tmp_path / "serve.log", "wb") as log:
+        serve = subprocess.Popen([str(bin_dir / "rpm-ingest"), "serve"], env=env, stdout=log, stderr=log)
+    try:
+        def ready() -> bool:
+            assert serve.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            try:
+                return httpx.get(f"http://127.0.0.1:{http_port}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, 60, "serve with its embedded broker")
+        created = subprocess.run(
+            [str(bin_dir / "rpm-ingest"), "token", "create", "--role", "admin", "--name", "sim"],
+            env=env, capture_output=True, text=True, check=True,
+        )
+        token = created.stdout.strip().splitlines()[-1]
+        sim = subprocess.run(
+            [str(bin_dir / "rpm-ingest"), "simulate", "--devices", "3", "--kinds", "hr_strap",
+             "--rate", "100", "--count", "30", "--register", "--token", token],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+        assert sim.returncode == 0, sim.stderr
+        wait_until(lambda: count_readings(db_url) == 30, 20, "30 simulated readings")
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(30) == 0
+        assert "embedded MQTT broker stopped" in (tmp_path / "serve.log").read_text()
+    finally:
+        if serve.poll() is None:
+            serve.kill()
