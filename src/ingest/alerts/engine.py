@@ -166,6 +166,7 @@ class _Run:
             results = self._fetch(plan.queries)
         self._absorb(plan, results)
         thresholds = self._threshold_work(order)
+        missing = {(k[0].int, k[1][8:]) for k in prepared.active if k[1].startswith("missing:")}
         for gkey in order:
             g = self.groups[gkey]
             rule = thresholds.get(gkey)
@@ -173,7 +174,7 @@ class _Run:
                 self._thresholds(gkey, g, rule)
             for rate_rule in plan.rates.get(gkey, ()):
                 self._rates(g, rate_rule, self.windows.get(gkey, []))
-            if prepared.active:
+            if gkey in missing:
                 self._missing(g)
         self._device_flags()
         self.writer.flush()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from ingest.alerts.errors import InvalidRule
 
@@ -54,6 +54,7 @@ class ThresholdParams(_Params):
     consecutive: Annotated[int, Field(ge=1, le=100)] = 1
     sustained_seconds: Annotated[int, Field(ge=0, le=7 * 86400)] = 0
     debounce_critical: bool = False
+    _cuts: tuple[float, float, float, float, float, float] = PrivateAttr()
 
     @model_validator(mode="after")
     def _ordered(self) -> ThresholdParams:
@@ -91,16 +92,25 @@ class ThresholdParams(_Params):
     def debounced(self) -> bool:
         return self.consecutive > 1 or self.sustained_seconds > 0
 
+    def model_post_init(self, context: Any, /) -> None:
+        inf = float("inf")
+        wlo, whi, h = self.warning_low, self.warning_high, self.hysteresis
+        self._cuts = (
+            -inf if self.critical_low is None else self.critical_low,
+            inf if self.critical_high is None else self.critical_high,
+            -inf if wlo is None else wlo,
+            inf if whi is None else whi,
+            -inf if wlo is None else wlo + h,
+            inf if whi is None else whi - h,
+        )
+
     def level(self, value: float) -> Level:
-        if (self.critical_low is not None and value < self.critical_low) or (
-            self.critical_high is not None and value > self.critical_high
-        ):
+        clo, chi, wlo, whi, mlo, mhi = self._cuts
+        if value < clo or value > chi:
             return "critical"
-        wlo, whi = self.warning_low, self.warning_high
-        if (wlo is not None and value < wlo) or (whi is not None and value > whi):
+        if value < wlo or value > whi:
             return "warning"
-        h = self.hysteresis
-        if (wlo is not None and value < wlo + h) or (whi is not None and value > whi - h):
+        if value < mlo or value > mhi:
             return "margin"
         return "normal"
 
