@@ -28,6 +28,10 @@ class PublishError(MqttError):
     """The broker could not be reached, or refused what we published."""
 
 
+class PublishTimeout(PublishError):
+    """The broker did not acknowledge enough messages in time to take another one."""
+
+
 class Publisher:
     def __init__(self, options: BrokerOptions, *, max_pending: int = 1000) -> None:
         if max_pending < 1:
@@ -72,7 +76,7 @@ class Publisher:
             while self._pending >= self.max_pending:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    raise PublishError("broker stopped acknowledging (publish timed out)")
+                    raise PublishTimeout("broker stopped acknowledging (publish timed out)")
                 self._cond.wait(remaining if remaining is not None else 1.0)
             self._pending += 1
         info = self._client.publish(topic, payload, qos=1)

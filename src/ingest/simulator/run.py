@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ingest.mqtt.publisher import Publisher
+from ingest.mqtt.publisher import Publisher, PublishTimeout
 from ingest.mqtt.topics import READINGS_LEVEL
 from ingest.simulator.devices import SimulatedDevice
 
@@ -38,6 +38,18 @@ class Report:
             "seconds": round(self.seconds, 3),
             "rate": round(self.rate, 1),
         }
+
+
+def _publish(publisher: Publisher, topic: str, payload: bytes, stop: threading.Event) -> bool:
+    """Publish, waiting as long as the broker is slow; False if asked to stop meanwhile."""
+    while True:
+        try:
+            publisher.publish(topic, payload, timeout_s=1.0)
+            return True
+        except PublishTimeout:
+            if stop.is_set():
+                return False
+            logger.warning("broker not acknowledging; %d messages waiting", publisher.pending)
 
 
 def simulate(
@@ -71,7 +83,8 @@ def simulate(
             break
         i = sent % len(fleet)
         payload = json.dumps(fleet[i].measure(clock()), separators=(",", ":")).encode()
-        publisher.publish(topics[i], payload)
+        if not _publish(publisher, topics[i], payload, stop):
+            break
         sent += 1
     publisher.flush(flush_timeout_s)
     seconds = time.monotonic() - started

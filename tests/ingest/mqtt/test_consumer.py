@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx
 import pytest
 from psycopg_pool import ConnectionPool
 
@@ -30,3 +31,7 @@ def test_readings_are_stored_and_acknowledged(
     wait_until(lambda: count_readings(db_url) == 200, what="200 readings stored")
     wait_until(lambda: metric(svc, "rpm_mqtt_messages_acked_total") == 200, what="200 acks")
     assert metric(svc, "rpm_readings_stored_total", source="mqtt") == 200
+    exposed = httpx.get(f"{svc.base_url}/metrics").text
+    assert "rpm_mqtt_messages_acked_total 200.0" in exposed
+    assert 'rpm_readings_stored_total{source="mqtt"} 200.0' in exposed
+    assert "rpm_mqtt_connected 1.0" in exposed and "rpm_mqtt_inflight_messages 0.0" in exposed
