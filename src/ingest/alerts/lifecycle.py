@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 
 from ingest.alerts.errors import AlertNotFound, InvalidTransition
 from ingest.alerts.public import ALERT_COLUMNS
-from ingest.alerts.store import PendingEvent, write_events
+from ingest.alerts.store import PendingEvent, lock_key, write_events
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,11 @@ class Actor:
 
 
 def _locked(conn: psycopg.Connection[Any], alert_id: UUID, actor: Actor) -> dict[str, Any]:
+    """The alert, locked; first the patient's alert lock, so that a human step and the engine
+    deciding on a reading of the same patient never interleave."""
+    found = conn.execute("SELECT patient_id FROM alerts WHERE id = %s", (alert_id,)).fetchone()
+    if found is not None:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(found[0]),))
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = %s FOR UPDATE", (alert_id,))
         row = cur.fetchone()

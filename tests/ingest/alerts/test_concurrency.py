@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +22,7 @@ from ingest.settings import Settings
 from ingest.store.tokens import create_token
 from tests.ingest.alerts.conftest import Clinic, ago, alert_settings, reading
 from tests.ingest.alerts.sse import SSEClient
-from tests.support.service import free_port, running_service
+from tests.support.service import RunningService, free_port, running_service
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -195,3 +196,44 @@ def test_restart_in_the_middle_of_an_episode_keeps_its_state(settings: Settings)
         clinic.post("CUFF-1", reading("systolic_bp", 120, ago(minutes=10)))
         assert clinic.active(other) == []
         assert [e["type"] for e in clinic.events() if e["alert_id"] == still["id"]] == ["opened", "resolved"]
+
+
+def test_human_steps_and_ingest_wait_for_the_patients_alert_lock(svc: RunningService, clinic: Clinic) -> None:
+    """While one transaction decides on a patient's readings (holding the patient's alert lock),
+    an acknowledgement or another batch of that patient waits for it, instead of interleaving."""
+    from uuid import UUID
+
+    import psycopg
+
+    from ingest.alerts.store import lock_key
+
+    pid = clinic.patient("CUFF-1")
+    clinic.post("CUFF-1", reading("systolic_bp", 190, ago(minutes=5)))
+    [alert] = clinic.active(pid)
+    done: dict[str, int] = {}
+
+    def act(name: str, call: Any) -> threading.Thread:
+        thread = threading.Thread(target=lambda: done.__setitem__(name, call().status_code))
+        thread.start()
+        return thread
+
+    db_url = svc.services.settings.database_url
+    assert db_url is not None
+    with psycopg.connect(db_url) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(UUID(pid)),))
+        threads = [
+            act("ack", lambda: clinic.http.post(f"/v1/alerts/{alert['id']}/acknowledge")),
+            act(
+                "ingest",
+                lambda: clinic.http.post(
+                    "/v1/readings",
+                    json={"device_id": "CUFF-1", "readings": [reading("systolic_bp", 120, ago(minutes=1))]},
+                ),
+            ),
+        ]
+        time.sleep(1.0)
+        assert done == {}, "they went ahead while the patient's lock was held"
+        holder.rollback()
+    for t in threads:
+        t.join(timeout=30)
+    assert done == {"ack": 200, "ingest": 200}
