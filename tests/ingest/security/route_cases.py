@@ -221,6 +221,12 @@ CASES: dict[tuple[str, str], Cases] = {
     ("POST", "/v1/exports/{export_id}/retry"): _one(
         lambda a, v: Probe("POST", f"/v1/exports/{v.export_id}/retry")
     ),
+    ("POST", "/v1/exports/retry-failed"): lambda a, v: [
+        Probe("POST", "/v1/exports/retry-failed", json={"clinic": v.clinic}),
+        Probe("POST", "/v1/exports/retry-failed", json={"patient_id": v.patient_id}),
+        # one's own clinic: allowed, and it says nothing about the other clinic
+        Probe("POST", "/v1/exports/retry-failed", json={}, expect=LISTED),
+    ],
     # --- dashboard API
     ("GET", "/v1/dashboard/me"): _one(lambda a, v: Probe("GET", "/v1/dashboard/me", expect=LISTED)),
     ("GET", "/v1/dashboard/patients"): _one(
