@@ -9,13 +9,13 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ingest.alerts import store
 from ingest.alerts.errors import UnknownRule
+from ingest.alerts.rulebook import RuleBook, load_rule_book
 from ingest.alerts.rules import Rule, RuleRow, merge, parse_params
 
 
-def _book(conn: psycopg.Connection[Any], patient_id: UUID | None, clinic_id: str) -> store.RuleBook:
-    book = store.load_rule_book(conn, [patient_id] if patient_id else [], clinic_ids=[clinic_id])
+def _book(conn: psycopg.Connection[Any], patient_id: UUID | None, clinic_id: str) -> RuleBook:
+    book = load_rule_book(conn, [patient_id] if patient_id else [], clinic_ids=[clinic_id])
     if patient_id is not None:
         book.clinic_of[patient_id] = clinic_id
     return book
@@ -41,7 +41,7 @@ def effective_rule(
     return _effective(book, key, clinic_id, patient_id)
 
 
-def _effective(book: store.RuleBook, key: str, clinic_id: str, patient_id: UUID | None) -> Rule:
+def _effective(book: RuleBook, key: str, clinic_id: str, patient_id: UUID | None) -> Rule:
     if patient_id is not None:
         rule = book.rule(patient_id, key)
         assert rule is not None

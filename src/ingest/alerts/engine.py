@@ -12,79 +12,36 @@ from __future__ import annotations
 
 import logging
 import time
-from bisect import bisect_left
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from typing import Any, Final
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import psycopg
 
 from devices.catalogue import Metric
-from ingest.alerts import evaluate, store
-from ingest.alerts.evaluate import OUT_OF_RANGE, Baseline, Decision, Open, Point
-from ingest.alerts.rules import BatteryParams, RateParams, Rule, StatusParams, ThresholdParams
+from ingest.alerts import evaluate, history, store
+from ingest.alerts.evaluate import Decision, Open, Point
+from ingest.alerts.history import (
+    UNSET,
+    Group,
+    GroupKey,
+    Plan,
+    absorb,
+    clusters,
+    group_readings,
+    new_point,
+    plan_history,
+)
+from ingest.alerts.rulebook import RuleBook
+from ingest.alerts.rules import BatteryParams, RateParams, Rule, StatusParams
 from ingest.alerts.rules_cache import RuleCache
-from ingest.alerts.store import AlertKey, MetricRules, NewAlert, RuleBook
+from ingest.alerts.store import AlertKey, NewAlert
 from ingest.alerts.writer import AlertWriter
 from ingest.pipeline import StoredReading
 
 logger = logging.getLogger(__name__)
-
-MAX_CONTEXT_ROWS: Final = 5000
-CLUSTER_GAP: Final = timedelta(hours=1)
-_UNSET: Final = object()
-
-GroupKey = tuple[int, str]  # (patient id as an int: hashed in C, unlike UUID; metric)
-
-# Per cluster: `n` readings before, all within [lo, hi] (capped), `n` after.
-_CONTEXT_SQL: Final = (
-    "SELECT g.idx, r.measured_at, r.value, r.device_id FROM unnest("
-    " %s::uuid[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::int[],"
-    " %s::int[], %s::int[]) AS g(patient_id, metric, lo, hi, n, news, idx)"
-    " CROSS JOIN LATERAL ("
-    "  (SELECT measured_at, value, device_id FROM readings x"
-    "    WHERE x.patient_id = g.patient_id AND x.metric = g.metric"
-    "    AND x.measured_at < g.lo ORDER BY x.measured_at DESC LIMIT g.n)"
-    "  UNION ALL"
-    "  (SELECT measured_at, value, device_id FROM readings x"
-    "    WHERE x.patient_id = g.patient_id AND x.metric = g.metric"
-    "    AND x.measured_at >= g.lo AND x.measured_at <= g.hi"
-    f"   ORDER BY x.measured_at DESC LIMIT g.news + {MAX_CONTEXT_ROWS})"
-    "  UNION ALL"
-    "  (SELECT measured_at, value, device_id FROM readings x"
-    "    WHERE x.patient_id = g.patient_id AND x.metric = g.metric"
-    "    AND x.measured_at > g.hi ORDER BY x.measured_at LIMIT g.n)"
-    " ) r"
-)
-# Per group: the readings in [lo, hi) (capped, newest kept).
-_WINDOW_SQL: Final = (
-    "SELECT g.idx, r.measured_at, r.value FROM unnest("
-    " %s::uuid[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::int[])"
-    " AS g(patient_id, metric, lo, hi, idx)"
-    " CROSS JOIN LATERAL (SELECT measured_at, value FROM readings x"
-    "   WHERE x.patient_id = g.patient_id AND x.metric = g.metric"
-    "   AND x.measured_at >= g.lo AND x.measured_at < g.hi"
-    f"  ORDER BY x.measured_at DESC LIMIT {MAX_CONTEXT_ROWS}) r"
-)
-
-
-@dataclass
-class _Group:
-    """The new readings of one patient's metric in this batch, in time order."""
-
-    patient_id: UUID
-    metric: str
-    readings: list[StoredReading]
-    prev_newest: Any = _UNSET  # newest measured_at stored before this batch, read on demand
-    rules: MetricRules | None = None  # set by the plan, with the batch's rules
-    out_of_range: bool = False  # any reading out of range under rules.threshold
-
-    @property
-    def new_keys(self) -> set[tuple[str, datetime]]:
-        return {(sr.reading.device_id, sr.reading.measured_at) for sr in self.readings}
 
 
 @dataclass
@@ -133,17 +90,7 @@ class _Run:
     ) -> None:
         self.engine = engine
         self.conn = conn
-        groups: dict[GroupKey, _Group] = {}
-        for sr in readings:
-            key = (sr.patient_id.int, sr.reading.metric)
-            group = groups.get(key)
-            if group is None:
-                group = groups[key] = _Group(sr.patient_id, sr.reading.metric, [])
-            group.readings.append(sr)
-        for g in groups.values():
-            if len(g.readings) > 1:
-                g.readings.sort(key=lambda s: (s.reading.measured_at, s.reading.device_id))
-        self.groups = groups
+        self.groups = group_readings(readings)
 
     def execute(self) -> None:
         engine, conn = self.engine, self.conn
@@ -153,18 +100,18 @@ class _Run:
         # round trip as the locks; if the rules turn out to have changed, plan and fetch again.
         latest = engine.rules.latest
         guess = {p: c for p in patients if (c := engine.clinics.get(p)) is not None}
-        plan: _Plan | None = None
+        plan: Plan | None = None
         if latest is not None and len(guess) == len(patients):
-            plan = self._plan(latest.book(guess), order)
+            plan = plan_history(self.groups, latest.book(guess), order)
         prepared = store.prepare_batch(conn, patients, engine.clinics, guess, plan.queries if plan else ())
         snapshot = engine.rules.snapshot(conn, prepared.rules_version)
         self.book: RuleBook = snapshot.book(prepared.clinic_of)
         self.writer = AlertWriter(conn, engine.origin, prepared.active)
         results = prepared.extra
         if plan is None or snapshot is not latest or guess != prepared.clinic_of:
-            plan = self._plan(self.book, order)
+            plan = plan_history(self.groups, self.book, order)
             results = self._fetch(plan.queries)
-        self._absorb(plan, results)
+        self.history = absorb(self.groups, plan, results)
         thresholds = self._threshold_work(order)
         missing = {(k[0].int, k[1][8:]) for k in prepared.active if k[1].startswith("missing:")}
         for gkey in order:
@@ -173,56 +120,11 @@ class _Run:
             if rule is not None:
                 self._thresholds(gkey, g, rule)
             for rate_rule in plan.rates.get(gkey, ()):
-                self._rates(g, rate_rule, self.windows.get(gkey, []))
+                self._rates(g, rate_rule, self.history.windows.get(gkey, []))
             if gkey in missing:
                 self._missing(g)
         self._device_flags()
         self.writer.flush()
-
-    def _plan(self, book: RuleBook, order: list[GroupKey]) -> _Plan:
-        """The history the rules need: runs around out-of-range readings under debounced
-        thresholds, and the windows of rate rules."""
-        plan = _Plan()
-        ctx_rows: list[tuple[UUID, str, datetime, datetime, int, int, int]] = []
-        win_rows: list[tuple[UUID, str, datetime, datetime, int]] = []
-        for gkey in order:
-            g = self.groups[gkey]
-            g.rules = rules = book.metric_rules(g.patient_id, g.metric)
-            if rules is None:
-                continue
-            rule = rules.threshold
-            if rule is not None:
-                p = rule.threshold
-                g.out_of_range = any(p.level(sr.reading.value) in OUT_OF_RANGE for sr in g.readings)
-            if rule is not None and g.out_of_range and rule.threshold.debounced:
-                p = rule.threshold
-                span = timedelta(seconds=p.sustained_seconds)
-                for n, cluster in enumerate(_clusters(g, p)):
-                    if any(p.level(sr.reading.value) in OUT_OF_RANGE for sr in cluster):
-                        first, last = cluster[0].reading.measured_at, cluster[-1].reading.measured_at
-                        ctx_rows.append(
-                            (
-                                g.patient_id,
-                                g.metric,
-                                first - span,
-                                last + span,
-                                p.consecutive,
-                                len(cluster),
-                                len(plan.contexts),
-                            )
-                        )
-                        plan.contexts.append((gkey, n))
-            if rules.rates:
-                plan.rates[gkey] = list(rules.rates)
-                reach = max(_reach(r) for r in rules.rates)
-                first, last = g.readings[0].reading.measured_at, g.readings[-1].reading.measured_at
-                win_rows.append((g.patient_id, g.metric, first - reach, last, len(plan.windows)))
-                plan.windows.append(gkey)
-        if ctx_rows:
-            plan.queries.append((_CONTEXT_SQL, [list(c) for c in zip(*ctx_rows, strict=True)]))
-        if win_rows:
-            plan.queries.append((_WINDOW_SQL, [list(c) for c in zip(*win_rows, strict=True)]))
-        return plan
 
     def _fetch(self, queries: list[tuple[str, Sequence[Any]]]) -> list[list[tuple[Any, ...]]]:
         if not queries:
@@ -231,31 +133,9 @@ class _Run:
             cursors = [self.conn.execute(q, p) for q, p in queries]
         return [c.fetchall() for c in cursors]
 
-    def _absorb(self, plan: _Plan, results: list[list[tuple[Any, ...]]]) -> None:
-        """Turn the history rows into time-ordered points per cluster and per rate window."""
-        rows = iter(results)
-        self.contexts: dict[tuple[GroupKey, int], list[Point]] = {}
-        self.windows: dict[GroupKey, list[Point]] = {}
-        if plan.contexts:
-            found: dict[int, list[Point]] = defaultdict(list)
-            for idx, at, value, device_id in next(rows):
-                found[idx].append(Point(at, value, device_id))
-            for idx, (gkey, n) in enumerate(plan.contexts):
-                new = self.groups[gkey].new_keys
-                points = [
-                    Point(pt.at, pt.value, pt.device_id, (pt.device_id, pt.at) in new) for pt in found[idx]
-                ]
-                self.contexts[(gkey, n)] = sorted(points, key=lambda pt: (pt.at, pt.device_id))
-        if plan.windows:
-            windows: dict[int, list[Point]] = defaultdict(list)
-            for idx, at, value in next(rows):
-                windows[idx].append(Point(at, value))
-            for idx, gkey in enumerate(plan.windows):
-                self.windows[gkey] = sorted(windows[idx], key=lambda pt: pt.at)
-
-    def _late(self, g: _Group, at: datetime) -> bool:
+    def _late(self, g: Group, at: datetime) -> bool:
         """Was ``at`` measured before the newest reading stored before this batch?"""
-        if g.prev_newest is _UNSET:
+        if g.prev_newest is UNSET:
             g.prev_newest = store.newest_before(self.conn, g.patient_id, g.metric, g.new_keys)
         prev: datetime | None = g.prev_newest
         return prev is not None and at < prev
@@ -276,20 +156,18 @@ class _Run:
                 out[gkey] = rule
         return out
 
-    def _thresholds(self, gkey: GroupKey, g: _Group, rule: Rule) -> None:
+    def _thresholds(self, gkey: GroupKey, g: Group, rule: Rule) -> None:
         p = rule.threshold
         key: AlertKey = (g.patient_id, rule.key, "")
-        for n, cluster in enumerate(_clusters(g, p)):
-            points = self.contexts.get((gkey, n)) or [_point(sr) for sr in cluster]
+        for n, cluster in enumerate(clusters(g, p)):
+            points = self.history.contexts.get((gkey, n)) or [new_point(sr) for sr in cluster]
             for i, point in enumerate(points):
                 if point.new:
                     decision = evaluate.threshold(p, points, i, self.writer.state(key))
                     if decision is not None:
                         self._apply_threshold(g, rule, key, point, decision)
 
-    def _apply_threshold(
-        self, g: _Group, rule: Rule, key: AlertKey, point: Point, decision: Decision
-    ) -> None:
+    def _apply_threshold(self, g: Group, rule: Rule, key: AlertKey, point: Point, decision: Decision) -> None:
         p = rule.threshold
         unit = self.engine.unit(g.metric)
         late = isinstance(decision, Open) and self._late(g, point.at)
@@ -318,16 +196,16 @@ class _Run:
 
     # ----------------------------------------------------------------- rate of change
 
-    def _rates(self, g: _Group, rule: Rule, window: list[Point]) -> None:
+    def _rates(self, g: Group, rule: Rule, window: list[Point]) -> None:
         p = rule.params
         assert isinstance(p, RateParams)
         key: AlertKey = (g.patient_id, rule.key, "")
         unit = self.engine.unit(g.metric)
         times = [pt.at for pt in window]
-        reach = _reach(rule)
+        reach = history.reach(rule)
         for sr in g.readings:
             r = sr.reading
-            base = _extreme(window, times, r.measured_at - reach, r.measured_at, p.direction == "rise")
+            base = history.extreme(window, times, r.measured_at - reach, r.measured_at, p.direction == "rise")
             decision = evaluate.rate(
                 p, Point(r.measured_at, r.value, r.device_id, True), base, self.writer.state(key)
             )
@@ -365,7 +243,7 @@ class _Run:
 
     # ----------------------------------------------------------------- missing data
 
-    def _missing(self, g: _Group) -> None:
+    def _missing(self, g: Group) -> None:
         key: AlertKey = (g.patient_id, f"missing:{g.metric}", "")
         row = self.writer.row(key)
         if row is None:
@@ -460,45 +338,3 @@ class _Run:
             late=late,
             clear_note="device no longer reports it",
         )
-
-
-@dataclass
-class _Plan:
-    contexts: list[tuple[GroupKey, int]] = field(default_factory=list)  # (group, cluster) per row
-    windows: list[GroupKey] = field(default_factory=list)
-    rates: dict[GroupKey, list[Rule]] = field(default_factory=dict)
-    queries: list[tuple[str, Sequence[Any]]] = field(default_factory=list)
-
-
-def _clusters(g: _Group, p: ThresholdParams) -> list[list[StoredReading]]:
-    """New readings split where they are further apart than a run could bridge cheaply."""
-    gap = CLUSTER_GAP + timedelta(seconds=p.sustained_seconds)
-    clusters: list[list[StoredReading]] = []
-    for sr in g.readings:
-        if clusters and sr.reading.measured_at - clusters[-1][-1].reading.measured_at <= gap:
-            clusters[-1].append(sr)
-        else:
-            clusters.append([sr])
-    return clusters
-
-
-def _reach(rule: Rule) -> timedelta:
-    p = rule.params
-    assert isinstance(p, RateParams)
-    return timedelta(seconds=p.window_seconds + p.grace_seconds)
-
-
-def _extreme(
-    window: list[Point], times: list[datetime], lo: datetime, hi: datetime, lowest: bool
-) -> Baseline | None:
-    """The lowest (or highest) reading measured in [lo, hi); the earliest of equals."""
-    best: Point | None = None
-    for pt in window[bisect_left(times, lo) : bisect_left(times, hi)]:
-        if best is None or (pt.value < best.value if lowest else pt.value > best.value):
-            best = pt
-    return None if best is None else Baseline(best.value, best.at)
-
-
-def _point(sr: StoredReading) -> Point:
-    r = sr.reading
-    return Point(r.measured_at, r.value, r.device_id, True)

@@ -16,8 +16,9 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ingest.alerts.errors import AlertNotFound, InvalidTransition
+from ingest.alerts.events import PendingEvent, write_events
 from ingest.alerts.public import ALERT_COLUMNS
-from ingest.alerts.store import PendingEvent, lock_key, write_events
+from ingest.alerts.store import lock_key
 
 
 @dataclass(frozen=True, slots=True)

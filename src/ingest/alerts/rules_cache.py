@@ -16,8 +16,8 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import dict_row
 
+from ingest.alerts.rulebook import RULE_COLUMNS, RuleBook, rule_row
 from ingest.alerts.rules import Rule, RuleRow
-from ingest.alerts.store import RULE_COLUMNS, RuleBook, rule_row
 
 logger = logging.getLogger(__name__)
 

@@ -19,9 +19,11 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from ingest.alerts import evaluate, store
+from ingest.alerts.events import PendingEvent
 from ingest.alerts.public import ALERT_COLUMNS
+from ingest.alerts.rulebook import RULE_COLUMNS, load_rule_book, rule_row
 from ingest.alerts.rules import BatteryParams, MissingParams
-from ingest.alerts.store import NewAlert, PendingEvent
+from ingest.alerts.store import NewAlert
 from ingest.alerts.writer import AlertWriter
 
 logger = logging.getLogger(__name__)
@@ -133,7 +135,7 @@ class Scheduler:
             candidates = cur.fetchall()
         if not candidates:
             return 0
-        book = store.load_rule_book(conn, {c["patient_id"] for c in candidates})
+        book = load_rule_book(conn, {c["patient_id"] for c in candidates})
         opened = 0
         for c in candidates:
             key_name = f"missing:{c['metric']}"
@@ -185,7 +187,7 @@ class Scheduler:
                 " AND status <> 'resolved' AND details->>'source' = 'level' FOR UPDATE"
             )
             level_alerts = {(r["patient_id"], r["rule_key"], r["subject"]): r for r in cur.fetchall()}
-        book = store.load_rule_book(conn, {d["patient_id"] for d in devices} | {k[0] for k in level_alerts})
+        book = load_rule_book(conn, {d["patient_id"] for d in devices} | {k[0] for k in level_alerts})
         writer.active.update(level_alerts)
         opened = resolved = 0
         seen: set[tuple[UUID, str, str]] = set()
@@ -256,8 +258,8 @@ def _missing_cutoffs(conn: psycopg.Connection[Any], now: datetime) -> dict[str, 
     """Per metric, a reference time before which a patient may be overdue (a lower bound: the
     shortest cadence and grace any rule row sets; each candidate is then checked exactly)."""
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(f"SELECT {store.RULE_COLUMNS} FROM alert_rules WHERE kind = 'missing_data'")
-        rows = [store.rule_row(r) for r in cur.fetchall()]
+        cur.execute(f"SELECT {RULE_COLUMNS} FROM alert_rules WHERE kind = 'missing_data'")
+        rows = [rule_row(r) for r in cur.fetchall()]
     metric_of = {r.key: r.metric for r in rows if r.source == "default" and r.metric is not None}
     enabled: set[str] = set()
     every: dict[str, int] = {}

@@ -1,9 +1,6 @@
-"""SQL of the alert engine: metric state locks, effective rules, alerts and their events.
-
-Every change of an alert writes an event in the same transaction. Event writers take one
-transaction-scoped advisory lock first, so event ids become visible in increasing order: a reader
-that asks for "ids above the last one I saw" never skips an event that commits late.
-"""
+"""SQL of the alert engine: the per-patient locks and what is read under them, and the alerts
+themselves (open, raise, touch, resolve). Events: ``ingest.alerts.events``; rules:
+``ingest.alerts.rulebook``."""
 
 from __future__ import annotations
 
@@ -19,20 +16,17 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ingest.alerts.public import ALERT_COLUMNS, alert_public
-from ingest.alerts.rules import Rule, RuleRow, merge
+from ingest.alerts.public import ALERT_COLUMNS
+from ingest.alerts.rules import Rule
 
 logger = logging.getLogger(__name__)
 
-EVENTS_LOCK: Final = 0x52504D5F414C5254  # "RPM_ALRT": serialises alert event ids with commits
 PATIENT_LOCK_SALT: Final = 0x2B7E151628AED2A6  # keeps patient locks apart from other advisory locks
-NOTIFY_CHANNEL: Final = "rpm_alert_events"
-RULE_COLUMNS: Final = "id, key, kind, metric, clinic_id, patient_id, enabled, params, updated_at"
 
 AlertKey = tuple[UUID, str, str]  # (patient, rule key, subject)
 
 
-# --------------------------------------------------------------------------- metric state
+# --------------------------------------------------------------------------- batch locks
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,119 +129,6 @@ def newest_before(
         if (device_id, at) not in exclude:
             return at  # type: ignore[no-any-return]
     return None
-
-
-# --------------------------------------------------------------------------- rules
-
-
-@dataclass(frozen=True, slots=True)
-class MetricRules:
-    """The rules a patient's readings of one metric go through (enabled ones only)."""
-
-    threshold: Rule | None  # None also when it sets no bound
-    rates: tuple[Rule, ...]
-
-
-@dataclass
-class RuleBook:
-    """Effective rules per patient, merged on demand and memoised by the rows they come from."""
-
-    clinic_of: dict[UUID, str]
-    defaults: dict[str, RuleRow]
-    clinic_rows: dict[tuple[str, str], RuleRow]
-    patient_rows: dict[tuple[UUID, str], RuleRow]
-    cache: dict[tuple[Any, ...], Rule] = field(default_factory=dict)
-    memo: dict[tuple[Any, ...], Any] = field(default_factory=dict)
-
-    def rule(self, patient_id: UUID, key: str) -> Rule | None:
-        base = self.defaults.get(key)
-        clinic = self.clinic_of.get(patient_id)
-        if base is None or clinic is None:
-            return None
-        crow = self.clinic_rows.get((clinic, key)) if self.clinic_rows else None
-        prow = self.patient_rows.get((patient_id, key)) if self.patient_rows else None
-        memo = (base.id, crow.id if crow else 0, prow.id if prow else 0)
-        found = self.cache.get(memo)
-        if found is None:
-            layers = [base, *(r for r in (crow, prow) if r is not None)]
-            found = self.cache[memo] = merge(layers)
-        return found
-
-    def keys(self, *, kind: str | None = None, metric: str | None = None) -> list[str]:
-        memo = ("keys", kind, metric)
-        found: list[str] | None = self.memo.get(memo)
-        if found is None:
-            found = self.memo[memo] = [
-                k
-                for k, row in self.defaults.items()
-                if (kind is None or row.kind == kind) and (metric is None or row.metric == metric)
-            ]
-        return found
-
-    def metric_rules(self, patient_id: UUID, metric: str) -> MetricRules | None:
-        """Memoised per clinic (or per patient, for patients with overrides of their own)."""
-        clinic = self.clinic_of.get(patient_id)
-        if clinic is None:
-            return None
-        own: frozenset[int] | None = self.memo.get(("patients with rules",))
-        if own is None:
-            own = self.memo[("patients with rules",)] = frozenset(p.int for p, _ in self.patient_rows)
-        memo = ("metric", patient_id.int if patient_id.int in own else clinic, metric)
-        found: MetricRules | None = self.memo.get(memo)
-        if found is None:
-            threshold = self.rule(patient_id, f"threshold:{metric}")
-            if threshold is not None and not (threshold.enabled and threshold.threshold.active):
-                threshold = None
-            rates = (self.rule(patient_id, k) for k in self.keys(kind="rate_of_change", metric=metric))
-            found = self.memo[memo] = MetricRules(
-                threshold, tuple(r for r in rates if r is not None and r.enabled)
-            )
-        return found
-
-
-def rule_row(r: dict[str, Any]) -> RuleRow:
-    return RuleRow(
-        id=r["id"],
-        key=r["key"],
-        kind=r["kind"],
-        metric=r["metric"],
-        clinic_id=r["clinic_id"],
-        patient_id=r["patient_id"],
-        enabled=r["enabled"],
-        params=r["params"],
-    )
-
-
-def load_rule_book(
-    conn: psycopg.Connection[Any],
-    patient_ids: Iterable[UUID],
-    *,
-    clinic_ids: Iterable[str] = (),
-) -> RuleBook:
-    """The rule rows that matter for these patients (and clinics), ready to merge."""
-    pids = list(set(patient_ids))
-    with conn.cursor() as cur:
-        cur.execute("SELECT id, clinic_id FROM patients WHERE id = ANY(%s)", (pids,))
-        clinic_of: dict[UUID, str] = {r[0]: r[1] for r in cur.fetchall()}
-    clinics = sorted(set(clinic_of.values()) | set(clinic_ids))
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            f"SELECT {RULE_COLUMNS} FROM alert_rules"
-            " WHERE (clinic_id IS NULL AND patient_id IS NULL)"
-            " OR (patient_id IS NULL AND clinic_id = ANY(%(c)s))"
-            " OR patient_id = ANY(%(p)s)",
-            {"c": clinics, "p": pids},
-        )
-        rows = [rule_row(r) for r in cur.fetchall()]
-    book = RuleBook(clinic_of=clinic_of, defaults={}, clinic_rows={}, patient_rows={})
-    for row in rows:
-        if row.patient_id is not None:
-            book.patient_rows[(row.patient_id, row.key)] = row
-        elif row.clinic_id is not None:
-            book.clinic_rows[(row.clinic_id, row.key)] = row
-        else:
-            book.defaults[row.key] = row
-    return book
 
 
 # --------------------------------------------------------------------------- alerts
@@ -388,76 +269,3 @@ def touch_alerts(conn: psycopg.Connection[Any], touches: dict[UUID, tuple[dateti
         " WHERE a.id = t.id AND a.status <> 'resolved' AND t.latest > a.latest_at",
         (ids, [touches[i][0] for i in ids], [touches[i][1] for i in ids]),
     )
-
-
-# --------------------------------------------------------------------------- events
-
-
-@dataclass(frozen=True, slots=True)
-class PendingEvent:
-    type: str
-    alert: dict[str, Any]  # the row after the change
-    actor: str | None = None
-    note: str | None = None
-
-
-def write_events(conn: psycopg.Connection[Any], events: Sequence[PendingEvent], *, origin: str) -> list[int]:
-    """Append events (history + stream), queue their webhook deliveries, notify listeners."""
-    if not events:
-        return []
-    rows = [e.alert for e in events]
-    with conn.pipeline():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))
-        cur = conn.execute(
-            "WITH e AS ("
-            "  INSERT INTO alert_events (alert_id, clinic_id, patient_id, type, actor, note, origin, alert)"
-            "  SELECT a, c, p, t, who, note, %s, j FROM unnest(%s::uuid[], %s::text[], %s::uuid[],"
-            "    %s::text[], %s::text[], %s::text[], %s::jsonb[]) WITH ORDINALITY"
-            "    AS u(a, c, p, t, who, note, j, ord)"
-            "  ORDER BY ord RETURNING id, clinic_id, type, alert"
-            "), d AS ("
-            "  INSERT INTO webhook_deliveries (webhook_id, event_id)"
-            "  SELECT w.id, e.id FROM e JOIN alert_webhooks w"
-            "    ON w.clinic_id = e.clinic_id AND w.enabled AND e.type = ANY(w.event_types)"
-            "    AND (w.min_severity = 'warning' OR e.alert->>'severity' = 'critical')"
-            "  ON CONFLICT DO NOTHING"
-            ") SELECT id FROM e ORDER BY id",
-            (
-                origin,
-                [r["id"] for r in rows],
-                [r["clinic_id"] for r in rows],
-                [r["patient_id"] for r in rows],
-                [e.type for e in events],
-                [e.actor for e in events],
-                [e.note for e in events],
-                [Jsonb(alert_public(r)) for r in rows],
-            ),
-        )
-        conn.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
-    ids = [r[0] for r in cur.fetchall()]
-    logger.debug("wrote %d alert events up to %d", len(ids), ids[-1])
-    return ids
-
-
-def events_after(
-    conn: psycopg.Connection[Any],
-    after_id: int,
-    *,
-    limit: int = 500,
-    clinic_id: str | None = None,
-) -> list[dict[str, Any]]:
-    """Events with id above ``after_id`` in id order (optionally one clinic's)."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            "SELECT id, alert_id, clinic_id, patient_id, type, at, actor, note, origin, alert"
-            " FROM alert_events WHERE id > %(after)s"
-            " AND (%(clinic)s::text IS NULL OR clinic_id = %(clinic)s)"
-            " ORDER BY id LIMIT %(limit)s",
-            {"after": after_id, "clinic": clinic_id, "limit": limit},
-        )
-        return cur.fetchall()
-
-
-def last_event_id(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute("SELECT coalesce(max(id), 0) FROM alert_events").fetchone()
-    return int(row[0]) if row else 0

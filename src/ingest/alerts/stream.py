@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import psycopg
 
-from ingest.alerts.store import NOTIFY_CHANNEL, events_after, last_event_id
+from ingest.alerts.events import NOTIFY_CHANNEL, events_after, last_event_id
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,8 @@ import psycopg
 
 from ingest.alerts import store
 from ingest.alerts.evaluate import AlertState, Clear, Decision, Keep, Open
-from ingest.alerts.store import AlertKey, NewAlert, PendingEvent
+from ingest.alerts.events import PendingEvent, write_events
+from ingest.alerts.store import AlertKey, NewAlert
 
 logger = logging.getLogger(__name__)
 
@@ -125,4 +126,4 @@ class AlertWriter:
         store.touch_alerts(self.conn, self._touches)
         self._touches = {}
         events, self.events = self.events, []
-        return store.write_events(self.conn, events, origin=self.origin)
+        return write_events(self.conn, events, origin=self.origin)

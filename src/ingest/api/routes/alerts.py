@@ -20,7 +20,7 @@ from fastapi import APIRouter, Body, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from ingest.alerts import lifecycle, store
+from ingest.alerts import events, lifecycle
 from ingest.alerts.component import alerts_context
 from ingest.alerts.lifecycle import Actor, AlertFilter
 from ingest.alerts.public import alert_public
@@ -210,12 +210,12 @@ async def _events(
 
 def _last_id(services: Services) -> int:
     with services.transaction() as conn:
-        return store.last_event_id(conn)
+        return events.last_event_id(conn)
 
 
 def _backlog(services: Services, after: int, clinic: str | None) -> list[dict[str, Any]]:
     with services.transaction() as conn:
-        return store.events_after(conn, after, limit=BACKLOG_PAGE, clinic_id=clinic)
+        return events.events_after(conn, after, limit=BACKLOG_PAGE, clinic_id=clinic)
 
 
 def _sse(row: dict[str, Any]) -> ServerSentEvent:

@@ -1,0 +1,125 @@
+"""Rule rows of the three levels (service default, clinic, patient) and their merge per patient."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+
+from ingest.alerts.rules import Rule, RuleRow, merge
+
+RULE_COLUMNS: Final = "id, key, kind, metric, clinic_id, patient_id, enabled, params, updated_at"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRules:
+    """The rules a patient's readings of one metric go through (enabled ones only)."""
+
+    threshold: Rule | None  # None also when it sets no bound
+    rates: tuple[Rule, ...]
+
+
+@dataclass
+class RuleBook:
+    """Effective rules per patient, merged on demand and memoised by the rows they come from."""
+
+    clinic_of: dict[UUID, str]
+    defaults: dict[str, RuleRow]
+    clinic_rows: dict[tuple[str, str], RuleRow]
+    patient_rows: dict[tuple[UUID, str], RuleRow]
+    cache: dict[tuple[Any, ...], Rule] = field(default_factory=dict)
+    memo: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+
+    def rule(self, patient_id: UUID, key: str) -> Rule | None:
+        base = self.defaults.get(key)
+        clinic = self.clinic_of.get(patient_id)
+        if base is None or clinic is None:
+            return None
+        crow = self.clinic_rows.get((clinic, key)) if self.clinic_rows else None
+        prow = self.patient_rows.get((patient_id, key)) if self.patient_rows else None
+        memo = (base.id, crow.id if crow else 0, prow.id if prow else 0)
+        found = self.cache.get(memo)
+        if found is None:
+            layers = [base, *(r for r in (crow, prow) if r is not None)]
+            found = self.cache[memo] = merge(layers)
+        return found
+
+    def keys(self, *, kind: str | None = None, metric: str | None = None) -> list[str]:
+        memo = ("keys", kind, metric)
+        found: list[str] | None = self.memo.get(memo)
+        if found is None:
+            found = self.memo[memo] = [
+                k
+                for k, row in self.defaults.items()
+                if (kind is None or row.kind == kind) and (metric is None or row.metric == metric)
+            ]
+        return found
+
+    def metric_rules(self, patient_id: UUID, metric: str) -> MetricRules | None:
+        """Memoised per clinic (or per patient, for patients with overrides of their own)."""
+        clinic = self.clinic_of.get(patient_id)
+        if clinic is None:
+            return None
+        own: frozenset[int] | None = self.memo.get(("patients with rules",))
+        if own is None:
+            own = self.memo[("patients with rules",)] = frozenset(p.int for p, _ in self.patient_rows)
+        memo = ("metric", patient_id.int if patient_id.int in own else clinic, metric)
+        found: MetricRules | None = self.memo.get(memo)
+        if found is None:
+            threshold = self.rule(patient_id, f"threshold:{metric}")
+            if threshold is not None and not (threshold.enabled and threshold.threshold.active):
+                threshold = None
+            rates = (self.rule(patient_id, k) for k in self.keys(kind="rate_of_change", metric=metric))
+            found = self.memo[memo] = MetricRules(
+                threshold, tuple(r for r in rates if r is not None and r.enabled)
+            )
+        return found
+
+
+def rule_row(r: dict[str, Any]) -> RuleRow:
+    return RuleRow(
+        id=r["id"],
+        key=r["key"],
+        kind=r["kind"],
+        metric=r["metric"],
+        clinic_id=r["clinic_id"],
+        patient_id=r["patient_id"],
+        enabled=r["enabled"],
+        params=r["params"],
+    )
+
+
+def load_rule_book(
+    conn: psycopg.Connection[Any],
+    patient_ids: Iterable[UUID],
+    *,
+    clinic_ids: Iterable[str] = (),
+) -> RuleBook:
+    """The rule rows that matter for these patients (and clinics), ready to merge."""
+    pids = list(set(patient_ids))
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, clinic_id FROM patients WHERE id = ANY(%s)", (pids,))
+        clinic_of: dict[UUID, str] = {r[0]: r[1] for r in cur.fetchall()}
+    clinics = sorted(set(clinic_of.values()) | set(clinic_ids))
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            f"SELECT {RULE_COLUMNS} FROM alert_rules"
+            " WHERE (clinic_id IS NULL AND patient_id IS NULL)"
+            " OR (patient_id IS NULL AND clinic_id = ANY(%(c)s))"
+            " OR patient_id = ANY(%(p)s)",
+            {"c": clinics, "p": pids},
+        )
+        rows = [rule_row(r) for r in cur.fetchall()]
+    book = RuleBook(clinic_of=clinic_of, defaults={}, clinic_rows={}, patient_rows={})
+    for row in rows:
+        if row.patient_id is not None:
+            book.patient_rows[(row.patient_id, row.key)] = row
+        elif row.clinic_id is not None:
+            book.clinic_rows[(row.clinic_id, row.key)] = row
+        else:
+            book.defaults[row.key] = row
+    return book
