@@ -130,3 +130,27 @@ def test_garbage_interleaved_with_valid_readings(
     pub.publish(topic(topic_prefix, "OX-P"), reading(9999))
     wait_until(lambda: count_readings(db_url) == 1003, 10, "a reading after the garbage")
     assert svc.services.readiness["mqtt"]()[0]
+
+
+def test_reading_from_an_unregistered_device_is_replayed_after_registration(
+    db_url: str,
+    pool: ConnectionPool,
+    topic_prefix: str,
+    make_consumer: Callable[..., RunningService],
+    publish: Callable[..., Publisher],
+) -> None:
+    svc = make_consumer()
+    pub = publish()
+    pub.publish(topic(topic_prefix, "NEW-1"), reading(1))
+    wait_until(lambda: len(dead_letters(db_url)) == 1, 10, "the dead letter")
+    admin = svc.client(svc.token("admin"))
+    [letter] = admin.get("/v1/dead-letters").json()["dead_letters"]
+    assert letter["topic"] == topic(topic_prefix, "NEW-1") and "not registered" in letter["reason"]
+    assert json.loads(letter["raw"])["metric"] == "heart_rate"
+    register(pool, ["NEW-1"])
+    replay = admin.post(f"/v1/dead-letters/{letter['id']}/replay")
+    assert replay.status_code == 200 and replay.json()["accepted"] == 1
+    assert count_readings(db_url, "NEW-1") == 1
+    pub.publish(topic(topic_prefix, "NEW-1"), reading(1))  # the device sends it again: a duplicate
+    wait_until(lambda: metric(svc, "rpm_readings_duplicate_total", source="mqtt") == 1, 10, "duplicate")
+    assert count_readings(db_url, "NEW-1") == 1
