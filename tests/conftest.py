@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -15,6 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from ingest.db.migrate import migrate
 from ingest.db.pool import open_pool
+from ingest.settings import Settings
 
 ADMIN_URL = os.environ.get(
     "RPM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -85,3 +87,16 @@ def topic_prefix() -> str:
 @pytest.fixture(scope="session")
 def mqtt_url() -> str:
     return TEST_MQTT_URL
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path, topic_prefix: str, mqtt_url: str) -> Settings:
+    """Service settings over this test's database, broker topics and data directory."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=db_url,
+        mqtt_url=mqtt_url,
+        mqtt_topic_prefix=topic_prefix,
+        mqtt_client_id=f"svc-{topic_prefix.split('/')[0]}",
+        data_dir=tmp_path,
+    )

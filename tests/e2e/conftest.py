@@ -76,18 +76,6 @@ def page(browser: Any, problems: PageProblems, service: RunningService) -> Itera
 
 
 @pytest.fixture
-def settings(db_url: str, tmp_path: Path, topic_prefix: str, mqtt_url: str) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=db_url,
-        mqtt_url=mqtt_url,
-        mqtt_topic_prefix=topic_prefix,
-        mqtt_client_id=f"svc-{topic_prefix.split('/')[0]}",
-        data_dir=tmp_path,
-    )
-
-
-@pytest.fixture
 def service(settings: Settings) -> Iterator[RunningService]:
     """The whole service as `serve` runs it: dashboard, MQTT consumer, alerts, export."""
     with running_service(settings, factories=default_components()) as svc:
