@@ -24,7 +24,7 @@ MAX_PAYLOAD_BYTES: Final = 256 * 1024
 FUTURE_TOLERANCE: Final = timedelta(minutes=5)
 # Unset device clocks count from 2000-01-01 (or 1970): nothing an RPM program stores is that old.
 EARLIEST_PLAUSIBLE: Final = datetime(2010, 1, 1, tzinfo=UTC)
-_MESSAGE_FIELDS: Final = ("device_id", "gateway_id", "source", "status")
+_MESSAGE_FIELDS: Final = ("device_id", "gateway_id", "source", "status", "battery_level")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +178,7 @@ def parse_reading(
         source=wire.source,
         gateway_id=wire.gateway_id,
         device_time=wire.device_time,
+        battery_level=wire.battery_level,
     )
 
 

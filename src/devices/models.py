@@ -59,6 +59,9 @@ class ReadingIn(BaseModel):
         default=None,
         description="the device's own clock reading when the gateway corrected measured_at",
     )
+    battery_level: Annotated[int, Strict(), Field(ge=0, le=100)] | None = Field(
+        default=None, description="the device's battery level in percent when it was read"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,7 @@ class Reading:
     source: str | None = None
     gateway_id: str | None = None
     device_time: datetime | None = None
+    battery_level: int | None = None
 
     def __post_init__(self) -> None:
         # ints are welcome from decoders and tests; the stored value is always a float

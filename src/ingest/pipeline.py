@@ -22,7 +22,7 @@ from devices.errors import MalformedPayload
 from devices.message import Rejection, Rules, decode_json, parse_message
 from devices.models import Reading
 from ingest.store.deadletters import DeadLetter, insert_dead_letters
-from ingest.store.readings import InsertStatus, insert_readings
+from ingest.store.readings import InsertStatus, insert_readings, update_battery_levels
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +134,7 @@ class Pipeline:
 
         new: list[StoredReading] = []
         results = insert_readings(conn, batch, received_at=now)
+        update_battery_levels(conn, batch)
         for reading, (pos, index), result in zip(batch, owners, results, strict=True):
             outcome, env = outcomes[pos], envelopes[pos]
             if result.status is InsertStatus.INSERTED:

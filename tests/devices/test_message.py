@@ -157,3 +157,14 @@ def test_fuzz_only_documented_errors() -> None:
             continue
         for _, reading in parsed.readings:
             assert reading.measured_at.tzinfo is not None
+
+
+def test_battery_level_travels_with_readings_and_is_range_checked() -> None:
+    good = {"metric": "heart_rate", "value": 70, "unit": "/min", "measured_at": "2026-11-25T08:00:00Z"}
+    parsed = parse_message({"battery_level": 12, "readings": [good, {**good, "battery_level": 80,
+                                                                      "measured_at": "2026-11-25T08:01:00Z"}]},
+                           device_id="D", now=NOW)
+    assert [r.battery_level for _, r in parsed.readings] == [12, 80]
+    for bad in (101, -1, "50", 12.5, True):
+        rejected = parse_message({**good, "battery_level": bad}, device_id="D", now=NOW).rejections
+        assert rejected and "battery_level" in rejected[0].reason

@@ -86,7 +86,11 @@ def test_emulated_home_readings_reach_the_database_once(
             "SELECT metric, measured_at, device_time, source, gateway_id, received_at FROM readings"
         ).fetchall()
         letters = conn.execute("SELECT reason FROM dead_letters").fetchall()
+        batteries = conn.execute(
+            "SELECT count(*) FROM devices WHERE battery_level IS NOT NULL"
+        ).fetchone()
     assert letters == [], letters
+    assert batteries is not None and batteries[0] > 0, "battery levels read by the gateway arrive"
     now = datetime.now(UTC)
     for metric, measured_at, device_time, source, gateway_id, received_at in rows:
         assert source == "ble" and gateway_id == "home-hub-7"

@@ -248,3 +248,15 @@ def test_metrics_and_readiness(service: RunningService, admin: httpx.Client) -> 
     r = admin.get("/readyz")
     assert r.status_code == 200 and r.json()["checks"]["database"]["ok"] is True
     assert json.loads(admin.get("/openapi.json").text)["paths"]["/v1/readings"]
+
+
+def test_battery_level_updates_the_device(service: RunningService, admin: httpx.Client) -> None:
+    setup_patient(admin)
+    body = {"device_id": "CUFF-1", "battery_level": 14,
+            "readings": [hr(70, NOW - timedelta(minutes=2)), hr(71, NOW - timedelta(minutes=1))]}
+    assert admin.post("/v1/readings", json=body).json()["accepted"] == 2
+    assert admin.get("/v1/devices/CUFF-1").json()["battery_level"] == 14
+    older = {"device_id": "CUFF-1", "readings": [hr(69, NOW - timedelta(minutes=3), battery_level=90)]}
+    admin.post("/v1/readings", json=older)
+    # the level of a batch's newest reading wins; a later batch with a level replaces it
+    assert admin.get("/v1/devices/CUFF-1").json()["battery_level"] == 90

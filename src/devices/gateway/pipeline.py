@@ -44,6 +44,7 @@ class GatewaySink:
             if not DEVICE_ID_RE.match(device_id):
                 raise ValueError(f"{device_id!r} is not a valid device id")
         self.delivered_readings = 0
+        self._battery: dict[str, int] = {}  # address -> last level seen this run
 
     def device_id(self, address: str) -> str:
         return self._device_ids.get(address.upper()) or default_device_id(address)
@@ -62,6 +63,8 @@ class GatewaySink:
             reading = wire_reading(measurement, resolved.measured_at, device_time=resolved.device_time)
             status = list(dict.fromkeys([*reading["status"], *observation.extra_status, *resolved.status]))
             reading["status"] = status[:MAX_STATUS_FLAGS]
+            if (battery := self._battery.get(observation.address.upper())) is not None:
+                reading["battery_level"] = battery
             readings.append(reading)
         return readings
 
@@ -86,6 +89,7 @@ class GatewaySink:
         return await self._queue.last_sequence(address, stream)
 
     async def battery_level(self, address: str, percent: int, observed_at: datetime) -> None:
+        self._battery[address.upper()] = percent
         await self._queue.set_battery(address, percent, observed_at)
         if percent <= 15:
             logger.warning("device %s battery low (%d%%)", self.device_id(address), percent)

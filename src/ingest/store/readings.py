@@ -140,6 +140,24 @@ def insert_readings(
     return results
 
 
+def update_battery_levels(conn: psycopg.Connection[Any], readings: Sequence[Reading]) -> None:
+    """Record each device's battery level from the newest reading of the batch that carries one."""
+    levels: dict[str, tuple[datetime, int]] = {}
+    for r in readings:
+        if r.battery_level is not None:
+            seen = levels.get(r.device_id)
+            if seen is None or seen[0] <= r.measured_at:
+                levels[r.device_id] = (r.measured_at, r.battery_level)
+    if not levels:
+        return
+    with conn.cursor() as cur:
+        # sorted, so concurrent batches lock device rows in the same order
+        cur.executemany(
+            "UPDATE devices SET battery_level = %s WHERE id = %s AND battery_level IS DISTINCT FROM %s",
+            [(level, device, level) for device, (_, level) in sorted(levels.items())],
+        )
+
+
 _BUCKET_RE: Final = re.compile(r"^(\d{1,4})(m|h|d)$")
 _BUCKET_UNITS: Final = {"m": "minutes", "h": "hours", "d": "days"}
 
