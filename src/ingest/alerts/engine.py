@@ -112,13 +112,19 @@ class _Run:
             plan = plan_history(self.groups, self.book, order)
             results = self._fetch(plan.queries)
         self.history = absorb(self.groups, plan, results)
-        thresholds = self._threshold_work(order)
-        missing = {(k[0].int, k[1][8:]) for k in prepared.active if k[1].startswith("missing:")}
-        for gkey in order:
+        # Only groups with something to decide: an out-of-range reading, a rate rule, or an alert
+        # open that one of their readings may hold or clear.
+        work = set(plan.out_of_range) | set(plan.rates)
+        missing: set[GroupKey] = set()
+        for pid, rule_key, _ in prepared.active:
+            kind, _, metric = rule_key.partition(":")
+            if (pid.int, metric) in self.groups:
+                (missing if kind == "missing" else work).add((pid.int, metric))
+        for gkey in sorted(work | missing):
             g = self.groups[gkey]
-            rule = thresholds.get(gkey)
-            if rule is not None:
-                self._thresholds(gkey, g, rule)
+            rules = g.rules
+            if gkey in work and rules is not None and rules.threshold is not None:
+                self._thresholds(gkey, g, rules.threshold)
             for rate_rule in plan.rates.get(gkey, ()):
                 self._rates(g, rate_rule, self.history.windows.get(gkey, []))
             if gkey in missing:
@@ -141,20 +147,6 @@ class _Run:
         return prev is not None and at < prev
 
     # ----------------------------------------------------------------- thresholds
-
-    def _threshold_work(self, order: list[GroupKey]) -> dict[GroupKey, Rule]:
-        """Groups whose threshold rule has something to decide: an out-of-range reading, or an
-        active alert that a reading might clear or hold."""
-        out: dict[GroupKey, Rule] = {}
-        active = self.writer.active
-        for gkey in order:
-            g = self.groups[gkey]
-            rule = g.rules.threshold if g.rules is not None else None  # as planned with self.book
-            if rule is None:
-                continue
-            if g.out_of_range or (active and (g.patient_id, rule.key, "") in active):
-                out[gkey] = rule
-        return out
 
     def _thresholds(self, gkey: GroupKey, g: Group, rule: Rule) -> None:
         p = rule.threshold

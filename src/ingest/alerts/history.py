@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
 
-from ingest.alerts.evaluate import OUT_OF_RANGE, Baseline, Point
+from ingest.alerts.evaluate import Baseline, Point
 from ingest.alerts.rulebook import MetricRules, RuleBook
 from ingest.alerts.rules import RateParams, Rule, ThresholdParams
 from ingest.pipeline import StoredReading
@@ -85,38 +85,41 @@ def group_readings(readings: Sequence[StoredReading]) -> dict[GroupKey, Group]:
 
 
 def plan_history(groups: dict[GroupKey, Group], book: RuleBook, order: list[GroupKey]) -> Plan:
-    """The history the rules need: runs around out-of-range readings under debounced
-    thresholds, and the windows of rate rules."""
+    """The history the rules need (runs around out-of-range readings under debounced thresholds,
+    the windows of rate rules), and which groups have an out-of-range reading. Hot: one pass over
+    every group of the batch, so it avoids anything per group that it can do per clinic."""
     plan = Plan()
     ctx_rows: list[tuple[UUID, str, datetime, datetime, int, int, int]] = []
     win_rows: list[tuple[UUID, str, datetime, datetime, int]] = []
+    own = book.patients_with_rules()
+    clinic_of = {p.int: c for p, c in book.clinic_of.items()}
+    per_clinic: dict[tuple[str, str], MetricRules | None] = {}
     for gkey in order:
         g = groups[gkey]
-        g.rules = rules = book.metric_rules(g.patient_id, g.metric)
+        pint, metric = gkey
+        clinic = clinic_of.get(pint)
+        if clinic is None:
+            g.rules = None
+            continue
+        if pint in own:
+            rules = book.metric_rules(g.patient_id, metric, clinic)
+        else:
+            ckey = (clinic, metric)
+            if ckey in per_clinic:
+                rules = per_clinic[ckey]
+            else:
+                rules = per_clinic[ckey] = book.metric_rules(g.patient_id, metric, clinic)
+        g.rules = rules
         if rules is None:
             continue
         rule = rules.threshold
         if rule is not None:
             p = rule.threshold
-            g.out_of_range = any(p.level(sr.reading.value) in OUT_OF_RANGE for sr in g.readings)
-        if rule is not None and g.out_of_range and rule.threshold.debounced:
-            p = rule.threshold
-            span = timedelta(seconds=p.sustained_seconds)
-            for n, cluster in enumerate(clusters(g, p)):
-                if any(p.level(sr.reading.value) in OUT_OF_RANGE for sr in cluster):
-                    first, last = cluster[0].reading.measured_at, cluster[-1].reading.measured_at
-                    ctx_rows.append(
-                        (
-                            g.patient_id,
-                            g.metric,
-                            first - span,
-                            last + span,
-                            p.consecutive,
-                            len(cluster),
-                            len(plan.contexts),
-                        )
-                    )
-                    plan.contexts.append((gkey, n))
+            g.out_of_range = any(p.out_of_range(sr.reading.value) for sr in g.readings)
+            if g.out_of_range:
+                plan.out_of_range.append(gkey)
+                if p.debounced:
+                    _plan_context(plan, ctx_rows, gkey, g, p)
         if rules.rates:
             plan.rates[gkey] = list(rules.rates)
             widest = max(reach(r) for r in rules.rates)
@@ -128,6 +131,31 @@ def plan_history(groups: dict[GroupKey, Group], book: RuleBook, order: list[Grou
     if win_rows:
         plan.queries.append((WINDOW_SQL, [list(c) for c in zip(*win_rows, strict=True)]))
     return plan
+
+
+def _plan_context(
+    plan: Plan,
+    rows: list[tuple[UUID, str, datetime, datetime, int, int, int]],
+    gkey: GroupKey,
+    g: Group,
+    p: ThresholdParams,
+) -> None:
+    span = timedelta(seconds=p.sustained_seconds)
+    for n, cluster in enumerate(clusters(g, p)):
+        if any(p.out_of_range(sr.reading.value) for sr in cluster):
+            first, last = cluster[0].reading.measured_at, cluster[-1].reading.measured_at
+            rows.append(
+                (
+                    g.patient_id,
+                    g.metric,
+                    first - span,
+                    last + span,
+                    p.consecutive,
+                    len(cluster),
+                    len(plan.contexts),
+                )
+            )
+            plan.contexts.append((gkey, n))
 
 
 def absorb(groups: dict[GroupKey, Group], plan: Plan, results: list[list[tuple[Any, ...]]]) -> History:
@@ -159,6 +187,7 @@ class History:
 
 @dataclass
 class Plan:
+    out_of_range: list[GroupKey] = field(default_factory=list)  # groups under threshold review
     contexts: list[tuple[GroupKey, int]] = field(default_factory=list)  # (group, cluster) per row
     windows: list[GroupKey] = field(default_factory=list)
     rates: dict[GroupKey, list[Rule]] = field(default_factory=dict)

@@ -59,15 +59,21 @@ class RuleBook:
             ]
         return found
 
-    def metric_rules(self, patient_id: UUID, metric: str) -> MetricRules | None:
-        """Memoised per clinic (or per patient, for patients with overrides of their own)."""
-        clinic = self.clinic_of.get(patient_id)
-        if clinic is None:
-            return None
+    def patients_with_rules(self) -> frozenset[int]:
+        """Patients (as UUID ints) who have rule rows of their own."""
         own: frozenset[int] | None = self.memo.get(("patients with rules",))
         if own is None:
             own = self.memo[("patients with rules",)] = frozenset(p.int for p, _ in self.patient_rows)
-        memo = ("metric", patient_id.int if patient_id.int in own else clinic, metric)
+        return own
+
+    def metric_rules(self, patient_id: UUID, metric: str, clinic: str | None = None) -> MetricRules | None:
+        """Memoised per clinic (or per patient, for patients with overrides of their own)."""
+        if clinic is None:
+            clinic = self.clinic_of.get(patient_id)
+            if clinic is None:
+                return None
+        pint = patient_id.int
+        memo = ("metric", pint if pint in self.patients_with_rules() else clinic, metric)
         found: MetricRules | None = self.memo.get(memo)
         if found is None:
             threshold = self.rule(patient_id, f"threshold:{metric}")

@@ -104,6 +104,11 @@ class ThresholdParams(_Params):
             inf if whi is None else whi - h,
         )
 
+    def out_of_range(self, value: float) -> bool:
+        """Beyond a warning (or critical) bound: what ``level`` calls warning or critical."""
+        _, _, wlo, whi, _, _ = self._cuts
+        return value < wlo or value > whi
+
     def level(self, value: float) -> Level:
         clo, chi, wlo, whi, mlo, mhi = self._cuts
         if value < clo or value > chi:
