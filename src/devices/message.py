@@ -126,7 +126,7 @@ def parse_message(
 def _message_device(obj: Mapping[str, Any], device_id: str | None) -> str:
     named = obj.get("device_id")
     if device_id is None:
-        if not isinstance(named, str) or not DEVICE_ID_RE.match(named):
+        if not isinstance(named, str) or not DEVICE_ID_RE.fullmatch(named):
             raise MalformedPayload("message names no valid 'device_id'")
         return named
     if named is not None and named != device_id:

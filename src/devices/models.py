@@ -22,7 +22,9 @@ from pydantic import (
 )
 
 DEVICE_ID_PATTERN: Final = r"^[A-Za-z0-9._:-]{1,64}$"
-DEVICE_ID_RE: Final = re.compile(DEVICE_ID_PATTERN)
+DEVICE_ID_RE: Final = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # use with fullmatch
+# Free text from devices: printable, no control characters (PostgreSQL refuses NUL, logs hate CR/LF).
+PRINTABLE_PATTERN: Final = r"^[^\x00-\x1F\x7F]+$"
 MAX_READINGS_PER_MESSAGE: Final = 1000
 MAX_STATUS_FLAGS: Final = 32
 
@@ -37,7 +39,9 @@ def _require_str(value: Any) -> Any:
 
 
 DeviceId = Annotated[str, Strict(), StringConstraints(pattern=DEVICE_ID_PATTERN)]
-ShortText = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=64)]
+ShortText = Annotated[
+    str, Strict(), StringConstraints(min_length=1, max_length=64, pattern=PRINTABLE_PATTERN)
+]
 FiniteNumber = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 WireTime = Annotated[AwareDatetime, BeforeValidator(_require_str)]
 
@@ -49,7 +53,7 @@ class ReadingIn(BaseModel):
 
     metric: ShortText
     value: FiniteNumber
-    unit: Annotated[str, Strict(), StringConstraints(min_length=1, max_length=32)]
+    unit: Annotated[str, Strict(), StringConstraints(min_length=1, max_length=32, pattern=PRINTABLE_PATTERN)]
     measured_at: WireTime
     device_id: DeviceId | None = None
     status: Annotated[tuple[ShortText, ...], Field(max_length=MAX_STATUS_FLAGS)] = ()

@@ -168,3 +168,16 @@ def test_battery_level_travels_with_readings_and_is_range_checked() -> None:
     for bad in (101, -1, "50", 12.5, True):
         rejected = parse_message({**good, "battery_level": bad}, device_id="D", now=NOW).rejections
         assert rejected and "battery_level" in rejected[0].reason
+
+
+@pytest.mark.parametrize("field", ["gateway_id", "source", "unit"])
+@pytest.mark.parametrize("text", ["a\x00b", "line\nbreak", "\x7f", "tab\there"])
+def test_control_characters_in_text_fields_are_refused(field: str, text: str) -> None:
+    good = {"metric": "heart_rate", "value": 70, "unit": "/min", "measured_at": "2026-11-25T08:00:00Z"}
+    rejected = parse_message({**good, field: text}, device_id="D", now=NOW).rejections
+    assert rejected and field in rejected[0].reason
+
+
+def test_device_id_with_trailing_newline_is_not_an_id() -> None:
+    with pytest.raises(MalformedPayload, match="device_id"):
+        parse_message({"device_id": "D1\n", "readings": [{}]}, device_id=None, now=NOW)

@@ -41,7 +41,7 @@ class GatewaySink:
         self._now = now
         self._device_ids = {k.upper(): v for k, v in (device_ids or {}).items()}
         for device_id in self._device_ids.values():
-            if not DEVICE_ID_RE.match(device_id):
+            if not DEVICE_ID_RE.fullmatch(device_id):
                 raise ValueError(f"{device_id!r} is not a valid device id")
         self.delivered_readings = 0
         self._battery: dict[str, int] = {}  # address -> last level seen this run

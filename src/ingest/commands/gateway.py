@@ -81,7 +81,7 @@ def _devices(values: tuple[str, ...]) -> dict[str, str | None]:
             normal = normalise_address(address.strip())
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--device") from exc
-        if device_id and not DEVICE_ID_RE.match(device_id):
+        if device_id and not DEVICE_ID_RE.fullmatch(device_id):
             raise click.BadParameter(
                 f"{device_id!r} is not a device id (1-64 of A-Z a-z 0-9 . _ : -)", param_hint="--device"
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -12,6 +12,17 @@ from psycopg_pool import ConnectionPool
 from ingest.store.readings import prepare_session
 
 logger = logging.getLogger(__name__)
+
+
+# Notice a black-holed database connection (no reset ever arrives) within about a minute,
+# instead of waiting for the kernel's default of hours.
+KEEPALIVE: Final[dict[str, Any]] = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 60_000,
+}
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
@@ -30,6 +41,7 @@ def open_pool(
         max_size=max_size,
         name=name,
         configure=_configure,
+        kwargs=KEEPALIVE,
         check=ConnectionPool.check_connection,
         reconnect_timeout=3600,
         open=False,

@@ -80,7 +80,7 @@ def check_username(username: str) -> str:
 
 
 def check_device_id(device_id: str) -> str:
-    if not DEVICE_ID_RE.match(device_id):
+    if not DEVICE_ID_RE.fullmatch(device_id):
         raise CredentialFileError(f"device id {device_id!r} is not 1-64 characters of A-Z a-z 0-9 . _ : -")
     return device_id
 

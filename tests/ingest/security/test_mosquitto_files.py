@@ -95,7 +95,7 @@ def test_hostile_names_are_refused(tmp_path: Path, hostile: str) -> None:
     f = files(tmp_path)
     with pytest.raises(creds.CredentialFileError):
         creds.set_user(f, hostile, "pw-123456789012", [])
-    if not creds.DEVICE_ID_RE.match(hostile):  # "user:pw" is a fine device id, not a fine username
+    if not creds.DEVICE_ID_RE.fullmatch(hostile):  # "user:pw" is a fine device id, not a fine username
         with pytest.raises(creds.CredentialFileError):
             creds.device_acl("rpm", hostile)
     assert not f.password_file.exists() and not f.acl_file.exists()

@@ -60,7 +60,7 @@ async def post_readings(
     if not isinstance(body, dict):
         raise HTTPException(422, "body must be a JSON object with device_id and readings")
     device_id = body.get("device_id")
-    if not isinstance(device_id, str) or not DEVICE_ID_RE.match(device_id):
+    if not isinstance(device_id, str) or not DEVICE_ID_RE.fullmatch(device_id):
         raise HTTPException(422, "device_id is missing or not 1-64 characters of A-Z a-z 0-9 . _ : -")
     readings = body.get("readings")
     if not isinstance(readings, list) or not readings:
