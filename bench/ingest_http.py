@@ -72,11 +72,20 @@ def batches(total: int, size: int, devices: int) -> list[tuple[str, list[dict[st
     for b in range(total // size):
         device = f"D{b % devices}"
         base = START + timedelta(seconds=(b // devices) * size)
-        out.append((device, [
-            {"metric": "heart_rate", "value": 60 + (i % 40), "unit": "/min",
-             "measured_at": (base + timedelta(seconds=i)).isoformat()}
-            for i in range(size)
-        ]))
+        out.append(
+            (
+                device,
+                [
+                    {
+                        "metric": "heart_rate",
+                        "value": 60 + (i % 40),
+                        "unit": "/min",
+                        "measured_at": (base + timedelta(seconds=i)).isoformat(),
+                    }
+                    for i in range(size)
+                ],
+            )
+        )
     return out
 
 
@@ -100,9 +109,15 @@ def bench_http(total: int, size: int, clients: int) -> tuple[float, list[float]]
         token, _ = prepare(url, devices)
         work = batches(total, size, devices)
         port = 18000 + os.getpid() % 1000
-        env = {**os.environ, "RPM_DATABASE_URL": url, "RPM_HTTP_PORT": str(port),
-               "RPM_MQTT_ENABLED": "false", "RPM_MQTT_URL": "mqtt://127.0.0.1:1883",
-               "RPM_LOG_LEVEL": "WARNING", "RPM_DB_POOL_MAX": str(clients + 2)}
+        env = {
+            **os.environ,
+            "RPM_DATABASE_URL": url,
+            "RPM_HTTP_PORT": str(port),
+            "RPM_MQTT_ENABLED": "false",
+            "RPM_MQTT_URL": "mqtt://127.0.0.1:1883",
+            "RPM_LOG_LEVEL": "WARNING",
+            "RPM_DB_POOL_MAX": str(clients + 2),
+        }
         proc = subprocess.Popen([sys.executable, "-m", "ingest", "serve"], env=env)
         base = f"http://127.0.0.1:{port}"
         try:
@@ -111,7 +126,9 @@ def bench_http(total: int, size: int, clients: int) -> tuple[float, list[float]]
             lock = threading.Lock()
 
             def worker(mine: list[tuple[str, list[dict[str, Any]]]]) -> None:
-                with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
+                with httpx.Client(
+                    base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
+                ) as c:
                     for device, readings in mine:
                         t0 = time.perf_counter()
                         r = c.post("/v1/readings", json={"device_id": device, "readings": readings})
@@ -138,8 +155,19 @@ def bench_http(total: int, size: int, clients: int) -> tuple[float, list[float]]
 
 def rows_for(work: list[tuple[str, list[dict[str, Any]]]], patient: Any) -> list[list[tuple[Any, ...]]]:
     return [
-        [(d, "heart_rate", datetime.fromisoformat(r["measured_at"]), patient, float(r["value"]), "/min",
-          float(r["value"]), "/min") for r in readings]
+        [
+            (
+                d,
+                "heart_rate",
+                datetime.fromisoformat(r["measured_at"]),
+                patient,
+                float(r["value"]),
+                "/min",
+                float(r["value"]),
+                "/min",
+            )
+            for r in readings
+        ]
         for d, readings in work
     ]
 
@@ -151,10 +179,13 @@ def bench_copy(total: int, size: int) -> float:
         with psycopg.connect(url) as conn:
             t0 = time.perf_counter()
             for rows in data:
-                with conn.cursor() as cur, cur.copy(
-                    "COPY readings (device_id, metric, measured_at, patient_id, value, unit,"
-                    " original_value, original_unit) FROM STDIN"
-                ) as copy:
+                with (
+                    conn.cursor() as cur,
+                    cur.copy(
+                        "COPY readings (device_id, metric, measured_at, patient_id, value, unit,"
+                        " original_value, original_unit) FROM STDIN"
+                    ) as copy,
+                ):
                     for row in rows:
                         copy.write_row(row)
                 conn.commit()
@@ -172,14 +203,17 @@ def bench_naive(total: int, size: int) -> float:
                     conn.execute(
                         "INSERT INTO readings (device_id, metric, measured_at, patient_id, value, unit,"
                         " original_value, original_unit) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)"
-                        " ON CONFLICT DO NOTHING", row,
+                        " ON CONFLICT DO NOTHING",
+                        row,
                     )
                 conn.commit()
             return sum(map(len, data)) / (time.perf_counter() - t0)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--readings", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=2)
@@ -188,13 +222,20 @@ def main() -> None:
     naive_rate = bench_naive(min(args.readings, 50_000), args.batch)
     http_rate, lat = bench_http(args.readings, args.batch, args.clients)
     lat.sort()
-    print(f"readings: {args.readings}, batch: {args.batch}, HTTP clients: {args.clients}, cores: {os.cpu_count()}")
+    print(
+        f"readings: {args.readings}, batch: {args.batch}, HTTP clients: {args.clients},"
+        f" cores: {os.cpu_count()}"
+    )
     print(f"{'path':<44}{'readings/s':>12}{'vs COPY':>10}")
     print(f"{'raw COPY into readings (ceiling)':<44}{copy_rate:>12,.0f}{1:>10.0%}")
     print(f"{'HTTP POST /v1/readings, full pipeline':<44}{http_rate:>12,.0f}{http_rate / copy_rate:>10.0%}")
-    print(f"{'naive INSERT per reading (anti-baseline)':<44}{naive_rate:>12,.0f}{naive_rate / copy_rate:>10.0%}")
-    print(f"HTTP batch latency p50 {statistics.median(lat) * 1000:.1f} ms, "
-          f"p99 {lat[int(len(lat) * 0.99) - 1] * 1000:.1f} ms")
+    print(
+        f"{'naive INSERT per reading (anti-baseline)':<44}{naive_rate:>12,.0f}{naive_rate / copy_rate:>10.0%}"
+    )
+    print(
+        f"HTTP batch latency p50 {statistics.median(lat) * 1000:.1f} ms, "
+        f"p99 {lat[int(len(lat) * 0.99) - 1] * 1000:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

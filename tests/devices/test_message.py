@@ -32,9 +32,14 @@ def test_contract_example_parses_whole() -> None:
     assert parsed.rejections == []
     first = parsed.readings[0][1]
     assert first == Reading(
-        device_id="F0F1F2F3F4F5", metric="heart_rate", value=72.0, unit="/min",
-        measured_at=datetime(2026, 11, 25, 8, 30, tzinfo=UTC), original_value=72.0,
-        original_unit="/min", gateway_id="home-hub-17",
+        device_id="F0F1F2F3F4F5",
+        metric="heart_rate",
+        value=72.0,
+        unit="/min",
+        measured_at=datetime(2026, 11, 25, 8, 30, tzinfo=UTC),
+        original_value=72.0,
+        original_unit="/min",
+        gateway_id="home-hub-17",
     )
     weight = parsed.readings[3][1]
     assert weight.measured_at == datetime(2026, 11, 25, 6, 2, tzinfo=UTC)
@@ -43,18 +48,35 @@ def test_contract_example_parses_whole() -> None:
 
 
 def test_single_reading_object_with_status_and_source() -> None:
-    raw = {"metric": "systolic_bp", "value": 140, "unit": "mm[Hg]", "measured_at": "2026-11-25T08:59:00Z",
-           "status": ["irregular_pulse"], "source": "ble", "device_id": "D1", "extra": {"ignored": 1}}
+    raw = {
+        "metric": "systolic_bp",
+        "value": 140,
+        "unit": "mm[Hg]",
+        "measured_at": "2026-11-25T08:59:00Z",
+        "status": ["irregular_pulse"],
+        "source": "ble",
+        "device_id": "D1",
+        "extra": {"ignored": 1},
+    }
     [(index, reading)] = parse_message(raw, device_id="D1", now=NOW).readings
     assert index == 0 and reading.status == ("irregular_pulse",) and reading.source == "ble"
 
 
 def test_message_level_fields_are_inherited_but_readings_win() -> None:
-    obj = {"source": "mqtt", "status": ["body_movement"], "readings": [
-        {"metric": "heart_rate", "value": 70, "unit": "/min", "measured_at": "2026-11-25T08:00:00Z"},
-        {"metric": "heart_rate", "value": 71, "unit": "/min", "measured_at": "2026-11-25T08:01:00Z",
-         "status": []},
-    ]}
+    obj = {
+        "source": "mqtt",
+        "status": ["body_movement"],
+        "readings": [
+            {"metric": "heart_rate", "value": 70, "unit": "/min", "measured_at": "2026-11-25T08:00:00Z"},
+            {
+                "metric": "heart_rate",
+                "value": 71,
+                "unit": "/min",
+                "measured_at": "2026-11-25T08:01:00Z",
+                "status": [],
+            },
+        ],
+    }
     readings = [r for _, r in parse_message(obj, device_id="D", now=NOW).readings]
     assert [r.status for r in readings] == [("body_movement",), ()]
     assert {r.source for r in readings} == {"mqtt"}
@@ -109,8 +131,12 @@ def test_malformed_messages(raw: bytes, fragment: str) -> None:
 def test_oversized_and_too_many() -> None:
     with pytest.raises(MalformedPayload, match="over the 262144-byte limit"):
         decode_json(b" " * (256 * 1024 + 1))
-    many = {"readings": [{"metric": "steps", "value": 1, "unit": "{steps}",
-                          "measured_at": "2026-11-25T08:00:00Z"}] * 1001}
+    many = {
+        "readings": [
+            {"metric": "steps", "value": 1, "unit": "{steps}", "measured_at": "2026-11-25T08:00:00Z"}
+        ]
+        * 1001
+    }
     with pytest.raises(MalformedPayload, match="1 to 1000"):
         parse_message(many, device_id="D", now=NOW)
 
@@ -161,9 +187,14 @@ def test_fuzz_only_documented_errors() -> None:
 
 def test_battery_level_travels_with_readings_and_is_range_checked() -> None:
     good = {"metric": "heart_rate", "value": 70, "unit": "/min", "measured_at": "2026-11-25T08:00:00Z"}
-    parsed = parse_message({"battery_level": 12, "readings": [good, {**good, "battery_level": 80,
-                                                                      "measured_at": "2026-11-25T08:01:00Z"}]},
-                           device_id="D", now=NOW)
+    parsed = parse_message(
+        {
+            "battery_level": 12,
+            "readings": [good, {**good, "battery_level": 80, "measured_at": "2026-11-25T08:01:00Z"}],
+        },
+        device_id="D",
+        now=NOW,
+    )
     assert [r.battery_level for _, r in parsed.readings] == [12, 80]
     for bad in (101, -1, "50", 12.5, True):
         rejected = parse_message({**good, "battery_level": bad}, device_id="D", now=NOW).rejections

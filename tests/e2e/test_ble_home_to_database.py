@@ -20,8 +20,15 @@ import pytest
 from devices.ble.emulated.home import home_devices, run_emulated_home
 from tests.support.service import RunningService
 
-WANTED = {"heart_rate", "systolic_bp", "diastolic_bp", "spo2", "body_temperature", "body_weight",
-          "blood_glucose"}
+WANTED = {
+    "heart_rate",
+    "systolic_bp",
+    "diastolic_bp",
+    "spo2",
+    "body_temperature",
+    "body_weight",
+    "blood_glucose",
+}
 
 
 def register_home(admin: httpx.Client, home: int) -> str:
@@ -30,11 +37,19 @@ def register_home(admin: httpx.Client, home: int) -> str:
     patient_id: str = patient.json()["id"]
     since = (datetime.now(UTC) - timedelta(days=30)).isoformat()
     for device in home_devices(home):
-        r = admin.post("/v1/devices", json={"id": device.device_id, "type": device.type,
-                                            "manufacturer": device.manufacturer, "model": device.model})
+        r = admin.post(
+            "/v1/devices",
+            json={
+                "id": device.device_id,
+                "type": device.type,
+                "manufacturer": device.manufacturer,
+                "model": device.model,
+            },
+        )
         assert r.status_code == 201, r.text
-        r = admin.put(f"/v1/devices/{device.device_id}/assignment",
-                      json={"patient_id": patient_id, "since": since})
+        r = admin.put(
+            f"/v1/devices/{device.device_id}/assignment", json={"patient_id": patient_id, "since": since}
+        )
         assert r.status_code == 200, r.text
     return patient_id
 
@@ -50,10 +65,16 @@ def home_running(service: RunningService, tmp_path: Path) -> Iterator[None]:
     def run() -> None:
         nonlocal task
         asyncio.set_event_loop(loop)
-        task = loop.create_task(run_emulated_home(
-            settings.mqtt_url or "", data_dir=tmp_path / "gateway", home=7,
-            topic_prefix=settings.mqtt_topic_prefix, measure_every_s=1.0, seed=7,
-        ))
+        task = loop.create_task(
+            run_emulated_home(
+                settings.mqtt_url or "",
+                data_dir=tmp_path / "gateway",
+                home=7,
+                topic_prefix=settings.mqtt_topic_prefix,
+                measure_every_s=1.0,
+                seed=7,
+            )
+        )
         try:
             loop.run_until_complete(task)
         except asyncio.CancelledError:
@@ -67,16 +88,16 @@ def home_running(service: RunningService, tmp_path: Path) -> Iterator[None]:
     assert not thread.is_alive(), "the emulated home did not stop"
 
 
-def test_emulated_home_readings_reach_the_database_once(
-    service: RunningService, home_running: None
-) -> None:
+def test_emulated_home_readings_reach_the_database_once(service: RunningService, home_running: None) -> None:
     admin = service.client(service.token("admin"))
     patient_id = register_home(admin, 7)
     deadline = time.monotonic() + 120
     seen: set[str] = set()
     while time.monotonic() < deadline and not WANTED <= seen:
-        r = admin.get(f"/v1/patients/{patient_id}/readings",
-                      params={"since": (datetime.now(UTC) - timedelta(days=3)).isoformat()})
+        r = admin.get(
+            f"/v1/patients/{patient_id}/readings",
+            params={"since": (datetime.now(UTC) - timedelta(days=3)).isoformat()},
+        )
         seen = {x["metric"] for x in r.json()["readings"]}
         time.sleep(1)
     assert WANTED <= seen, f"metrics that arrived: {sorted(seen)}"
@@ -86,13 +107,11 @@ def test_emulated_home_readings_reach_the_database_once(
             "SELECT metric, measured_at, device_time, source, gateway_id, received_at FROM readings"
         ).fetchall()
         letters = conn.execute("SELECT reason FROM dead_letters").fetchall()
-        batteries = conn.execute(
-            "SELECT count(*) FROM devices WHERE battery_level IS NOT NULL"
-        ).fetchone()
+        batteries = conn.execute("SELECT count(*) FROM devices WHERE battery_level IS NOT NULL").fetchone()
     assert letters == [], letters
     assert batteries is not None and batteries[0] > 0, "battery levels read by the gateway arrive"
     now = datetime.now(UTC)
-    for metric, measured_at, device_time, source, gateway_id, received_at in rows:
+    for metric, measured_at, _device_time, source, gateway_id, received_at in rows:
         assert source == "ble" and gateway_id == "home-hub-7"
         # corrected to the gateway's clock: never in the future, never a day off like the cuff
         assert measured_at <= received_at + timedelta(seconds=5), metric

@@ -56,10 +56,24 @@ def test_register_ingest_and_query(service: RunningService, admin: httpx.Client)
         "device_id": "CUFF-1",
         "readings": [
             hr(72, NOW - timedelta(minutes=5)),
-            {"metric": "systolic_bp", "value": 17.0, "unit": "kPa", "measured_at": iso(NOW - timedelta(minutes=4))},
-            {"metric": "diastolic_bp", "value": 84, "unit": "mm[Hg]", "measured_at": iso(NOW - timedelta(minutes=4))},
-            {"metric": "body_weight", "value": 181.4, "unit": "[lb_av]",
-             "measured_at": (NOW - timedelta(minutes=3)).astimezone().isoformat()},
+            {
+                "metric": "systolic_bp",
+                "value": 17.0,
+                "unit": "kPa",
+                "measured_at": iso(NOW - timedelta(minutes=4)),
+            },
+            {
+                "metric": "diastolic_bp",
+                "value": 84,
+                "unit": "mm[Hg]",
+                "measured_at": iso(NOW - timedelta(minutes=4)),
+            },
+            {
+                "metric": "body_weight",
+                "value": 181.4,
+                "unit": "[lb_av]",
+                "measured_at": (NOW - timedelta(minutes=3)).astimezone().isoformat(),
+            },
         ],
     }
     r = admin.post("/v1/readings", json=body)
@@ -109,12 +123,21 @@ BAD_READINGS: list[tuple[Any, str]] = [
     ({"metric": "heart_rate", "value": 900, "unit": "/min", "measured_at": iso(NOW)}, "plausible range"),
     ({"metric": "spo2", "value": -1, "unit": "%", "measured_at": iso(NOW)}, "plausible range"),
     ({"metric": "heart_rate", "value": 70, "unit": "/min", "measured_at": "2026-11-25T08:30:00"}, "timezone"),
-    ({"metric": "heart_rate", "value": 70, "unit": "/min", "measured_at": iso(NOW + timedelta(hours=1))}, "future"),
+    (
+        {"metric": "heart_rate", "value": 70, "unit": "/min", "measured_at": iso(NOW + timedelta(hours=1))},
+        "future",
+    ),
     ({"metric": "heart_rate", "value": 70, "unit": "/min", "measured_at": 1764059400}, "RFC 3339"),
     ({"metric": "heart_rate", "value": 70, "unit": "/min"}, "measured_at"),
-    ({"metric": "heart_rate", "value": 70, "unit": "/min", "measured_at": iso(NOW), "device_id": "OTHER"}, "does not match"),
+    (
+        {"metric": "heart_rate", "value": 70, "unit": "/min", "measured_at": iso(NOW), "device_id": "OTHER"},
+        "does not match",
+    ),
     ("not an object", "JSON object"),
-    ({"metric": "'; DROP TABLE readings; --", "value": 1, "unit": "/min", "measured_at": iso(NOW)}, "unknown metric"),
+    (
+        {"metric": "'; DROP TABLE readings; --", "value": 1, "unit": "/min", "measured_at": iso(NOW)},
+        "unknown metric",
+    ),
 ]
 
 
@@ -140,7 +163,10 @@ def test_each_bad_reading_is_refused_with_a_reason_and_neighbours_stored(
 
 def test_nan_and_infinity_are_refused(service: RunningService, admin: httpx.Client) -> None:
     setup_patient(admin)
-    raw = '{"device_id": "CUFF-1", "readings": [{"metric": "heart_rate", "value": NaN, "unit": "/min", "measured_at": "%s"}]}'
+    raw = (
+        '{"device_id": "CUFF-1", "readings": [{"metric": "heart_rate", "value": NaN,'
+        ' "unit": "/min", "measured_at": "%s"}]}'
+    )
     r = admin.post("/v1/readings", content=raw % iso(NOW), headers={"content-type": "application/json"})
     assert r.status_code == 400 and "NaN" in r.json()["detail"]
     huge = raw.replace("NaN", "1e400") % iso(NOW)
@@ -197,7 +223,9 @@ def test_unknown_and_unassigned_devices_are_dead_lettered(
     # Register the ghost and replay its dead letter: now it is stored.
     patient = admin.post("/v1/patients", json={"mrn": "G", "display_name": "G"}).json()["id"]
     admin.post("/v1/devices", json={"id": "GHOST", "type": "hr_strap"})
-    admin.put("/v1/devices/GHOST/assignment", json={"patient_id": patient, "since": iso(NOW - timedelta(days=1))})
+    admin.put(
+        "/v1/devices/GHOST/assignment", json={"patient_id": patient, "since": iso(NOW - timedelta(days=1))}
+    )
     ghost_letter = next(x for x in letters if x["device_id"] == "GHOST")
     r = admin.post(f"/v1/dead-letters/{ghost_letter['id']}/replay")
     assert r.status_code == 200 and r.json()["accepted"] == 1
@@ -228,15 +256,28 @@ def test_sql_metacharacters_are_data(service: RunningService, admin: httpx.Clien
 def test_validation_errors_are_4xx(service: RunningService, admin: httpx.Client) -> None:
     setup_patient(admin)
     assert admin.post("/v1/patients", json={"mrn": ""}).status_code == 422
-    assert admin.post("/v1/patients", content=b"{", headers={"content-type": "application/json"}).status_code == 422
-    assert admin.put("/v1/devices/CUFF-1/assignment", json={"patient_id": None, "since": "2026-01-01T00:00:00"}).status_code == 422
-    assert admin.put("/v1/devices/NOPE/assignment", json={"patient_id": None, "since": iso(NOW)}).status_code == 404
+    assert (
+        admin.post("/v1/patients", content=b"{", headers={"content-type": "application/json"}).status_code
+        == 422
+    )
+    assert (
+        admin.put(
+            "/v1/devices/CUFF-1/assignment", json={"patient_id": None, "since": "2026-01-01T00:00:00"}
+        ).status_code
+        == 422
+    )
+    assert (
+        admin.put("/v1/devices/NOPE/assignment", json={"patient_id": None, "since": iso(NOW)}).status_code
+        == 404
+    )
     r = admin.get("/v1/patients/00000000-0000-0000-0000-000000000000/readings")
     assert r.status_code == 404
     pid = admin.get("/v1/patients").json()[0]["id"]
     assert admin.get(f"/v1/patients/{pid}/readings", params={"bucket": "7 parsecs"}).status_code == 422
     assert admin.get(f"/v1/patients/{pid}/readings", params={"metric": "nope"}).status_code == 422
-    assert admin.get(f"/v1/patients/{pid}/readings", params={"since": "2026-01-01T00:00:00"}).status_code == 422
+    assert (
+        admin.get(f"/v1/patients/{pid}/readings", params={"since": "2026-01-01T00:00:00"}).status_code == 422
+    )
 
 
 def test_metrics_and_readiness(service: RunningService, admin: httpx.Client) -> None:
@@ -252,8 +293,11 @@ def test_metrics_and_readiness(service: RunningService, admin: httpx.Client) -> 
 
 def test_battery_level_updates_the_device(service: RunningService, admin: httpx.Client) -> None:
     setup_patient(admin)
-    body = {"device_id": "CUFF-1", "battery_level": 14,
-            "readings": [hr(70, NOW - timedelta(minutes=2)), hr(71, NOW - timedelta(minutes=1))]}
+    body = {
+        "device_id": "CUFF-1",
+        "battery_level": 14,
+        "readings": [hr(70, NOW - timedelta(minutes=2)), hr(71, NOW - timedelta(minutes=1))],
+    }
     assert admin.post("/v1/readings", json=body).json()["accepted"] == 2
     assert admin.get("/v1/devices/CUFF-1").json()["battery_level"] == 14
     older = {"device_id": "CUFF-1", "readings": [hr(69, NOW - timedelta(minutes=3), battery_level=90)]}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-
 from typing import Any, Final
 
 import psycopg
@@ -31,9 +30,7 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     prepare_session(conn)
 
 
-def open_pool(
-    conninfo: str, *, min_size: int = 1, max_size: int = 10, name: str = "rpm"
-) -> ConnectionPool:
+def open_pool(conninfo: str, *, min_size: int = 1, max_size: int = 10, name: str = "rpm") -> ConnectionPool:
     """Open a pool whose connections are checked on checkout, so a database restart heals."""
     pool: ConnectionPool = ConnectionPool(
         conninfo,

@@ -22,7 +22,7 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
     pgdata.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.resolve()))
     try:
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     except Exception as exc:  # pgserver raises subprocess and assertion errors alike
         raise EmbeddedServiceError(f"embedded PostgreSQL did not start in {pgdata}: {exc}") from exc
     logger.info("embedded PostgreSQL running with data in %s", pgdata)
