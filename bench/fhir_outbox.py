@@ -16,27 +16,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
-from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[1]
 # bench/fhir_export.py would shadow the package: drop bench/ from the path, add the repository root.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
 sys.path.insert(0, str(ROOT))
 
+from bench._support import fresh_database  # noqa: E402
 from tests.fhir_export.fhir_server import run_fhir_server  # noqa: E402
 
 from fhir_export.auth import NoAuth  # noqa: E402
@@ -45,30 +41,14 @@ from fhir_export.client import FhirClient, RetryPolicy, build_http_client  # noq
 from fhir_export.mapping import ObservationMapper  # noqa: E402
 from fhir_export.table import build_table  # noqa: E402
 from fhir_export.worker import ExportWorker, Transport  # noqa: E402
-from ingest.db.migrate import migrate  # noqa: E402
 from ingest.db.pool import open_pool  # noqa: E402
 from ingest.export.devices import DeviceRegistry  # noqa: E402
 from ingest.outbox import OutboxWriter, PgOutbox  # noqa: E402
 from ingest.pipeline import Envelope, Pipeline  # noqa: E402
 
-ADMIN_URL = os.environ.get("RPM_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=5)
 DEVICES = 20
 PATIENT = "bench-patient"
-
-
-@contextmanager
-def fresh_database() -> Iterator[str]:
-    name = f"rpm_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = urlunsplit(urlsplit(ADMIN_URL)._replace(path="/" + name))
-    try:
-        migrate(url, timescale_mode="off")
-        yield url
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def prepare(url: str) -> None:

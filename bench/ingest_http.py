@@ -18,36 +18,19 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
-from psycopg import sql
 
-from ingest.db.migrate import migrate
-from ingest.store.tokens import create_token
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench._support import fresh_database  # noqa: E402
 
-ADMIN_URL = os.environ.get("RPM_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+from ingest.store.tokens import create_token  # noqa: E402
+
 START = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@contextmanager
-def fresh_database() -> Iterator[str]:
-    name = f"rpm_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = urlunsplit(urlsplit(ADMIN_URL)._replace(path="/" + name))
-    try:
-        migrate(url, timescale_mode="off")
-        yield url
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def prepare(url: str, devices: int) -> tuple[str, Any]:
