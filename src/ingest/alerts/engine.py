@@ -53,6 +53,7 @@ class _Measurement:
     at: datetime
     flags: set[str]
     metrics: list[str]
+    battery_level: int | None = None
 
 
 class AlertEngine:
@@ -256,7 +257,11 @@ class _Run:
         for g in self.groups.values():
             for sr in g.readings:
                 r = sr.reading
-                if not r.status and (sr.patient_id, r.device_id) not in watched:
+                if (
+                    not r.status
+                    and r.battery_level is None
+                    and (not watched or (sr.patient_id, r.device_id) not in watched)
+                ):
                     continue
                 mkey = (sr.patient_id, r.device_id, r.measured_at)
                 m = measurements.get(mkey)
@@ -266,6 +271,8 @@ class _Run:
                     )
                 m.flags.update(r.status)
                 m.metrics.append(r.metric)
+                if r.battery_level is not None:
+                    m.battery_level = r.battery_level
         if not measurements:
             return
         status_keys = self.book.keys(kind="device_status")
@@ -275,6 +282,7 @@ class _Run:
                 self._status(m, key_name)
             for key_name in battery_keys:
                 self._battery_flag(m, key_name)
+                self._battery_level(m, key_name)
 
     def _status(self, m: _Measurement, key_name: str) -> None:
         rule = self.book.rule(m.patient_id, key_name)
@@ -299,6 +307,52 @@ class _Run:
         if isinstance(decision, Open):
             decision = replace(decision, details={**decision.details, "source": "flag"})
         self._apply_flags(m, rule, key, decision, "battery low:")
+
+    def _battery_level(self, m: _Measurement, key_name: str) -> None:
+        """The battery level a reading carried (the scheduler also checks the stored level)."""
+        level = m.battery_level
+        rule = self.book.rule(m.patient_id, key_name)
+        if level is None or rule is None or not rule.enabled:
+            return
+        p = rule.params
+        assert isinstance(p, BatteryParams)
+        key: AlertKey = (m.patient_id, key_name, m.device_id)
+        row = self.writer.row(key)
+        decision: Decision = None
+        if row is None:
+            if level < p.level_below:
+                details = {"source": "level", "battery_level": level}
+                decision = Open(p.severity, m.at, m.at, float(level), float(level), details)
+        elif row["details"].get("source") == "level":
+            if level >= p.level_below + p.hysteresis and m.at > row["latest_at"]:
+                decision = evaluate.Clear(m.at, float(level))
+            elif level < p.level_below + p.hysteresis:
+                decision = evaluate.Keep(m.at, float(level))
+        if decision is None:
+            return
+
+        def new_alert(d: Open) -> NewAlert:
+            return NewAlert(
+                patient_id=m.patient_id,
+                rule=rule,
+                subject=m.device_id,
+                severity=d.severity,
+                message=f"device {m.device_id} battery at {level} %",
+                onset_at=d.onset_at,
+                latest_at=d.latest_at,
+                value=d.value,
+                unit="%",
+                device_id=m.device_id,
+                details=d.details,
+            )
+
+        self.writer.apply(
+            key,
+            decision,
+            new_alert=new_alert,
+            raised_message=lambda _severity: f"device {m.device_id} battery at {level} %",
+            clear_note="battery recharged",
+        )
 
     def _apply_flags(self, m: _Measurement, rule: Rule, key: AlertKey, decision: Decision, verb: str) -> None:
         if decision is None:

@@ -73,3 +73,30 @@ def test_status_and_threshold_alerts_live_side_by_side(clinic: Clinic) -> None:
     clinic.post("CUFF-1", *bp(10, "irregular_pulse", systolic=190))
     rules = sorted(a["rule"] for a in clinic.active(pid))
     assert rules == ["status:irregular_pulse", "threshold:systolic_bp"]
+
+
+def test_battery_level_carried_by_readings_with_hysteresis(clinic: Clinic) -> None:
+    pid = clinic.patient("OXI-1")
+
+    def spo2(minutes: float, battery: int) -> dict[str, object]:
+        return reading("spo2", 97, ago(minutes=minutes), battery_level=battery)
+
+    clinic.post("OXI-1", spo2(40, 45))
+    assert clinic.active(pid) == []
+    clinic.post("OXI-1", spo2(30, 15))
+    [alert] = clinic.active(pid)
+    assert (alert["kind"], alert["device_id"], alert["value"], alert["details"]["source"]) == (
+        "low_battery",
+        "OXI-1",
+        15,
+        "level",
+    )
+    assert alert["message"] == "device OXI-1 battery at 15 %"
+    clinic.post("OXI-1", spo2(20, 25))  # above 20 but below 20 + 10: still low
+    assert len(clinic.active(pid)) == 1
+    clinic.post("OXI-1", spo2(35, 95))  # late: measured before the alert's newest reading
+    assert len(clinic.active(pid)) == 1
+    clinic.post("OXI-1", spo2(10, 30))
+    assert clinic.active(pid) == []
+    [resolved] = clinic.alerts(patient_id=pid)
+    assert resolved["resolve_note"] == "battery recharged"
