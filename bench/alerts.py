@@ -29,46 +29,30 @@ import platform
 import random
 import socket
 import statistics
+import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
 import uvicorn
-from psycopg import sql
 
-from devices.catalogue import load_catalogue
-from ingest.alerts.component import alerts_component
-from ingest.alerts.engine import AlertEngine
-from ingest.db.migrate import migrate
-from ingest.db.pool import open_pool
-from ingest.pipeline import Envelope, Pipeline
-from ingest.runtime import Runtime
-from ingest.settings import Settings
-from ingest.store.tokens import create_token
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench._support import fresh_database  # noqa: E402
 
-ADMIN_URL = os.environ.get("RPM_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+from devices.catalogue import load_catalogue  # noqa: E402
+from ingest.alerts.component import alerts_component  # noqa: E402
+from ingest.alerts.engine import AlertEngine  # noqa: E402
+from ingest.db.pool import open_pool  # noqa: E402
+from ingest.pipeline import Envelope, Pipeline  # noqa: E402
+from ingest.runtime import Runtime  # noqa: E402
+from ingest.settings import Settings  # noqa: E402
+from ingest.store.tokens import create_token  # noqa: E402
+
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-@contextmanager
-def fresh_database() -> Iterator[str]:
-    name = f"rpm_bench_alerts_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = urlunsplit(urlsplit(ADMIN_URL)._replace(path="/" + name))
-    try:
-        migrate(url, timescale_mode="off")
-        yield url
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def register(url: str, patients: int) -> None:
@@ -172,7 +156,7 @@ def ingest_rate(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for batch in (args.batch, 1):
         subset = msgs if batch > 1 else msgs[: max(len(msgs) // 10, 1000)]
-        with fresh_database() as off_url, fresh_database() as on_url:
+        with fresh_database("rpm_bench_alerts") as off_url, fresh_database("rpm_bench_alerts") as on_url:
             register(off_url, args.patients)
             register(on_url, args.patients)
             off_pool = open_pool(off_url, min_size=1, max_size=2, name="off")
@@ -231,7 +215,7 @@ def free_port() -> int:
 
 
 def latency(args: argparse.Namespace) -> dict[str, Any]:
-    with fresh_database() as url:
+    with fresh_database("rpm_bench_alerts") as url:
         register(url, 1)
         port = free_port()
         settings = Settings(
