@@ -1,5 +1,8 @@
-"""A message that passes validation but that PostgreSQL refuses (a NUL character in a text field)
-must not block its batch: the batch is stored message by message and only that one dead-lettered."""
+"""A message that passes validation but that PostgreSQL refuses must not block its batch: the
+batch is stored message by message and only that one dead-lettered.
+
+Validation already refuses what PostgreSQL is known to refuse (NUL and other control characters),
+so the test gives this database a constraint of its own that one valid-looking message breaks."""
 
 from __future__ import annotations
 
@@ -29,11 +32,16 @@ def test_a_message_the_database_refuses_is_isolated_and_dead_lettered(
     publish: Callable[..., Publisher],
 ) -> None:
     register(pool, ["OX-I"])
+    with pool.connection() as conn:
+        conn.execute(
+            "ALTER TABLE readings ADD CONSTRAINT refuses_poison_hub"
+            " CHECK (gateway_id IS DISTINCT FROM 'poison-hub')"
+        )
     # A long linger so the poison lands in the same batch as valid messages.
     svc = make_consumer(batch_max_messages=100, batch_max_ms=1000)
     pub = publish()
     t = topic(topic_prefix, "OX-I")
-    poison = json.dumps({**json.loads(reading(1000)), "gateway_id": "hub\u0000x"}).encode()
+    poison = json.dumps({**json.loads(reading(1000)), "gateway_id": "poison-hub"}).encode()
     for i in range(40):
         pub.publish(t, reading(i))
     pub.publish(t, poison)
@@ -44,7 +52,7 @@ def test_a_message_the_database_refuses_is_isolated_and_dead_lettered(
     assert count_readings(db_url) == 80
     [letter] = dead_letters(db_url)
     assert letter["reason"].startswith("storage refused this message: ")
-    assert "SQLSTATE 22" in letter["reason"]  # class 22: data exception
+    assert "SQLSTATE 23514" in letter["reason"]  # check_violation
     assert bytes(letter["raw"]) == poison and letter["topic"] == t and letter["device_id"] == "OX-I"
     assert metric(svc, "rpm_mqtt_messages_isolated_total") == 1
     assert metric(svc, "rpm_messages_dead_lettered_total", source="mqtt") == 1
