@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 from uuid import UUID
@@ -248,12 +248,7 @@ def acknowledge(
     principal: StaffDep,
     body: Annotated[NoteIn | None, Body()] = None,
 ) -> dict[str, Any]:
-    ctx = alerts_context(services)
-    with services.transaction() as conn:
-        row = lifecycle.acknowledge(
-            conn, alert_id, _actor(principal), body.note if body else None, origin=ctx.origin
-        )
-    return alert_public(row)
+    return _step(lifecycle.acknowledge, alert_id, services, principal, body)
 
 
 @router.post("/{alert_id}/resolve", response_model=AlertPublic)
@@ -263,9 +258,18 @@ def resolve(
     principal: StaffDep,
     body: Annotated[NoteIn | None, Body()] = None,
 ) -> dict[str, Any]:
+    return _step(lifecycle.resolve, alert_id, services, principal, body)
+
+
+def _step(
+    step: Callable[..., dict[str, Any]],
+    alert_id: UUID,
+    services: ServicesDep,
+    principal: Principal,
+    body: NoteIn | None,
+) -> dict[str, Any]:
+    """One human lifecycle step (acknowledge or resolve) in its own transaction."""
     ctx = alerts_context(services)
     with services.transaction() as conn:
-        row = lifecycle.resolve(
-            conn, alert_id, _actor(principal), body.note if body else None, origin=ctx.origin
-        )
+        row = step(conn, alert_id, _actor(principal), body.note if body else None, origin=ctx.origin)
     return alert_public(row)
