@@ -64,6 +64,15 @@ def _password(directory: Path) -> str:
     return password
 
 
+def _can_bind(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -83,6 +92,10 @@ def embedded_broker(data_dir: Path, *, host: str = "127.0.0.1", port: int = 1883
     password = _password(directory)
     password_file = directory / "passwd"
     _write_private(password_file, f"{USERNAME}:{PasswordHash((Argon2Hasher(),)).hash(password)}\n")
+    if port and not _can_bind(host, port):
+        # e.g. a system Mosquitto already on 1883: the embedded broker must not fight it
+        logger.warning("port %d is taken; the embedded MQTT broker takes a free port", port)
+        port = 0
     port = port or _free_port(host)
     config: dict[str, Any] = {
         "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},

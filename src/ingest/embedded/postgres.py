@@ -16,11 +16,11 @@ logger = logging.getLogger(__name__)
 @contextmanager
 def embedded_postgres(data_dir: Path) -> Iterator[str]:
     """Start (or reuse) PostgreSQL with its data in ``data_dir/postgres``; yield its URL; stop it."""
-    import pgserver  # heavy import, only when the embedded server is wanted
-
     pgdata = (data_dir / "postgres").resolve()
     pgdata.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.resolve()))
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.resolve()))  # pgserver's socket directory
+
+    import pgserver  # heavy import, only when the embedded server is wanted
     try:
         server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     except Exception as exc:  # pgserver raises subprocess and assertion errors alike

@@ -97,3 +97,18 @@ def test_rpm_ingest_serve_with_the_embedded_broker_and_simulate(db_url: str, tmp
     finally:
         if serve.poll() is None:
             serve.kill()
+
+
+def test_embedded_broker_moves_off_a_taken_port(tmp_path: Path) -> None:
+    """A machine that already runs a broker on 1883 still gets a working embedded one."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with embedded_broker(tmp_path, port=port) as broker:
+            assert broker.port != port
+            assert local_broker_url(tmp_path) == broker.url
+            with socket.create_connection(("127.0.0.1", broker.port), timeout=5):
+                pass
