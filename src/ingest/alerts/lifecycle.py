@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, LiteralString
 from uuid import UUID
 
 import psycopg
@@ -51,17 +51,11 @@ def acknowledge(
         raise InvalidTransition(f"alert {alert_id} is already resolved")
     if row["status"] == "acknowledged":
         return row
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            "UPDATE alerts SET status = 'acknowledged', acknowledged_at = now(),"
-            " acknowledged_by = %s, acknowledged_by_token = %s, acknowledge_note = %s,"
-            f" updated_at = now() WHERE id = %s RETURNING {ALERT_COLUMNS}",
-            (actor.name, actor.token_id, note, alert_id),
-        )
-        updated = cur.fetchone()
-    assert updated is not None
-    write_events(conn, [PendingEvent("acknowledged", updated, actor=actor.name, note=note)], origin=origin)
-    return updated
+    return _record(
+        conn, alert_id, actor, note, origin, "acknowledged",
+        "status = 'acknowledged', acknowledged_at = now(), acknowledged_by = %s,"
+        " acknowledged_by_token = %s, acknowledge_note = %s",
+    )  # fmt: skip
 
 
 def resolve(
@@ -71,16 +65,31 @@ def resolve(
     row = _locked(conn, alert_id, actor)
     if row["status"] == "resolved":
         raise InvalidTransition(f"alert {alert_id} is already resolved")
+    return _record(
+        conn, alert_id, actor, note, origin, "resolved",
+        "status = 'resolved', resolved_at = now(), resolved_by = %s, resolved_by_token = %s,"
+        " resolve_note = %s, resolution = 'manual'",
+    )  # fmt: skip
+
+
+def _record(
+    conn: psycopg.Connection[Any],
+    alert_id: UUID,
+    actor: Actor,
+    note: str | None,
+    origin: str,
+    event: Literal["acknowledged", "resolved"],
+    assignments: LiteralString,
+) -> dict[str, Any]:
+    """Apply one human step (``assignments`` take actor name, token id and note) and log its event."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            "UPDATE alerts SET status = 'resolved', resolved_at = now(), resolved_by = %s,"
-            " resolved_by_token = %s, resolve_note = %s, resolution = 'manual', updated_at = now()"
-            f" WHERE id = %s RETURNING {ALERT_COLUMNS}",
+            f"UPDATE alerts SET {assignments}, updated_at = now() WHERE id = %s RETURNING {ALERT_COLUMNS}",
             (actor.name, actor.token_id, note, alert_id),
         )
         updated = cur.fetchone()
     assert updated is not None
-    write_events(conn, [PendingEvent("resolved", updated, actor=actor.name, note=note)], origin=origin)
+    write_events(conn, [PendingEvent(event, updated, actor=actor.name, note=note)], origin=origin)
     return updated
 
 
