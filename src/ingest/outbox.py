@@ -35,6 +35,7 @@ from fhir_export.models import DeviceInfo, ExportItem
 from fhir_export.outbox import Delivered, OutboxItem
 from fhir_export.table import MappingTable
 from ingest.pipeline import StoredReading
+from ingest.store.readings import NEW_READINGS
 
 logger = logging.getLogger(__name__)
 
@@ -115,12 +116,26 @@ INSERT INTO fhir_outbox (clinic_id, patient_id, device_id, export_key, kind, mea
 SELECT r.clinic_id, r.patient_id, r.device_id, r.export_key, r.kind, r.measured_at, r.readings,
        r.status, r.last_error, now() + make_interval(secs => r.delay_s)
 """
-# Single readings go in by COPY: the fastest path, and no conflict is possible (see the migration).
-_COPY_READINGS: Final = (
-    "COPY fhir_outbox (clinic_id, patient_id, device_id, export_key, kind, measured_at, readings,"
-    " status, last_error) FROM STDIN (FORMAT BINARY)"
+# Single readings go in straight from the batch's new rows (no conflict is possible for them:
+# see the migration). Their JSON is what reading_json() makes.
+_INSERT_SINGLES: Final = f"""
+WITH locked AS MATERIALIZED (  -- as _LOCK_PATIENTS
+    SELECT id, clinic_id, fhir_patient_id FROM patients
+    WHERE id IN (SELECT patient_id FROM {NEW_READINGS}) ORDER BY id FOR SHARE
 )
-_COPY_TYPES: Final = ("text", "uuid", "text", "text", "text", "timestamptz", "jsonb", "text", "text")
+INSERT INTO fhir_outbox (clinic_id, patient_id, device_id, export_key, kind, measured_at, readings,
+                         status, last_error)
+SELECT p.clinic_id, n.patient_id, n.device_id, n.metric, 'reading', n.measured_at,
+       jsonb_build_object(n.metric, jsonb_strip_nulls(jsonb_build_object(
+           'value', n.value, 'unit', n.unit,
+           'original_value', n.original_value, 'original_unit', n.original_unit,
+           'status', CASE WHEN cardinality(n.status) > 0 THEN to_jsonb(n.status) END,
+           'source', n.source, 'gateway_id', n.gateway_id, 'device_time', n.device_time))),
+       CASE WHEN p.fhir_patient_id IS NULL THEN 'waiting' ELSE 'pending' END,
+       CASE WHEN p.fhir_patient_id IS NULL THEN %(reason)s END
+FROM {NEW_READINGS} n JOIN locked p ON p.id = n.patient_id
+WHERE n.metric = ANY(%(metrics)s)
+"""
 _PANEL_CONFLICT: Final = "ON CONFLICT (device_id, export_key, measured_at) WHERE kind <> 'reading'"
 _INSERT_LATE: Final = _INSERT + _ROWS + _PANEL_CONFLICT + " DO NOTHING"
 _UPSERT_PANELS: Final = (
@@ -181,30 +196,32 @@ class OutboxWriter:
     def __init__(self, table: MappingTable, *, panel_wait_s: float = 30.0) -> None:
         self._table = table
         self._panel_wait_s = panel_wait_s
+        codings = table.metrics.values()
+        self._single_metrics = sorted(c.metric for c in codings if not c.bp_component)
+        self._panel_metrics = frozenset(c.metric for c in codings if c.bp_component)
 
     def __call__(self, conn: psycopg.Connection[Any], readings: Sequence[StoredReading]) -> None:
-        exported = [s for s in readings if self._table.get(s.reading.metric) is not None]
-        if not exported:
-            return
-        patients = {s.patient_id for s in exported}
+        panel_parts = [s for s in readings if s.reading.metric in self._panel_metrics]
+        with conn.cursor() as cur:
+            # Single readings: copied from the batch's new rows in SQL (they never travel back
+            # here), after locking their patients.
+            cur.execute(_INSERT_SINGLES, {"metrics": self._single_metrics, "reason": WAITING_REASON})
+            if panel_parts:
+                self._panels(cur, panel_parts)
+
+    def _panels(self, cur: psycopg.Cursor[Any], parts: Sequence[StoredReading]) -> None:
+        """Panel components join their panel's row (or make it); late ones get a failed row."""
         linked: dict[str, tuple[str, str | None]] = {
             str(pid): (clinic, fhir_id)
-            for pid, clinic, fhir_id in conn.execute(_LOCK_PATIENTS, (list(patients),)).fetchall()
+            for pid, clinic, fhir_id in cur.execute(
+                _LOCK_PATIENTS, (list({s.patient_id for s in parts}),)
+            ).fetchall()
         }
-        singles: list[tuple[Any, ...]] = []
         panels: dict[tuple[str, datetime], _Row] = {}
-        for stored in exported:
+        for stored in parts:
             reading, patient = stored.reading, str(stored.patient_id)
             clinic, fhir_id = linked[patient]
             status, reason = ("pending", None) if fhir_id else ("waiting", WAITING_REASON)
-            coding = self._table.get(reading.metric)
-            assert coding is not None
-            if not coding.bp_component:
-                singles.append(
-                    (clinic, stored.patient_id, reading.device_id, reading.metric, "reading",
-                     reading.measured_at, Jsonb({reading.metric: reading_json(reading)}), status, reason)
-                )  # fmt: skip
-                continue
             key = (reading.device_id, reading.measured_at)
             panel = panels.get(key)
             if panel is None:
@@ -213,21 +230,14 @@ class OutboxWriter:
                     {}, status, reason,
                 )  # fmt: skip
             panel.readings[reading.metric] = reading_json(reading)
-        with conn.cursor() as cur:
-            if singles:
-                with cur.copy(_COPY_READINGS) as copy:
-                    copy.set_types(_COPY_TYPES)
-                    for row in singles:
-                        copy.write_row(row)
-            if panels:
-                for panel in panels.values():
-                    complete = SYSTOLIC in panel.readings and DIASTOLIC in panel.readings
-                    panel.delay_s = 0.0 if complete else self._panel_wait_s
-                cur.execute(_UPSERT_PANELS, {"rows": Jsonb([p.as_json() for p in panels.values()])})
-                written = {(d, m) for d, m in cur.fetchall()}
-                late = [p for key, p in panels.items() if key not in written]
-                if late:
-                    self._late_components(cur, late)
+        for panel in panels.values():
+            complete = SYSTOLIC in panel.readings and DIASTOLIC in panel.readings
+            panel.delay_s = 0.0 if complete else self._panel_wait_s
+        cur.execute(_UPSERT_PANELS, {"rows": Jsonb([p.as_json() for p in panels.values()])})
+        written = {(d, m) for d, m in cur.fetchall()}
+        late = [p for key, p in panels.items() if key not in written]
+        if late:
+            self._late_components(cur, late)
 
     @staticmethod
     def _late_components(cur: psycopg.Cursor[Any], panels: list[_Row]) -> None:

@@ -1,4 +1,10 @@
-"""SQL for readings: idempotent batch insert (COPY -> staging -> INSERT ... ON CONFLICT) and queries."""
+"""SQL for readings: idempotent batch insert (COPY -> staging -> INSERT ... ON CONFLICT) and queries.
+
+After :func:`insert_readings`, and until the next call or the end of the transaction, the session
+temp table ``reading_new`` (:data:`NEW_READINGS`) holds exactly the rows that call stored, with
+their patients: hooks that only need to copy readings elsewhere do it in SQL from there, without
+sending the rows back and forth.
+"""
 
 from __future__ import annotations
 
@@ -20,20 +26,33 @@ _STAGE_COLUMNS: Final = (
     "idx, device_id, metric, measured_at, value, unit, original_value, original_unit,"
     " status, source, gateway_id, device_time"
 )
-_CREATE_STAGE: Final = """
+NEW_READINGS: Final = "reading_new"
+_CREATE_STAGE: Final = f"""
 CREATE TEMP TABLE IF NOT EXISTS reading_stage (
     idx integer NOT NULL, device_id text NOT NULL, metric text NOT NULL,
     measured_at timestamptz NOT NULL, value double precision NOT NULL, unit text NOT NULL,
     original_value double precision NOT NULL, original_unit text NOT NULL, status text[] NOT NULL,
     source text, gateway_id text, device_time timestamptz
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS {NEW_READINGS} (
+    device_id text NOT NULL, metric text NOT NULL, measured_at timestamptz NOT NULL,
+    patient_id uuid NOT NULL, value double precision NOT NULL, unit text NOT NULL,
+    original_value double precision NOT NULL, original_unit text NOT NULL, status text[] NOT NULL,
+    source text, gateway_id text, device_time timestamptz
 ) ON COMMIT DELETE ROWS
 """
+_NEW_COLUMNS: Final = (
+    "device_id, metric, measured_at, patient_id, value, unit, original_value, original_unit,"
+    " status, source, gateway_id, device_time"
+)
+# Rows of an earlier call in the same transaction go first.
+_CLEAR_STAGE: Final = f"DELETE FROM reading_stage; DELETE FROM {NEW_READINGS}"
 _COPY_STAGE: Final = f"COPY reading_stage ({_STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 _STAGE_TYPES: Final = (
     "int4", "text", "text", "timestamptz", "float8", "text", "float8", "text", "text[]", "text",
     "text", "timestamptz",
 )
-_INSERT_FROM_STAGE: Final = """
+_INSERT_FROM_STAGE: Final = f"""
 WITH ranges AS MATERIALIZED (
     -- each assignment of the batch's devices as a [since, until) range
     SELECT a.device_id, a.patient_id, a.since,
@@ -53,7 +72,9 @@ WITH ranges AS MATERIALIZED (
            original_unit, status, source, gateway_id, device_time, %(received_at)s
     FROM staged WHERE patient_id IS NOT NULL
     ON CONFLICT DO NOTHING
-    RETURNING device_id, metric, measured_at, patient_id
+    RETURNING {_NEW_COLUMNS}
+), noted AS (
+    INSERT INTO {NEW_READINGS} ({_NEW_COLUMNS}) SELECT {_NEW_COLUMNS} FROM inserted
 )
 -- the new rows by key, and the rows that could not be attributed by batch index;
 -- every other row of the batch was already stored (a duplicate)
@@ -98,11 +119,12 @@ def insert_readings(
 
     Must run inside the caller's transaction: the staging rows vanish at commit.
     """
-    if not readings:
-        return []
     with conn.cursor() as cur:
         if conn not in _staged_connections:
             cur.execute(_CREATE_STAGE)
+        cur.execute(_CLEAR_STAGE)
+        if not readings:
+            return []
         with cur.copy(_COPY_STAGE) as copy:
             copy.set_types(_STAGE_TYPES)
             for idx, r in enumerate(readings):
@@ -124,9 +146,6 @@ def insert_readings(
                 )
         cur.execute(_INSERT_FROM_STAGE, {"received_at": received_at})
         rows = cur.fetchall()
-        # The temp table is emptied at commit; empty it now too so a later batch in the same
-        # transaction starts clean.
-        cur.execute("DELETE FROM reading_stage")
     position = {r.key: i for i, r in enumerate(readings)}
     results = [_DUPLICATE] * len(readings)
     for idx, device_id, metric, measured_at, patient_id, known in rows:
