@@ -126,11 +126,16 @@ WITH locked AS MATERIALIZED (  -- as _LOCK_PATIENTS
 INSERT INTO fhir_outbox (clinic_id, patient_id, device_id, export_key, kind, measured_at, readings,
                          status, last_error)
 SELECT p.clinic_id, n.patient_id, n.device_id, n.metric, 'reading', n.measured_at,
-       jsonb_build_object(n.metric, jsonb_strip_nulls(jsonb_build_object(
+       jsonb_build_object(n.metric, jsonb_build_object(
            'value', n.value, 'unit', n.unit,
-           'original_value', n.original_value, 'original_unit', n.original_unit,
-           'status', CASE WHEN cardinality(n.status) > 0 THEN to_jsonb(n.status) END,
-           'source', n.source, 'gateway_id', n.gateway_id, 'device_time', n.device_time))),
+           'original_value', n.original_value, 'original_unit', n.original_unit
+       ) || CASE  -- the optional fields, when there are any (most readings have none)
+           WHEN cardinality(n.status) = 0 AND n.source IS NULL AND n.gateway_id IS NULL
+                AND n.device_time IS NULL THEN '{{}}'::jsonb
+           ELSE jsonb_strip_nulls(jsonb_build_object(
+               'status', CASE WHEN cardinality(n.status) > 0 THEN to_jsonb(n.status) END,
+               'source', n.source, 'gateway_id', n.gateway_id, 'device_time', n.device_time))
+           END),
        CASE WHEN p.fhir_patient_id IS NULL THEN 'waiting' ELSE 'pending' END,
        CASE WHEN p.fhir_patient_id IS NULL THEN %(reason)s END
 FROM {NEW_READINGS} n JOIN locked p ON p.id = n.patient_id

@@ -3,11 +3,13 @@ around them (debounce runs, rate-of-change windows), fetched in as few queries a
 
 from __future__ import annotations
 
+import operator
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any, Final
 from uuid import UUID
 
@@ -80,7 +82,9 @@ def group_readings(readings: Sequence[StoredReading]) -> dict[GroupKey, Group]:
         group.readings.append(sr)
     for g in groups.values():
         if len(g.readings) > 1:
-            g.readings.sort(key=lambda s: (s.reading.measured_at, s.reading.device_id))
+            times = [sr.reading.measured_at for sr in g.readings]
+            if not all(map(operator.lt, times, islice(times, 1, None))):  # most batches are in order
+                g.readings.sort(key=lambda s: (s.reading.measured_at, s.reading.device_id))
     return groups
 
 
@@ -94,6 +98,7 @@ def plan_history(groups: dict[GroupKey, Group], book: RuleBook, order: list[Grou
     own = book.patients_with_rules()
     clinic_of = {p.int: c for p, c in book.clinic_of.items()}
     per_clinic: dict[tuple[str, str], MetricRules | None] = {}
+    bands: dict[int, tuple[float, float]] = {}  # by id() of the threshold parameters
     for gkey in order:
         g = groups[gkey]
         pint, metric = gkey
@@ -115,7 +120,15 @@ def plan_history(groups: dict[GroupKey, Group], book: RuleBook, order: list[Grou
         rule = rules.threshold
         if rule is not None:
             p = rule.threshold
-            g.out_of_range = any(p.out_of_range(sr.reading.value) for sr in g.readings)
+            band = bands.get(id(p))
+            if band is None:
+                band = bands[id(p)] = p.warning_band()
+            if len(g.readings) == 1:
+                value = g.readings[0].reading.value
+                g.out_of_range = value < band[0] or value > band[1]
+            else:  # the extremes decide for the whole group
+                values = [sr.reading.value for sr in g.readings]
+                g.out_of_range = min(values) < band[0] or max(values) > band[1]
             if g.out_of_range:
                 plan.out_of_range.append(gkey)
                 if p.debounced:

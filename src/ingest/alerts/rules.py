@@ -104,6 +104,11 @@ class ThresholdParams(_Params):
             inf if whi is None else whi - h,
         )
 
+    def warning_band(self) -> tuple[float, float]:
+        """(low, high): a value outside is out of range (infinite where there is no bound)."""
+        _, _, wlo, whi, _, _ = self._cuts
+        return wlo, whi
+
     def out_of_range(self, value: float) -> bool:
         """Beyond a warning (or critical) bound: what ``level`` calls warning or critical."""
         _, _, wlo, whi, _, _ = self._cuts

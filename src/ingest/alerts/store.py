@@ -65,17 +65,17 @@ def prepare_batch(
     with conn.pipeline():
         locks = conn.execute(
             "SELECT count(*), (SELECT version FROM alert_config) FROM"
-            " (SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS t(k)) AS held",
+            " (SELECT pg_advisory_xact_lock(k) FROM unnest(%b::bigint[]) AS t(k)) AS held",
             (keys,),
         )
         alerts = conn.cursor(row_factory=dict_row)
         alerts.execute(
-            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE patient_id = ANY(%s) AND status <> 'resolved'",
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE patient_id = ANY(%b) AND status <> 'resolved'",
             (ordered,),
         )
         found = None
         if unknown:
-            found = conn.execute("SELECT id, clinic_id FROM patients WHERE id = ANY(%s)", (unknown,))
+            found = conn.execute("SELECT id, clinic_id FROM patients WHERE id = ANY(%b)", (unknown,))
         extras = [conn.execute(query, params) for query, params in extra]
     row = locks.fetchone()
     clinic_of = dict(known)
@@ -140,7 +140,7 @@ def active_alerts(
     """Alerts not yet resolved for these patients, by (patient, rule key, subject)."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE patient_id = ANY(%s) AND status <> 'resolved'",
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE patient_id = ANY(%b) AND status <> 'resolved'",
             (list(set(patient_ids)),),
         )
         return {(r["patient_id"], r["rule_key"], r["subject"]): r for r in cur.fetchall()}
