@@ -75,6 +75,19 @@ def reading_json(reading: Reading) -> dict[str, Any]:
     return data
 
 
+def row_readings(alias: str = "fhir_outbox") -> str:
+    """SQL for a row's readings as one document (metric -> what reading_json() makes), whichever
+    way the row keeps them: the JSON column (panels, late components) or the typed columns
+    (single readings)."""
+    t = alias
+    return f"""coalesce({t}.readings, jsonb_build_object({t}.export_key, jsonb_strip_nulls(
+    jsonb_build_object(
+        'value', {t}.value, 'unit', {t}.unit, 'original_value', {t}.original_value,
+        'original_unit', {t}.original_unit,
+        'status', CASE WHEN cardinality({t}.reading_status) > 0 THEN to_jsonb({t}.reading_status) END,
+        'source', {t}.source, 'gateway_id', {t}.gateway_id, 'device_time', {t}.device_time))))"""
+
+
 def reading_from_json(device_id: str, measured_at: datetime, metric: str, data: Any) -> Reading:
     """The reading back from a row; KeyError, TypeError or ValueError when it is unreadable."""
     device_time = data.get("device_time")
@@ -116,31 +129,25 @@ INSERT INTO fhir_outbox (clinic_id, patient_id, device_id, export_key, kind, mea
 SELECT r.clinic_id, r.patient_id, r.device_id, r.export_key, r.kind, r.measured_at, r.readings,
        r.status, r.last_error, now() + make_interval(secs => r.delay_s)
 """
-# Single readings go in straight from the batch's new rows (no conflict is possible for them:
-# see the migration). Their JSON is what reading_json() makes.
+# Single readings go in straight from the batch's new rows, into typed columns (no conflict is
+# possible for them: see the migrations).
 _INSERT_SINGLES: Final = f"""
 WITH locked AS MATERIALIZED (  -- as _LOCK_PATIENTS
     SELECT id, clinic_id, fhir_patient_id FROM patients
     WHERE id IN (SELECT patient_id FROM {NEW_READINGS}) ORDER BY id FOR SHARE
 )
-INSERT INTO fhir_outbox (clinic_id, patient_id, device_id, export_key, kind, measured_at, readings,
-                         status, last_error)
+INSERT INTO fhir_outbox (clinic_id, patient_id, device_id, export_key, kind, measured_at, status,
+                         last_error, value, unit, original_value, original_unit, reading_status,
+                         source, gateway_id, device_time)
 SELECT p.clinic_id, n.patient_id, n.device_id, n.metric, 'reading', n.measured_at,
-       jsonb_build_object(n.metric, jsonb_build_object(
-           'value', n.value, 'unit', n.unit,
-           'original_value', n.original_value, 'original_unit', n.original_unit
-       ) || CASE  -- the optional fields, when there are any (most readings have none)
-           WHEN cardinality(n.status) = 0 AND n.source IS NULL AND n.gateway_id IS NULL
-                AND n.device_time IS NULL THEN '{{}}'::jsonb
-           ELSE jsonb_strip_nulls(jsonb_build_object(
-               'status', CASE WHEN cardinality(n.status) > 0 THEN to_jsonb(n.status) END,
-               'source', n.source, 'gateway_id', n.gateway_id, 'device_time', n.device_time))
-           END),
        CASE WHEN p.fhir_patient_id IS NULL THEN 'waiting' ELSE 'pending' END,
-       CASE WHEN p.fhir_patient_id IS NULL THEN %(reason)s END
+       CASE WHEN p.fhir_patient_id IS NULL THEN %(reason)s END,
+       n.value, n.unit, n.original_value, n.original_unit, n.status, n.source, n.gateway_id,
+       n.device_time
 FROM {NEW_READINGS} n JOIN locked p ON p.id = n.patient_id
 WHERE n.metric = ANY(%(metrics)s)
 """
+
 _PANEL_CONFLICT: Final = "ON CONFLICT (device_id, export_key, measured_at) WHERE kind <> 'reading'"
 _INSERT_LATE: Final = _INSERT + _ROWS + _PANEL_CONFLICT + " DO NOTHING"
 _UPSERT_PANELS: Final = (
@@ -267,7 +274,7 @@ class OutboxWriter:
 
 # --------------------------------------------------------------------------- claims
 
-_CLAIM: Final = """
+_CLAIM: Final = f"""
 WITH due AS (
     SELECT id FROM fhir_outbox
     WHERE status = 'pending' AND next_attempt_at <= now()
@@ -281,7 +288,8 @@ SET claim_token = %(token)s, claimed_by = %(worker)s,
     claimed_until = now() + make_interval(secs => %(lease)s)
 FROM due, patients p, devices d
 WHERE o.id = due.id AND p.id = o.patient_id AND d.id = o.device_id
-RETURNING o.id, o.device_id, o.measured_at, o.readings, o.attempts, p.fhir_patient_id,
+RETURNING o.id, o.device_id, o.measured_at, {row_readings("o")},
+          o.attempts, p.fhir_patient_id,
           d.type, d.manufacturer, d.model, d.serial
 """
 _CLEAR_CLAIM: Final = "claim_token = NULL, claimed_by = NULL, claimed_until = NULL, updated_at = now()"

@@ -125,10 +125,11 @@ class Pipeline:
                 outcome.rejected.append(rejection)
                 letters.append(_letter(env, rejection.reason, _raw_of(rejection), rejection.index))
             for index, reading in parsed.readings:
-                if reading.key in seen:
+                key = reading.key
+                if key in seen:
                     outcome.duplicates += 1
                     continue
-                seen.add(reading.key)
+                seen.add(key)
                 batch.append(reading)
                 owners.append((pos, index))
 

@@ -9,11 +9,13 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ingest.errors import Conflict, NotFound
+from ingest.outbox import row_readings
 from ingest.store.registry import PATIENT_COLUMNS
 
 STATUSES: Final = ("pending", "waiting", "sent", "failed")
 EXPORT_COLUMNS: Final = (
-    "id, clinic_id, patient_id, device_id, export_key, kind, measured_at, readings, status, attempts,"
+    "id, clinic_id, patient_id, device_id, export_key, kind, measured_at,"
+    f" {row_readings()} AS readings, status, attempts,"
     " next_attempt_at, last_error, claimed_by, claimed_until, fhir_reference, created_in_ehr,"
     " created_at, updated_at, sent_at"
 )

@@ -45,8 +45,6 @@ _NEW_COLUMNS: Final = (
     "device_id, metric, measured_at, patient_id, value, unit, original_value, original_unit,"
     " status, source, gateway_id, device_time"
 )
-# Rows of an earlier call in the same transaction go first.
-_CLEAR_STAGE: Final = f"DELETE FROM reading_stage; DELETE FROM {NEW_READINGS}"
 _COPY_STAGE: Final = f"COPY reading_stage ({_STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 _STAGE_TYPES: Final = (
     "int4", "text", "text", "timestamptz", "float8", "text", "float8", "text", "text[]", "text",
@@ -75,12 +73,22 @@ WITH ranges AS MATERIALIZED (
     RETURNING {_NEW_COLUMNS}
 ), noted AS (
     INSERT INTO {NEW_READINGS} ({_NEW_COLUMNS}) SELECT {_NEW_COLUMNS} FROM inserted
+), forgotten AS (
+    -- what an earlier call of the same transaction left (every sub-statement sees the snapshot
+    -- taken before this one, so these deletes miss the rows it adds)
+    DELETE FROM {NEW_READINGS}
+), unstaged AS (
+    DELETE FROM reading_stage
 )
--- the new rows by key, and the rows that could not be attributed by batch index;
--- every other row of the batch was already stored (a duplicate)
-SELECT NULL::integer, device_id, metric, measured_at, patient_id, true FROM inserted
-UNION ALL
-SELECT idx, NULL, NULL, NULL, NULL, known FROM staged WHERE patient_id IS NULL
+-- batch indexes grouped by patient (few rows to read back): the new rows, with their patient,
+-- and the rows that could not be attributed (no patient; known tells whether the device is
+-- registered). Every other row of the batch was already stored (a duplicate).
+SELECT s.patient_id, s.known, array_agg(s.idx)
+FROM staged s
+LEFT JOIN inserted i ON i.device_id = s.device_id AND i.metric = s.metric
+                    AND i.measured_at = s.measured_at
+WHERE s.patient_id IS NULL OR i.device_id IS NOT NULL
+GROUP BY s.patient_id, s.known
 """
 
 
@@ -110,6 +118,8 @@ class InsertResult:
 
 
 _DUPLICATE: Final = InsertResult(InsertStatus.DUPLICATE, None)
+_UNASSIGNED: Final = InsertResult(InsertStatus.UNASSIGNED, None)
+_UNKNOWN_DEVICE: Final = InsertResult(InsertStatus.UNKNOWN_DEVICE, None)
 
 
 def insert_readings(
@@ -122,8 +132,8 @@ def insert_readings(
     with conn.cursor() as cur:
         if conn not in _staged_connections:
             cur.execute(_CREATE_STAGE)
-        cur.execute(_CLEAR_STAGE)
         if not readings:
+            cur.execute(f"DELETE FROM {NEW_READINGS}")  # hooks see nothing new
             return []
         with cur.copy(_COPY_STAGE) as copy:
             copy.set_types(_STAGE_TYPES)
@@ -144,18 +154,17 @@ def insert_readings(
                         r.device_time,
                     )
                 )
-        cur.execute(_INSERT_FROM_STAGE, {"received_at": received_at})
+        # binary results: the index arrays load without parsing text
+        cur.execute(_INSERT_FROM_STAGE, {"received_at": received_at}, binary=True)
         rows = cur.fetchall()
-    position = {r.key: i for i, r in enumerate(readings)}
     results = [_DUPLICATE] * len(readings)
-    for idx, device_id, metric, measured_at, patient_id, known in rows:
-        if idx is None:
-            results[position[(device_id, metric, measured_at)]] = InsertResult(
-                InsertStatus.INSERTED, patient_id
-            )
+    for patient_id, known, indexes in rows:
+        if patient_id is not None:
+            result = InsertResult(InsertStatus.INSERTED, patient_id)
         else:
-            status = InsertStatus.UNASSIGNED if known else InsertStatus.UNKNOWN_DEVICE
-            results[idx] = InsertResult(status, None)
+            result = _UNASSIGNED if known else _UNKNOWN_DEVICE
+        for idx in indexes:
+            results[idx] = result
     return results
 
 

@@ -247,7 +247,9 @@ def test_retry_failed_requeues_a_clinics_or_a_patients_failures(
         fail(service, row["id"], "EHR refused (HTTP 400): Patient/x does not resolve")
     with service.services.transaction() as conn:  # a late panel component is not requeued
         conn.execute(
-            "UPDATE fhir_outbox SET kind = 'late_component', export_key = 'late:heart_rate'"
+            "UPDATE fhir_outbox SET kind = 'late_component', export_key = 'late:heart_rate',"
+            " readings = jsonb_build_object('heart_rate', jsonb_build_object('value', value,"
+            " 'unit', unit, 'original_value', original_value, 'original_unit', original_unit))"
             " WHERE id = (SELECT min(id) FROM fhir_outbox WHERE patient_id = %s)",
             (first,),
         )

@@ -68,6 +68,35 @@ def test_reading_round_trips_through_a_row() -> None:
     assert reading_from_json("dev-1", T0, "body_weight", stored) == reading
 
 
+def test_single_reading_row_gives_back_the_stored_reading(home: Home) -> None:
+    """A single reading's row keeps it in typed columns; the claim rebuilds the same reading,
+    optional fields included, and the exports API shows the same document."""
+    device_time = (T0 - timedelta(seconds=3)).isoformat()
+    home.ingest(
+        [
+            hr(70, minute=0),
+            hr(130, minute=1, status=["irregular_pulse", "motion"], source="ble", gateway_id="hub-1",
+               device_time=device_time),
+        ]
+    )  # fmt: skip
+    rows = home.rows()
+    assert [r["readings"] for r in rows] == [None, None]  # not a JSON document: typed columns
+    with home.pool.connection() as conn:
+        (shown,) = store.get_export(conn, rows[1]["id"])["readings"].values()
+    assert shown == {
+        "value": 130, "unit": "/min", "original_value": 130, "original_unit": "/min",
+        "status": ["irregular_pulse", "motion"], "source": "ble", "gateway_id": "hub-1",
+        "device_time": shown["device_time"],
+    }  # fmt: skip
+    with PgOutbox(home.pool, worker="w").claim(10) as claim:
+        plain, flagged = (item.item.readings[0] for item in claim.items)
+    assert (plain.value, plain.status, plain.source, plain.device_time) == (70.0, (), None, None)
+    assert flagged.status == ("irregular_pulse", "motion")
+    assert (flagged.source, flagged.gateway_id) == ("ble", "hub-1")
+    assert flagged.device_time == T0 - timedelta(seconds=3)
+    assert flagged.measured_at == T0 + timedelta(minutes=1) and flagged.unit == "/min"
+
+
 def test_incomplete_panel_waits_for_its_other_half_then_goes_at_once(pool: ConnectionPool) -> None:
     home = make_home(pool, fhir_patient_id="pat-1", panel_wait_s=600)
     home.ingest(bp(128, None, minute=5))
