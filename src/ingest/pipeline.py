@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 from uuid import UUID
 
 import psycopg
@@ -33,9 +33,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class StoredReading:
-    """A reading that was new to the store, with the patient it was attributed to."""
+class StoredReading(NamedTuple):
+    """A reading that was new to the store, with the patient it was attributed to (a named
+    tuple: one is made per stored reading)."""
 
     reading: Reading
     patient_id: UUID

@@ -33,6 +33,14 @@ class Services:
         with self.pool.connection() as conn, conn.transaction():
             yield conn
 
+    @contextmanager
+    def pipelined_transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """Like :meth:`transaction`, with BEGIN, the statements and COMMIT sent together (pipeline
+        mode): for a few statements that need no answer before the next is sent, one round trip
+        instead of three. Errors, the commit's included, are raised when the block ends."""
+        with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+            yield conn
+
     def ingest(self, source: str, envelopes: Sequence[Envelope]) -> list[Outcome]:
         """Run envelopes through the pipeline in one transaction; counted after commit."""
         started = time.perf_counter()

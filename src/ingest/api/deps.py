@@ -32,7 +32,7 @@ def get_principal(
             "missing bearer token",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    with services.transaction() as conn:
+    with services.pipelined_transaction() as conn:
         principal = resolve_token(conn, credentials.credentials)
     if principal is None:
         raise HTTPException(

@@ -31,7 +31,7 @@ def install_security(app: FastAPI, services: Services) -> None:
     )
 
     def write(event: AuditEvent) -> None:
-        with services.transaction() as conn:
+        with services.pipelined_transaction() as conn:
             insert_event(conn, event)
         audited.labels(event.action).inc()
 

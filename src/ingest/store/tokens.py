@@ -73,17 +73,28 @@ def create_token(
     return secret, row[0]
 
 
+# last_used_at is kept to the minute: a token in steady use (a gateway posting every few seconds)
+# would otherwise turn every request into a write and a WAL flush. The audit log has every use.
+LAST_USED_RESOLUTION_S: Final = 60
+_RESOLVE: Final = f"""
+WITH valid AS (
+    SELECT id, name, role, clinic_id, device_id, last_used_at FROM api_tokens
+    WHERE token_hash = %s AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+), touched AS (
+    UPDATE api_tokens t SET last_used_at = now() FROM valid v
+    WHERE t.id = v.id
+      AND (v.last_used_at IS NULL
+           OR v.last_used_at < now() - make_interval(secs => {LAST_USED_RESOLUTION_S}))
+)
+SELECT id, name, role, clinic_id, device_id FROM valid
+"""
+
+
 def resolve_token(conn: psycopg.Connection[Any], secret: str) -> Principal | None:
     """The principal of a valid (known, unexpired, unrevoked) token, or None."""
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
-    row = conn.execute(
-        "UPDATE api_tokens SET last_used_at = now()"
-        " WHERE token_hash = %s AND revoked_at IS NULL"
-        " AND (expires_at IS NULL OR expires_at > now())"
-        " RETURNING id, name, role, clinic_id, device_id",
-        (hash_token(secret),),
-    ).fetchone()
+    row = conn.execute(_RESOLVE, (hash_token(secret),)).fetchone()
     if row is None:
         return None
     return Principal(token_id=row[0], name=row[1], role=row[2], clinic_id=row[3], device_id=row[4])

@@ -43,6 +43,23 @@ def test_only_the_hash_is_stored_and_last_use_is_recorded(service: RunningServic
     assert second_use is not None and second_use >= first_use
 
 
+def test_last_use_is_written_at_most_once_a_minute(service: RunningService) -> None:
+    secret, token_id = new_token(service)
+    with service.client(secret) as client:
+        assert client.get("/v1/patients").status_code == 200
+        _, first_use, _ = token_row(service, token_id)
+        assert client.get("/v1/patients").status_code == 200  # within the minute: no write
+        assert token_row(service, token_id)[1] == first_use
+        with service.services.transaction() as conn:  # a minute later, it is written again
+            conn.execute(
+                "UPDATE api_tokens SET last_used_at = last_used_at - interval '61 seconds' WHERE id = %s",
+                (token_id,),
+            )
+        assert client.get("/v1/patients").status_code == 200
+    _, later_use, _ = token_row(service, token_id)
+    assert first_use is not None and later_use is not None and later_use > first_use
+
+
 def test_an_expired_token_is_refused(service: RunningService) -> None:
     expired, _ = new_token(service, expires_at=datetime.now(UTC) - timedelta(seconds=1))
     valid, _ = new_token(service, expires_at=datetime.now(UTC) + timedelta(days=1))

@@ -13,7 +13,7 @@ from devices.message import decode_json
 from devices.models import DEVICE_ID_RE
 from ingest.api.deps import PrincipalDep, ServicesDep
 from ingest.api.schemas import IngestResult, RejectionOut
-from ingest.pipeline import Envelope
+from ingest.pipeline import Envelope, Outcome
 from ingest.store.deadletters import DeadLetter, insert_dead_letters
 from ingest.store.tokens import Principal
 
@@ -70,11 +70,10 @@ async def post_readings(
             status.HTTP_413_CONTENT_TOO_LARGE,
             f"{len(readings)} readings in one request; at most {settings.max_readings_per_message}",
         )
-    await run_in_threadpool(_authorize_device, services, principal, device_id)
     envelope = Envelope(
         source="http", raw=raw, received_at=received_at, device_id=device_id, decoded=body
     )
-    [outcome] = await run_in_threadpool(services.ingest, "http", [envelope])
+    outcome = await run_in_threadpool(_authorize_and_ingest, services, principal, envelope)
     if outcome.error is not None:
         raise HTTPException(422, outcome.error)
     return IngestResult(
@@ -82,6 +81,14 @@ async def post_readings(
         duplicates=outcome.duplicates,
         rejected=[RejectionOut(index=r.index, reason=r.reason) for r in outcome.rejected],
     )
+
+
+def _authorize_and_ingest(services: ServicesDep, principal: Principal, envelope: Envelope) -> Outcome:
+    """One trip to the worker threads for both steps."""
+    assert envelope.device_id is not None
+    _authorize_device(services, principal, envelope.device_id)
+    [outcome] = services.ingest("http", [envelope])
+    return outcome
 
 
 def _authorize_device(services: ServicesDep, principal: Principal, device_id: str) -> None:
