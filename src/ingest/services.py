@@ -41,10 +41,20 @@ class Services:
         with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             yield conn
 
-    def ingest(self, source: str, envelopes: Sequence[Envelope]) -> list[Outcome]:
-        """Run envelopes through the pipeline in one transaction; counted after commit."""
+    def ingest(
+        self,
+        source: str,
+        envelopes: Sequence[Envelope],
+        *,
+        before_commit: Callable[[psycopg.Connection[Any], list[Outcome]], None] | None = None,
+    ) -> list[Outcome]:
+        """Run envelopes through the pipeline in one transaction; counted after commit.
+
+        ``before_commit`` writes what must commit with the batch (the request's audit row)."""
         started = time.perf_counter()
         with self.transaction() as conn:
             outcomes = self.pipeline.process(conn, envelopes)
+            if before_commit is not None:
+                before_commit(conn, outcomes)
         self.metrics.observe(source, outcomes, time.perf_counter() - started)
         return outcomes

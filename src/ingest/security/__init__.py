@@ -8,6 +8,9 @@ CORS (only with configured origins) -> security headers -> header limit -> rate 
 
 from __future__ import annotations
 
+from typing import Any, Final
+
+import psycopg
 from fastapi import FastAPI
 from prometheus_client import Counter
 
@@ -18,7 +21,35 @@ from ingest.security.limits import HeaderLimit
 from ingest.security.ratelimit import RateLimiter, RateLimitMiddleware
 from ingest.services import Services
 
-__all__ = ["install_security"]
+__all__ = ["AuditLog", "audit_log", "install_security"]
+
+
+AUDIT_LOG_KEY: Final = "audit_log"
+
+
+class AuditLog:
+    """Writes audit rows: on their own (the middleware) or in a caller's transaction."""
+
+    def __init__(self, services: Services, counter: Counter) -> None:
+        self._services = services
+        self._counter = counter
+
+    def write(self, event: AuditEvent) -> None:
+        with self._services.pipelined_transaction() as conn:
+            insert_event(conn, event)
+        self.counted(event)
+
+    def write_in(self, conn: psycopg.Connection[Any], event: AuditEvent) -> None:
+        """Insert in the caller's transaction; call :meth:`counted` once it has committed."""
+        insert_event(conn, event)
+
+    def counted(self, event: AuditEvent) -> None:
+        self._counter.labels(event.action).inc()
+
+
+def audit_log(services: Services) -> AuditLog | None:
+    log = services.extras.get(AUDIT_LOG_KEY)
+    return log if isinstance(log, AuditLog) else None
 
 
 def install_security(app: FastAPI, services: Services) -> None:
@@ -30,12 +61,9 @@ def install_security(app: FastAPI, services: Services) -> None:
         "rpm_http_rate_limited", "Requests refused by the per-token rate limit", registry=registry
     )
 
-    def write(event: AuditEvent) -> None:
-        with services.pipelined_transaction() as conn:
-            insert_event(conn, event)
-        audited.labels(event.action).inc()
-
-    app.add_middleware(AuditMiddleware, writer=write)
+    log = AuditLog(services, audited)
+    services.extras[AUDIT_LOG_KEY] = log
+    app.add_middleware(AuditMiddleware, writer=log.write)
     if settings.rate_limit_per_minute > 0:
         limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
         services.extras["rate_limiter"] = limiter

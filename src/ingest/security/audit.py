@@ -12,7 +12,10 @@ anyone remembering to. Requests under ``/v1`` are audited even when refused (401
 records probing; other routes only when a caller is known.
 
 The row is committed before the first byte of the response leaves: when the audit log cannot be
-written, the caller gets 503 and no data (fail closed).
+written, the caller gets 503 and no data (fail closed). A route that writes data may instead
+write the row in the same transaction as the data (:func:`route_event`, :func:`mark_written`):
+then the data and its audit row commit together or not at all, in one commit (HTTP ingest does
+this).
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ REDACTED_QUERY: Final = frozenset(
 _READ_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 PRINCIPAL_STATE_KEY: Final = "principal"
 PATIENT_STATE_KEY: Final = "audit_patient_id"
+REQUEST_ID_STATE_KEY: Final = "request_id"
+# Set by a route that committed the request's audit row in its own transaction (with the data it
+# wrote): the status that row records. The middleware writes no second row for that status.
+WRITTEN_STATE_KEY: Final = "audit_written_status"
 
 AuditWriter = Callable[[AuditEvent], None]
 
@@ -160,6 +167,18 @@ def build_event(scope: Scope, status: int, request_id: UUID) -> AuditEvent | Non
     )
 
 
+def route_event(scope: Scope, status: int) -> AuditEvent | None:
+    """The audit row of the request in ``scope`` answered with ``status``, for a route to write
+    in its own transaction (None when the request is not audited or not under the middleware).
+    After that transaction commits, the route calls :func:`mark_written`."""
+    request_id = (scope.get("state") or {}).get(REQUEST_ID_STATE_KEY)
+    return build_event(scope, status, request_id) if isinstance(request_id, UUID) else None
+
+
+def mark_written(scope: Scope, status: int) -> None:
+    scope.setdefault("state", {})[WRITTEN_STATE_KEY] = status
+
+
 class AuditMiddleware:
     """Write the audit row before the response starts; answer 503 when it cannot be written."""
 
@@ -172,7 +191,7 @@ class AuditMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = uuid4()
-        scope.setdefault("state", {})["request_id"] = request_id
+        scope.setdefault("state", {})[REQUEST_ID_STATE_KEY] = request_id
         started = False
         refused = False
 
@@ -200,6 +219,8 @@ class AuditMiddleware:
             raise
 
     async def _record(self, scope: Scope, status: int, request_id: UUID) -> bool:
+        if (scope.get("state") or {}).get(WRITTEN_STATE_KEY) == status:
+            return True  # committed by the route, with its data
         event = build_event(scope, status, request_id)
         if event is None:
             return True

@@ -62,6 +62,17 @@ def test_reads_and_writes_record_who_what_when_where(full_service: RunningServic
     assert r.status_code == 200
     [write] = [row for row in audit_rows(full_service) if str(row["request_id"]) == r.headers["x-request-id"]]
     assert write["action"] == "write" and write["actor_role"] == "admin" and write["route"] == "/v1/readings"
+    assert write["status"] == 200  # written in the transaction that stored the reading: one row
+
+    # Refused before anything is stored: the middleware writes the row, with the refusal.
+    device_token = full_service.token("device", device=north.device_id)
+    with full_service.client(device_token) as device:
+        body["device_id"] = "SOMEONE-ELSE"
+        refused = device.post("/v1/readings", json=body)
+    assert refused.status_code == 403
+    refused_id = refused.headers["x-request-id"]
+    [row] = [row for row in audit_rows(full_service) if str(row["request_id"]) == refused_id]
+    assert row["status"] == 403 and row["actor_role"] == "device"
 
 
 def test_refused_and_anonymous_attempts_are_audited_too(full_service: RunningService) -> None:

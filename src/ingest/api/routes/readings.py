@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
+import psycopg
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
+from starlette.types import Scope
 
 from devices.errors import MalformedPayload
 from devices.message import decode_json
@@ -14,6 +17,9 @@ from devices.models import DEVICE_ID_RE
 from ingest.api.deps import PrincipalDep, ServicesDep
 from ingest.api.schemas import IngestResult, RejectionOut
 from ingest.pipeline import Envelope, Outcome
+from ingest.security import audit_log
+from ingest.security.audit import mark_written, route_event
+from ingest.security.audit_store import AuditEvent
 from ingest.store.deadletters import DeadLetter, insert_dead_letters
 from ingest.store.tokens import Principal
 
@@ -73,7 +79,7 @@ async def post_readings(
     envelope = Envelope(
         source="http", raw=raw, received_at=received_at, device_id=device_id, decoded=body
     )
-    outcome = await run_in_threadpool(_authorize_and_ingest, services, principal, envelope)
+    outcome = await run_in_threadpool(_authorize_and_ingest, services, principal, envelope, request.scope)
     if outcome.error is not None:
         raise HTTPException(422, outcome.error)
     return IngestResult(
@@ -83,11 +89,28 @@ async def post_readings(
     )
 
 
-def _authorize_and_ingest(services: ServicesDep, principal: Principal, envelope: Envelope) -> Outcome:
-    """One trip to the worker threads for both steps."""
+def _authorize_and_ingest(
+    services: ServicesDep, principal: Principal, envelope: Envelope, scope: Scope
+) -> Outcome:
+    """Authorize, then store the readings and the request's audit row in one transaction (one
+    trip to the worker threads, one commit)."""
     assert envelope.device_id is not None
     _authorize_device(services, principal, envelope.device_id)
-    [outcome] = services.ingest("http", [envelope])
+    audit = audit_log(services)
+    written: list[tuple[AuditEvent, int]] = []
+
+    def record(conn: psycopg.Connection[Any], outcomes: list[Outcome]) -> None:
+        status_code = 422 if outcomes[0].error is not None else 200  # as post_readings answers
+        event = route_event(scope, status_code) if audit is not None else None
+        if audit is not None and event is not None:
+            audit.write_in(conn, event)
+            written.append((event, status_code))
+
+    [outcome] = services.ingest("http", [envelope], before_commit=record)
+    for event, status_code in written:  # committed
+        assert audit is not None
+        audit.counted(event)
+        mark_written(scope, status_code)
     return outcome
 
 
