@@ -27,6 +27,8 @@ from typing import Any
 import httpx
 import psycopg
 
+# The repository, not bench/ (where fhir_export.py would shadow the package of that name).
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._support import fresh_database  # noqa: E402
 

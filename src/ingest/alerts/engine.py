@@ -100,7 +100,7 @@ class _Run:
         # Plan the history queries with the rules this process holds, so they travel in the same
         # round trip as the locks; if the rules turn out to have changed, plan and fetch again.
         latest = engine.rules.latest
-        guess = {p: c for p in patients if (c := engine.clinics.get(p)) is not None}
+        guess = engine.clinics.known(patients)
         plan: Plan | None = None
         if latest is not None and len(guess) == len(patients):
             plan = plan_history(self.groups, latest.book(guess), order)

@@ -27,8 +27,8 @@ GroupKey = tuple[int, str]  # (patient id as an int: hashed in C, unlike UUID; m
 # Per cluster: `n` readings before, all within [lo, hi] (capped), `n` after.
 CONTEXT_SQL: Final = (
     "SELECT g.idx, r.measured_at, r.value, r.device_id FROM unnest("
-    " %s::uuid[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::int[],"
-    " %s::int[], %s::int[]) AS g(patient_id, metric, lo, hi, n, news, idx)"
+    " %b::uuid[], %b::text[], %b::timestamptz[], %b::timestamptz[], %b::int[],"
+    " %b::int[], %b::int[]) AS g(patient_id, metric, lo, hi, n, news, idx)"
     " CROSS JOIN LATERAL ("
     "  (SELECT measured_at, value, device_id FROM readings x"
     "    WHERE x.patient_id = g.patient_id AND x.metric = g.metric"
@@ -47,7 +47,7 @@ CONTEXT_SQL: Final = (
 # Per group: the readings in [lo, hi) (capped, newest kept).
 WINDOW_SQL: Final = (
     "SELECT g.idx, r.measured_at, r.value FROM unnest("
-    " %s::uuid[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::int[])"
+    " %b::uuid[], %b::text[], %b::timestamptz[], %b::timestamptz[], %b::int[])"
     " AS g(patient_id, metric, lo, hi, idx)"
     " CROSS JOIN LATERAL (SELECT measured_at, value FROM readings x"
     "   WHERE x.patient_id = g.patient_id AND x.metric = g.metric"

@@ -100,11 +100,16 @@ class ClinicCache:
         self.max_entries = max_entries
         self._entries: dict[int, tuple[str, float]] = {}
 
-    def get(self, patient_id: UUID) -> str | None:
-        entry = self._entries.get(patient_id.int)
-        if entry is None or entry[1] < time.monotonic():
-            return None
-        return entry[0]
+    def known(self, patient_ids: Iterable[UUID]) -> dict[UUID, str]:
+        """The clinics of those of ``patient_ids`` that are remembered (one clock read)."""
+        now = time.monotonic()
+        entries = self._entries
+        found: dict[UUID, str] = {}
+        for p in patient_ids:
+            entry = entries.get(p.int)
+            if entry is not None and entry[1] >= now:
+                found[p] = entry[0]
+        return found
 
     def put(self, patient_id: UUID, clinic_id: str) -> None:
         if len(self._entries) >= self.max_entries:
