@@ -24,8 +24,8 @@ the databases it creates are dropped at the end.
 from __future__ import annotations
 
 import argparse
-import operator
 import json
+import operator
 import os
 import platform
 import random
