@@ -52,6 +52,7 @@ from devices.catalogue import load_catalogue  # noqa: E402
 from ingest.alerts.component import alerts_component  # noqa: E402
 from ingest.alerts.engine import AlertEngine  # noqa: E402
 from ingest.db.pool import open_pool  # noqa: E402
+from ingest.interpreter import tune_for_service  # noqa: E402
 from ingest.pipeline import Envelope, Pipeline  # noqa: E402
 from ingest.runtime import Runtime  # noqa: E402
 from ingest.settings import Settings  # noqa: E402
@@ -177,10 +178,12 @@ def ingest_rate(args: argparse.Namespace) -> dict[str, Any]:
                     "off": (off_pool, Pipeline(catalogue=catalogue)),
                     "on": (on_pool, Pipeline(catalogue=catalogue, hooks=[engine])),
                 }
+                tune_for_service()  # as `serve` does once started
                 spent = {"off": 0.0, "on": 0.0}
                 paired: list[float] = []
                 stored = {"off": 0, "on": 0}
-                chunk = max(batch, 2000 // max(batch, 1) * batch)
+                # short chunks, alternating: the two sides of a pair see the same moment of the machine
+                chunk = batch * max(1, 100 // batch)
                 for start in range(0, len(subset), chunk):
                     part = subset[start : start + chunk]
                     pair: dict[str, float] = {}

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 from types import FrameType
-from typing import Final
 
 import click
 import uvicorn
 
+from ingest.interpreter import tune_for_service
 from ingest.logconfig import configure_logging
 from ingest.runtime import Runtime
 from ingest.security.limits import uvicorn_options
@@ -18,15 +17,9 @@ from ingest.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
 
-GIL_SWITCH_INTERVAL_S: Final = 0.001  # CPython's default is 0.005
-
 
 def run_service(settings: Settings, *, demo: bool = False) -> None:
     """Run the service until SIGTERM/SIGINT, then stop cleanly (batch in hand finished, exit 0)."""
-    # Worker threads spend much of a request waiting on the database; when an answer arrives, the
-    # thread should not wait the default 5 ms for another thread (parsing a large batch) to hand
-    # over the interpreter. Measured with bench/ingest_http.py: about 6 % more throughput.
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     with Runtime(settings) as runtime:
         assert runtime.app is not None
         config = uvicorn.Config(
@@ -39,6 +32,7 @@ def run_service(settings: Settings, *, demo: bool = False) -> None:
         )
         server = _GracefulServer(config)
         runtime.start_components()
+        tune_for_service()
         demo_devices = None
         if demo:
             from ingest.demo import start_demo
