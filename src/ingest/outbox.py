@@ -206,7 +206,6 @@ class OutboxWriter:
     """The ``NewReadingsHook`` that writes outbox rows in the ingest transaction."""
 
     def __init__(self, table: MappingTable, *, panel_wait_s: float = 30.0) -> None:
-        self._table = table
         self._panel_wait_s = panel_wait_s
         codings = table.metrics.values()
         self._single_metrics = sorted(c.metric for c in codings if not c.bp_component)
