@@ -166,21 +166,8 @@ class _Run:
         late = isinstance(decision, Open) and self._late(g, point.at)
 
         def new_alert(d: Open) -> NewAlert:
-            return NewAlert(
-                patient_id=g.patient_id,
-                rule=rule,
-                subject="",
-                severity=d.severity,
-                message=evaluate.threshold_message(p, g.metric, point.value, unit, d.severity),
-                onset_at=d.onset_at,
-                latest_at=d.latest_at,
-                value=d.value,
-                last_value=d.last_value,
-                unit=unit,
-                device_id=point.device_id,
-                late=late,
-                details={**d.details, "late": late},
-            )
+            message = evaluate.threshold_message(p, g.metric, point.value, unit, d.severity)
+            return _opened(d, g.patient_id, rule, "", message, point.device_id, unit=unit, late=late)
 
         def raised(severity: str) -> str:
             return evaluate.threshold_message(p, g.metric, point.value, unit, severity)
@@ -213,21 +200,7 @@ class _Run:
             def new_alert(
                 d: Open, message: str = message, late: bool = late, device: str = r.device_id
             ) -> NewAlert:
-                return NewAlert(
-                    patient_id=g.patient_id,
-                    rule=rule,
-                    subject="",
-                    severity=d.severity,
-                    message=message,
-                    onset_at=d.onset_at,
-                    latest_at=d.latest_at,
-                    value=d.value,
-                    last_value=d.last_value,
-                    unit=unit,
-                    device_id=device,
-                    late=late,
-                    details={**d.details, "late": late},
-                )
+                return _opened(d, g.patient_id, rule, "", message, device, unit=unit, late=late)
 
             def raised(_severity: str, message: str = message) -> str:
                 return message
@@ -332,19 +305,8 @@ class _Run:
             return
 
         def new_alert(d: Open) -> NewAlert:
-            return NewAlert(
-                patient_id=m.patient_id,
-                rule=rule,
-                subject=m.device_id,
-                severity=d.severity,
-                message=f"device {m.device_id} battery at {level} %",
-                onset_at=d.onset_at,
-                latest_at=d.latest_at,
-                value=d.value,
-                unit="%",
-                device_id=m.device_id,
-                details=d.details,
-            )
+            message = f"device {m.device_id} battery at {level} %"
+            return _opened(d, m.patient_id, rule, m.device_id, message, m.device_id, unit="%")
 
         self.writer.apply(
             key,
@@ -362,19 +324,8 @@ class _Run:
         )
 
         def new_alert(d: Open) -> NewAlert:
-            shown = ", ".join(d.details.get("flags", []))
-            return NewAlert(
-                patient_id=m.patient_id,
-                rule=rule,
-                subject=m.device_id,
-                severity=d.severity,
-                message=f"device {m.device_id} {verb} {shown}",
-                onset_at=d.onset_at,
-                latest_at=d.latest_at,
-                device_id=m.device_id,
-                late=late,
-                details={**d.details, "late": late},
-            )
+            message = f"device {m.device_id} {verb} {', '.join(d.details.get('flags', []))}"
+            return _opened(d, m.patient_id, rule, m.device_id, message, m.device_id, late=late)
 
         self.writer.apply(
             key,
@@ -384,3 +335,32 @@ class _Run:
             late=late,
             clear_note="device no longer reports it",
         )
+
+
+def _opened(
+    d: Open,
+    patient_id: UUID,
+    rule: Rule,
+    subject: str,
+    message: str,
+    device_id: str,
+    *,
+    unit: str | None = None,
+    late: bool | None = None,
+) -> NewAlert:
+    """The alert an ``Open`` decision opens; ``late`` (when the rule tells) is also kept in details."""
+    return NewAlert(
+        patient_id=patient_id,
+        rule=rule,
+        subject=subject,
+        severity=d.severity,
+        message=message,
+        onset_at=d.onset_at,
+        latest_at=d.latest_at,
+        value=d.value,
+        last_value=d.last_value,
+        unit=unit,
+        device_id=device_id,
+        late=bool(late),
+        details=d.details if late is None else {**d.details, "late": late},
+    )
