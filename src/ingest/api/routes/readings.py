@@ -97,20 +97,19 @@ def _authorize_and_ingest(
     assert envelope.device_id is not None
     _authorize_device(services, principal, envelope.device_id)
     audit = audit_log(services)
-    written: list[tuple[AuditEvent, int]] = []
+    written: list[AuditEvent] = []
 
     def record(conn: psycopg.Connection[Any], outcomes: list[Outcome]) -> None:
-        status_code = 422 if outcomes[0].error is not None else 200  # as post_readings answers
-        event = route_event(scope, status_code) if audit is not None else None
+        event = route_event(scope, 422 if outcomes[0].error is not None else 200)  # as answered
         if audit is not None and event is not None:
             audit.write_in(conn, event)
-            written.append((event, status_code))
+            written.append(event)
 
     [outcome] = services.ingest("http", [envelope], before_commit=record)
-    for event, status_code in written:  # committed
+    for event in written:  # committed with the readings
         assert audit is not None
         audit.counted(event)
-        mark_written(scope, status_code)
+        mark_written(scope, event.status)
     return outcome
 
 
