@@ -33,6 +33,7 @@ from ingest.api.deps import AdminDep, ServicesDep, StaffDep, ensure_clinic_visib
 from ingest.api.routes.patients import visible_patient
 from ingest.services import Services
 from ingest.store import registry
+from ingest.store.tokens import Principal
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["alert configuration"])
@@ -73,9 +74,13 @@ def _rule_public(rule: Rule) -> RulePublic:
     )
 
 
-def _known_metric(services: Services, metric: str) -> None:
+def _patient_and_rule_key(
+    services: Services, principal: Principal, patient_id: UUID, metric: str
+) -> tuple[dict[str, Any], str]:
+    """The patient (404 unless visible) and the key of their threshold rule for a known metric."""
     if metric not in services.pipeline.catalogue:
         raise HTTPException(404, f"unknown metric {metric[:64]!r}")
+    return visible_patient(services, principal, patient_id), f"threshold:{metric}"
 
 
 # --------------------------------------------------------------------------- thresholds
@@ -99,12 +104,9 @@ def get_thresholds(patient_id: UUID, services: ServicesDep, principal: StaffDep)
 def get_threshold(
     patient_id: UUID, metric: MetricName, services: ServicesDep, principal: StaffDep
 ) -> ThresholdPublic:
-    _known_metric(services, metric)
-    patient = visible_patient(services, principal, patient_id)
+    patient, key = _patient_and_rule_key(services, principal, patient_id, metric)
     with services.transaction() as conn:
-        rule = config.effective_rule(
-            conn, f"threshold:{metric}", clinic_id=patient["clinic_id"], patient_id=patient_id
-        )
+        rule = config.effective_rule(conn, key, clinic_id=patient["clinic_id"], patient_id=patient_id)
     return _threshold_public(services, rule)
 
 
@@ -120,14 +122,13 @@ def put_threshold(
     services: ServicesDep,
     principal: StaffDep,
 ) -> ThresholdPublic:
-    _known_metric(services, metric)
-    patient = visible_patient(services, principal, patient_id)
+    patient, key = _patient_and_rule_key(services, principal, patient_id, metric)
     fields = {k: getattr(body, k) for k in body.model_fields_set if k != "enabled"}
     with services.transaction() as conn:
         try:
             rule = config.set_override(
                 conn,
-                f"threshold:{metric}",
+                key,
                 clinic_id=patient["clinic_id"],
                 patient_id=patient_id,
                 enabled=body.enabled,
@@ -145,12 +146,9 @@ def delete_threshold(
     patient_id: UUID, metric: MetricName, services: ServicesDep, principal: StaffDep
 ) -> ThresholdPublic:
     """Drop the patient's override: the clinic default applies again."""
-    _known_metric(services, metric)
-    patient = visible_patient(services, principal, patient_id)
+    patient, key = _patient_and_rule_key(services, principal, patient_id, metric)
     with services.transaction() as conn:
-        rule = config.delete_override(
-            conn, f"threshold:{metric}", clinic_id=patient["clinic_id"], patient_id=patient_id
-        )
+        rule = config.delete_override(conn, key, clinic_id=patient["clinic_id"], patient_id=patient_id)
     return _threshold_public(services, rule)
 
 
