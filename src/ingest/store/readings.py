@@ -22,29 +22,25 @@ from psycopg.rows import dict_row
 
 from devices.models import Reading
 
-_STAGE_COLUMNS: Final = (
-    "idx, device_id, metric, measured_at, value, unit, original_value, original_unit,"
-    " status, source, gateway_id, device_time"
+# What a reading row carries, as staged (with the batch index) and as stored new (with its patient).
+_FIELDS: Final = (
+    "device_id, metric, measured_at, value, unit, original_value, original_unit, status, source,"
+    " gateway_id, device_time"
 )
+_FIELD_TYPES: Final = """
+    device_id text NOT NULL, metric text NOT NULL, measured_at timestamptz NOT NULL,
+    value double precision NOT NULL, unit text NOT NULL, original_value double precision NOT NULL,
+    original_unit text NOT NULL, status text[] NOT NULL, source text, gateway_id text,
+    device_time timestamptz"""
+_STAGE_COLUMNS: Final = f"idx, {_FIELDS}"
+_NEW_COLUMNS: Final = f"{_FIELDS}, patient_id"
 NEW_READINGS: Final = "reading_new"
 _CREATE_STAGE: Final = f"""
-CREATE TEMP TABLE IF NOT EXISTS reading_stage (
-    idx integer NOT NULL, device_id text NOT NULL, metric text NOT NULL,
-    measured_at timestamptz NOT NULL, value double precision NOT NULL, unit text NOT NULL,
-    original_value double precision NOT NULL, original_unit text NOT NULL, status text[] NOT NULL,
-    source text, gateway_id text, device_time timestamptz
+CREATE TEMP TABLE IF NOT EXISTS reading_stage (idx integer NOT NULL, {_FIELD_TYPES}
 ) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS {NEW_READINGS} (
-    device_id text NOT NULL, metric text NOT NULL, measured_at timestamptz NOT NULL,
-    patient_id uuid NOT NULL, value double precision NOT NULL, unit text NOT NULL,
-    original_value double precision NOT NULL, original_unit text NOT NULL, status text[] NOT NULL,
-    source text, gateway_id text, device_time timestamptz
+CREATE TEMP TABLE IF NOT EXISTS {NEW_READINGS} ({_FIELD_TYPES}, patient_id uuid NOT NULL
 ) ON COMMIT DELETE ROWS
 """
-_NEW_COLUMNS: Final = (
-    "device_id, metric, measured_at, patient_id, value, unit, original_value, original_unit,"
-    " status, source, gateway_id, device_time"
-)
 _COPY_STAGE: Final = f"COPY reading_stage ({_STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 _STAGE_TYPES: Final = (
     "int4", "text", "text", "timestamptz", "float8", "text", "float8", "text", "text[]", "text",
