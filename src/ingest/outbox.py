@@ -209,14 +209,16 @@ class OutboxWriter:
         self._panel_wait_s = panel_wait_s
         codings = table.metrics.values()
         self._single_metrics = sorted(c.metric for c in codings if not c.bp_component)
+        self._single_set = frozenset(self._single_metrics)
         self._panel_metrics = frozenset(c.metric for c in codings if c.bp_component)
 
     def __call__(self, conn: psycopg.Connection[Any], readings: Sequence[StoredReading]) -> None:
         panel_parts = [s for s in readings if s.reading.metric in self._panel_metrics]
         with conn.cursor() as cur:
-            # Single readings: copied from the batch's new rows in SQL (they never travel back
-            # here), after locking their patients.
-            cur.execute(_INSERT_SINGLES, {"metrics": self._single_metrics, "reason": WAITING_REASON})
+            if any(s.reading.metric in self._single_set for s in readings):
+                # Single readings: copied from the batch's new rows in SQL (they never travel back
+                # here), after locking their patients.
+                cur.execute(_INSERT_SINGLES, {"metrics": self._single_metrics, "reason": WAITING_REASON})
             if panel_parts:
                 self._panels(cur, panel_parts)
 

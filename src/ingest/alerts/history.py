@@ -123,12 +123,8 @@ def plan_history(groups: dict[GroupKey, Group], book: RuleBook, order: list[Grou
             band = bands.get(id(p))
             if band is None:
                 band = bands[id(p)] = p.warning_band()
-            if len(g.readings) == 1:
-                value = g.readings[0].reading.value
-                g.out_of_range = value < band[0] or value > band[1]
-            else:  # the extremes decide for the whole group
-                values = [sr.reading.value for sr in g.readings]
-                g.out_of_range = min(values) < band[0] or max(values) > band[1]
+            values = [sr.reading.value for sr in g.readings]  # the extremes decide for the group
+            g.out_of_range = min(values) < band[0] or max(values) > band[1]
             if g.out_of_range:
                 plan.out_of_range.append(gkey)
                 if p.debounced:
