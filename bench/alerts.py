@@ -47,7 +47,6 @@ import uvicorn
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._support import fresh_database  # noqa: E402
-
 from devices.catalogue import load_catalogue  # noqa: E402
 from ingest.alerts.component import alerts_component  # noqa: E402
 from ingest.alerts.engine import AlertEngine  # noqa: E402

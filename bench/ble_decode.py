@@ -23,9 +23,9 @@ from collections.abc import Callable
 from functools import partial
 
 from devices.ble import decode
-from devices.ble.registry import DECODERS
+from devices.ble.characteristics import DECODERS
 
-# (label, 16-bit UUID, value) - each value is a vector from contract/ble-vectors.json or a
+# (label, 16-bit UUID, value) - each value is a vector from docs/contract/ble-vectors.json or a
 # byte literal of tests/devices/ble
 CASES: list[tuple[str, int, bytes]] = [
     ("2A37 heart rate (uint8)", 0x2A37, bytes.fromhex("065a")),

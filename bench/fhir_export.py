@@ -30,9 +30,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
 sys.path.insert(0, str(ROOT))
 
-from tests.fhir_export.fhir_server import run_fhir_server  # noqa: E402
-from tests.fhir_export.memory_outbox import MemoryOutbox  # noqa: E402
-
 from devices.models import Reading  # noqa: E402
 from fhir_export.auth import NoAuth  # noqa: E402
 from fhir_export.bundle import BundleEntry, EntryOutcome, transaction  # noqa: E402
@@ -41,6 +38,8 @@ from fhir_export.mapping import ObservationMapper  # noqa: E402
 from fhir_export.models import DeviceInfo, ExportItem  # noqa: E402
 from fhir_export.table import build_table  # noqa: E402
 from fhir_export.worker import ExportWorker  # noqa: E402
+from tests.fhir_export.fhir_server import run_fhir_server  # noqa: E402
+from tests.fhir_export.memory_outbox import MemoryOutbox  # noqa: E402
 
 PATIENT = "bench-patient"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -33,8 +33,6 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(ROOT))
 
 from bench._support import fresh_database  # noqa: E402
-from tests.fhir_export.fhir_server import run_fhir_server  # noqa: E402
-
 from fhir_export.auth import NoAuth  # noqa: E402
 from fhir_export.bundle import EntryOutcome  # noqa: E402
 from fhir_export.client import FhirClient, RetryPolicy, build_http_client  # noqa: E402
@@ -42,9 +40,10 @@ from fhir_export.mapping import ObservationMapper  # noqa: E402
 from fhir_export.table import build_table  # noqa: E402
 from fhir_export.worker import ExportWorker, Transport  # noqa: E402
 from ingest.db.pool import open_pool  # noqa: E402
-from ingest.export.devices import DeviceRegistry  # noqa: E402
+from ingest.export.fhir_devices import DeviceRegistry  # noqa: E402
 from ingest.outbox import OutboxWriter, PgOutbox  # noqa: E402
 from ingest.pipeline import Envelope, Pipeline  # noqa: E402
+from tests.fhir_export.fhir_server import run_fhir_server  # noqa: E402
 
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=5)
 DEVICES = 20

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from devices.gateway.mqtt_paho import BrokerSettings
+from devices.gateway.queue_store import Entry, QueueStore, Synchronous
 from devices.gateway.runner import Gateway, GatewaySettings
-from devices.gateway.store import Entry, QueueStore, Synchronous
 
 BASE = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -31,7 +31,6 @@ import psycopg
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._support import fresh_database  # noqa: E402
-
 from ingest.store.tokens import create_token  # noqa: E402
 
 START = datetime(2026, 1, 1, tzinfo=UTC)

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 
 from devices.catalogue import load_catalogue, parse_catalogue
 from devices.errors import CatalogueError, InvalidReading
 from devices.units import CONVERSIONS, to_canonical
+from tests.support.paths import CONTRACT_DIR
 
-CONTRACT = Path(__file__).resolve().parents[3] / "shared" / "contract" / "metrics.csv"
+CONTRACT = CONTRACT_DIR / "metrics.csv"
 
 
 def test_packaged_catalogue_is_the_contract() -> None:
-    if not CONTRACT.exists():
-        pytest.skip(f"contract file not found at {CONTRACT}")
     catalogue = load_catalogue()
     with CONTRACT.open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))

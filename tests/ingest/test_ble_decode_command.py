@@ -1,4 +1,4 @@
-"""``rpm-ingest ble decode`` as contract/cli-and-api.md specifies it."""
+"""``rpm-ingest ble decode`` as docs/contract/cli-and-api.md specifies it."""
 
 from __future__ import annotations
 

@@ -8,8 +8,7 @@ import pytest
 
 from devices.ble import DecodeResult, decode
 from devices.ble.date_time import encode_current_time, encode_date_time, parse_date_time
-from devices.ble.errors import EncodeError
-from devices.errors import MalformedPayload
+from devices.errors import EncodeError, MalformedPayload
 
 
 def test_nordic_date_time() -> None:

@@ -13,18 +13,18 @@ import random
 import re
 import sys
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devices.ble import DecodeResult, decode
+from devices.ble.characteristics import DECODERS
 from devices.ble.racp import decode_racp_request
-from devices.ble.registry import DECODERS
 from devices.ble.result import CANONICAL_UNITS
 from devices.errors import MalformedPayload
+from tests.support.paths import CONTRACT_DIR
 
-VECTORS = json.loads(Path(__file__).with_name("ble-vectors.json").read_text(encoding="utf-8"))
+VECTORS = json.loads((CONTRACT_DIR / "ble-vectors.json").read_text(encoding="utf-8"))
 SNAKE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 ROUNDS = 40_000
 

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from devices.ble.errors import EncodeError
 from devices.ble.ieee11073 import (
     SpecialValue,
     encode_float,
@@ -21,7 +20,7 @@ from devices.ble.ieee11073 import (
     parse_sfloat,
     sfloat_from_raw,
 )
-from devices.errors import MalformedPayload
+from devices.errors import EncodeError, MalformedPayload
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,6 @@ def test_status_flag_names_fit_the_wire_model() -> None:
 
 
 def test_blood_pressure_flags_use_the_contract_names() -> None:
-    # contract/mqtt.md example: ["irregular_pulse", "cuff_too_loose", "body_movement"]
+    # docs/contract/mqtt.md example: ["irregular_pulse", "cuff_too_loose", "body_movement"]
     (systolic, *_) = decode_blood_pressure(bytes.fromhex("1078005000ff070700")).measurements
     assert systolic.status == ("body_movement", "cuff_too_loose", "irregular_pulse")

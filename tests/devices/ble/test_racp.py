@@ -7,7 +7,6 @@ from datetime import datetime
 import pytest
 
 from devices.ble import DecodeResult, decode
-from devices.ble.errors import EncodeError
 from devices.ble.racp import (
     RacpResponse,
     abort_operation,
@@ -23,7 +22,7 @@ from devices.ble.racp import (
     report_records_from,
     report_records_since,
 )
-from devices.errors import MalformedPayload
+from devices.errors import EncodeError, MalformedPayload
 
 RACP = "2a52"
 

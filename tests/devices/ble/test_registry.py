@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from devices.ble import UnsupportedCharacteristic, decode, full_uuid, is_supported, short_uuid
-from devices.ble.registry import DECODERS
+from devices.ble.characteristics import DECODERS
 from devices.errors import MalformedPayload
 
 ZEPHYR_HR = b"\x06\x5a"  # zephyr subsys/bluetooth/services/hrs.c: flags 0x06, 90 bpm

@@ -1,4 +1,4 @@
-"""Every vector of the contract's ``ble-vectors.json`` (copied here as test data).
+"""Every vector of the contract's ``ble-vectors.json`` (``docs/contract/``).
 
 Each vector names its public source in its ``source`` key. Valid vectors: every key of
 ``expect`` matches the decoded fields (floats to a relative 1e-6, as the file asks; keys it
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +17,9 @@ from devices.ble import decode
 from devices.ble.ieee11073 import SpecialValue, json_value, parse_float, parse_sfloat
 from devices.ble.racp import decode_racp_request
 from devices.errors import MalformedPayload
+from tests.support.paths import CONTRACT_DIR
 
-VECTORS_FILE = Path(__file__).with_name("ble-vectors.json")
+VECTORS_FILE = CONTRACT_DIR / "ble-vectors.json"
 VECTORS: list[dict[str, Any]] = json.loads(VECTORS_FILE.read_text(encoding="utf-8"))
 
 

@@ -21,7 +21,7 @@ from devices.ble.emulated.radio import VirtualRadio
 from devices.gateway.clock import ClockPolicy
 from devices.gateway.pipeline import GatewaySink
 from devices.gateway.queue import AsyncQueue
-from devices.gateway.store import QueueStore
+from devices.gateway.queue_store import QueueStore
 
 T = TypeVar("T")
 GATEWAY_ADDRESS = "C0:00:00:00:00:01"

@@ -15,7 +15,7 @@ from bumble.hci import Address
 
 from devices.ble import decode
 from devices.ble.emulated.bleak_backend import BumbleAdapter, parse_advertisement
-from devices.ble.emulated.devices import HeartRateStrap, Thermometer
+from devices.ble.emulated.live_devices import HeartRateStrap, Thermometer
 from devices.ble.emulated.record_devices import GlucoseMeter
 from tests.devices.ble_emulated.support import on_air, run, until, uuid16
 

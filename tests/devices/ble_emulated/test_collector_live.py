@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from devices.ble.emulated.devices import HeartRateStrap, PulseOximeter, Scale, Thermometer
 from devices.ble.emulated.home import EmulatedHome
+from devices.ble.emulated.live_devices import HeartRateStrap, PulseOximeter, Scale, Thermometer
 from devices.ble.emulated.peripheral import DeviceClock
 from devices.ble.emulated.record_devices import GlucoseMeter
 from devices.message import parse_message

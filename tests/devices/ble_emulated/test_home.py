@@ -70,7 +70,7 @@ def test_the_collector_business_logic_does_not_import_bleak() -> None:
         "import sys\n"
         "import devices.ble.collector_api, devices.ble.collector_loop, devices.ble.collector_session\n"
         "import devices.ble.collector_records, devices.ble.collector_transfer\n"
-        "import devices.gateway.pipeline, devices.gateway.store, devices.gateway.clock\n"
+        "import devices.gateway.pipeline, devices.gateway.queue_store, devices.gateway.clock\n"
         "assert 'bleak' not in sys.modules, 'bleak imported'\n"
         "assert 'bumble' not in sys.modules, 'bumble imported'\n"
     )

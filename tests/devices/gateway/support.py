@@ -15,8 +15,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devices.gateway.mqtt_paho import BrokerSettings
+from devices.gateway.queue_store import Entry
 from devices.gateway.runner import Gateway, GatewaySettings
-from devices.gateway.store import Entry
 
 BASE = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 

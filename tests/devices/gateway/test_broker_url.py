@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devices.gateway.errors import ConfigurationError
+from devices.errors import ConfigurationError
 from devices.gateway.mqtt_paho import BrokerAddress, parse_broker_url
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from devices.gateway.errors import QueueStorageError
+from devices.errors import QueueStorageError
+from devices.gateway.queue_store import QueueStore
 from devices.gateway.runner import QUEUE_FILE
-from devices.gateway.store import QueueStore
 from ingest.cli import cli
 from tests.devices.gateway.support import Subscriber, entries
 from tests.support.mosquitto import Mosquitto

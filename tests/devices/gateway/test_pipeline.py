@@ -13,7 +13,7 @@ from devices.ble.collector_api import ClockReference, Observation, RecordCursor
 from devices.gateway.clock import ClockPolicy
 from devices.gateway.pipeline import GatewaySink, default_device_id
 from devices.gateway.queue import AsyncQueue
-from devices.gateway.store import QueueStore
+from devices.gateway.queue_store import QueueStore
 from devices.message import parse_message
 
 CUFF = "F0:F1:F2:F3:F4:F5"

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from devices.gateway.queue_store import Entry
 from devices.gateway.runner import Gateway
-from devices.gateway.store import Entry
 from devices.message import parse_message
 from tests.devices.ble_emulated.support import run, until
 from tests.devices.gateway.support import Subscriber, drain_gateway, entries, reading

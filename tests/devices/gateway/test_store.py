@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from devices.ble.collector_api import RecordCursor
-from devices.gateway.errors import QueueStorageError
-from devices.gateway.store import Entry, QueueStore
+from devices.errors import QueueStorageError
+from devices.gateway.queue_store import Entry, QueueStore
 from tests.devices.gateway.support import entries, reading
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -95,7 +95,7 @@ def test_a_full_queue_drops_the_oldest_first_counts_and_warns(
 ) -> None:
     one = len(json.dumps([reading(0)], separators=(",", ":")))  # one queued row's size
     store = open_store(tmp_path, max_bytes=one * 10)
-    caplog.set_level(logging.WARNING, logger="devices.gateway.store")
+    caplog.set_level(logging.WARNING, logger="devices.gateway.queue_store")
     store.enqueue(entries(9), now=NOW)
     assert any("% full" in r.getMessage() for r in caplog.records)  # nearly full
     caplog.clear()
@@ -151,7 +151,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from devices.ble.collector_api import RecordCursor
-from devices.gateway.store import Entry, QueueStore
+from devices.gateway.queue_store import Entry, QueueStore
 from tests.devices.gateway.support import reading
 store = QueueStore(Path(sys.argv[1]), max_bytes=10**8)
 i = 0

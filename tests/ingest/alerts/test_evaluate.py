@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest.alerts import evaluate
-from ingest.alerts.errors import InvalidRule
 from ingest.alerts.evaluate import AlertState, Baseline, Clear, Keep, Open, Point
 from ingest.alerts.rules import RateParams, RuleRow, ThresholdParams, merge, parse_params
+from ingest.errors import InvalidRule
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 HR = ThresholdParams(low=50, high=110, critical_low=40, critical_high=130, hysteresis=5, consecutive=2)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.dashboard.routes import STATIC_DIR, load_static
+from ingest.dashboard.static_routes import STATIC_DIR, load_static
 from tests.support.service import RunningService
 
 

@@ -17,7 +17,7 @@ from psycopg_pool import ConnectionPool
 from fhir_export.table import build_table
 from ingest.outbox import OutboxWriter
 from ingest.pipeline import Envelope, Outcome, Pipeline
-from ingest.store import registry
+from ingest.store import roster
 from tests.fhir_export.fhir_server import FhirTestServer, run_fhir_server
 
 # Readings are an hour old: accepted by the pipeline (not in the future), whole seconds.
@@ -88,14 +88,14 @@ def add_patient(
     clinic: str = "default",
 ) -> UUID:
     with pool.connection() as conn, conn.transaction():
-        patient = registry.create_patient(
+        patient = roster.create_patient(
             conn, clinic_id=clinic, mrn=mrn, display_name="Test Patient", fhir_patient_id=fhir_patient_id
         )
-        registry.create_device(
+        roster.create_device(
             conn, device_id=device_id, clinic_id=clinic, type_="blood_pressure_monitor",
             manufacturer="Omron", model="HEM-7600T", serial="20231104001",
         )  # fmt: skip
-        registry.assign_device(
+        roster.assign_device(
             conn, device_id=device_id, patient_id=patient["id"], since=T0 - timedelta(days=1)
         )
     patient_id: UUID = patient["id"]

@@ -19,7 +19,7 @@ from fhir_export.mapping import ObservationMapper
 from fhir_export.table import build_table
 from fhir_export.worker import Backoff, ExportWorker
 from ingest.export import store
-from ingest.export.devices import DeviceRegistry
+from ingest.export.fhir_devices import DeviceRegistry
 from ingest.outbox import PgOutbox
 from tests.fhir_export.fhir_checks import assert_valid
 from tests.fhir_export.fhir_server import FhirTestServer

@@ -18,7 +18,7 @@ from ingest.mqtt.config import BrokerAddress, BrokerOptions, parse_url
 from ingest.mqtt.consumer import MqttConsumer, mqtt_component
 from ingest.mqtt.publisher import Publisher
 from ingest.settings import Settings
-from ingest.store import registry
+from ingest.store import roster
 from tests.support.mosquitto import Mosquitto
 from tests.support.service import RunningService, running_service
 
@@ -28,15 +28,15 @@ BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 def register(pool: ConnectionPool, device_ids: list[str], *, mrn: str = "MRN-MQTT") -> str:
     """One patient wearing ``device_ids``, assigned since a day ago; returns the patient id."""
     with pool.connection() as conn, conn.transaction():
-        patient = registry.create_patient(
+        patient = roster.create_patient(
             conn, clinic_id="default", mrn=mrn, display_name="Mqtt Example", fhir_patient_id=None
         )
         for device_id in device_ids:
-            registry.create_device(
+            roster.create_device(
                 conn, device_id=device_id, clinic_id="default", type_="pulse_oximeter",
                 manufacturer=None, model=None, serial=None,
             )
-            registry.assign_device(
+            roster.assign_device(
                 conn, device_id=device_id, patient_id=patient["id"], since=BASE - timedelta(days=1)
             )
     return str(patient["id"])

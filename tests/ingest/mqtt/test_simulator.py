@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from devices.message import parse_message
-from ingest.simulator.devices import KINDS, build_fleet
+from ingest.simulator.simulated_devices import KINDS, build_fleet
 from tests.ingest.mqtt.conftest import count_readings, dead_letters, wait_until
 from tests.support.service import RunningService
 

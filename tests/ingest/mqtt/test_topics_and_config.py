@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from ingest.errors import ConfigurationError
+from ingest.errors import ConfigurationError, TopicRejected
 from ingest.mqtt.config import broker_options, parse_url
 from ingest.mqtt.delivery import to_delivery
-from ingest.mqtt.errors import TopicRejected
 from ingest.mqtt.topics import device_from_topic, subscription
 from ingest.settings import Settings
 

@@ -22,7 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from ingest.cli import cli
 from ingest.security import mosquitto as creds
 from ingest.settings import Settings
-from ingest.store import registry
+from ingest.store import roster
 from tests.ingest.security.tenants import NOW, iso
 from tests.support.mosquitto import Mosquitto
 from tests.support.service import running_service
@@ -229,10 +229,10 @@ def test_the_service_dead_letters_what_the_topic_does_not_vouch_for(
     with running_service(service_settings, factories=[mqtt_component]) as svc:
         wait_ready(svc)
         with svc.services.transaction() as conn:
-            patient = registry.create_patient(
+            patient = roster.create_patient(
                 conn, clinic_id="default", mrn="MRN-ACL", display_name="Acl Example", fhir_patient_id=None
             )
-            registry.create_device(
+            roster.create_device(
                 conn,
                 device_id="OXI-REG",
                 clinic_id="default",
@@ -241,7 +241,7 @@ def test_the_service_dead_letters_what_the_topic_does_not_vouch_for(
                 model=None,
                 serial=None,
             )
-            registry.assign_device(
+            roster.assign_device(
                 conn, device_id="OXI-REG", patient_id=patient["id"], since=NOW.replace(year=2020)
             )
 

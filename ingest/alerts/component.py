@@ -1,0 +1,113 @@
+"""Wires the alert engine into the service: the ingest hook, the API routers, and the background
+work (event listener for the live stream, scheduler, webhook worker)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ingest.alerts.engine import AlertEngine
+from ingest.alerts.scheduler import Scheduler
+from ingest.alerts.stream import Broadcaster
+from ingest.alerts.webhooks import Backoff, WebhookWorker
+from ingest.components import Component
+from ingest.metrics import Metrics
+from ingest.services import Services
+
+logger = logging.getLogger(__name__)
+
+EXTRAS_KEY = "alerts"
+
+
+@dataclass
+class AlertsContext:
+    """What the alert routes and the tests reach through ``services.extras["alerts"]``."""
+
+    origin: str
+    engine: AlertEngine
+    broadcaster: Broadcaster
+    scheduler: Scheduler
+    webhooks: WebhookWorker
+    heartbeat_s: float
+
+
+def alerts_context(services: Services) -> AlertsContext:
+    ctx = services.extras.get(EXTRAS_KEY)
+    if not isinstance(ctx, AlertsContext):
+        raise RuntimeError("the alerts component is not installed")
+    return ctx
+
+
+class _Counter:
+    """Counts committed events written by this process (each process counts its own once)."""
+
+    def __init__(self, metrics: Metrics, origin: str) -> None:
+        self.metrics = metrics
+        self.origin = origin
+
+    def __call__(self, events: Sequence[dict[str, Any]]) -> None:
+        for e in events:
+            if e["origin"] != self.origin:
+                continue
+            alert = e["alert"]
+            kind, severity = str(alert.get("kind")), str(alert.get("severity"))
+            self.metrics.alert_events.labels(e["type"], kind, severity).inc()
+            if e["type"] == "opened":
+                self.metrics.alerts_opened.labels(kind, severity).inc()
+
+
+def alerts_component(services: Services) -> Component:
+    s = services.settings
+    origin = uuid.uuid4().hex[:12]
+    engine = AlertEngine(
+        catalogue=services.pipeline.catalogue,
+        origin=origin,
+        observe=services.metrics.alert_evaluation_seconds.observe,
+    )
+    webhooks = WebhookWorker(
+        services.pool,
+        timeout_s=s.webhook_timeout_s,
+        max_attempts=s.webhook_max_attempts,
+        backoff=Backoff(s.webhook_backoff_base_s, s.webhook_backoff_max_s),
+        on_result=lambda outcome: services.metrics.webhook_deliveries.labels(outcome).inc(),
+    )
+    conninfo = services.pool.conninfo
+    broadcaster = Broadcaster(
+        conninfo if isinstance(conninfo, str) else conninfo(),
+        poll_s=s.alert_stream_poll_s,
+        listeners=[_Counter(services.metrics, origin), webhooks.wake],
+    )
+    scheduler = Scheduler(
+        services.pool,
+        origin=origin,
+        interval_s=s.alert_scheduler_interval_s,
+        escalate_after_s=s.alert_escalate_after_s,
+        escalation_max_level=s.alert_escalation_max_level,
+    )
+    ctx = AlertsContext(origin, engine, broadcaster, scheduler, webhooks, s.alert_stream_heartbeat_s)
+    services.extras[EXTRAS_KEY] = ctx
+
+    def start() -> None:
+        broadcaster.start()
+        scheduler.start()
+        webhooks.start()
+
+    def stop() -> None:
+        webhooks.stop()
+        scheduler.stop()
+        broadcaster.stop()
+
+    from ingest.alerts import routes as alert_routes
+    from ingest.alerts import threshold_routes as threshold_routes
+
+    return Component(
+        name="alerts",
+        routers=(alert_routes.router, threshold_routes.router),
+        hooks=(engine,),
+        start=start,
+        stop=stop,
+        extras={EXTRAS_KEY: ctx},
+    )

@@ -1,0 +1,118 @@
+"""Rule overrides (clinic and patient level) and the effective rules they produce."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from ingest.alerts.rulebook import RuleBook, load_rule_book
+from ingest.alerts.rules import Rule, RuleRow, merge, parse_params
+from ingest.errors import UnknownRule
+
+
+def _book(conn: psycopg.Connection[Any], patient_id: UUID | None, clinic_id: str) -> RuleBook:
+    book = load_rule_book(conn, [patient_id] if patient_id else [], clinic_ids=[clinic_id])
+    if patient_id is not None:
+        book.clinic_of[patient_id] = clinic_id
+    return book
+
+
+def effective_rules(
+    conn: psycopg.Connection[Any], *, clinic_id: str, patient_id: UUID | None = None
+) -> list[Rule]:
+    """Every rule as it applies to the patient (or to the clinic's patients without overrides)."""
+    book = _book(conn, patient_id, clinic_id)
+    out = []
+    for key in sorted(book.defaults):
+        out.append(_effective(book, key, clinic_id, patient_id))
+    return out
+
+
+def effective_rule(
+    conn: psycopg.Connection[Any], key: str, *, clinic_id: str, patient_id: UUID | None = None
+) -> Rule:
+    book = _book(conn, patient_id, clinic_id)
+    if key not in book.defaults:
+        raise UnknownRule(f"no alert rule {key!r}")
+    return _effective(book, key, clinic_id, patient_id)
+
+
+def _effective(book: RuleBook, key: str, clinic_id: str, patient_id: UUID | None) -> Rule:
+    if patient_id is not None:
+        rule = book.rule(patient_id, key)
+        assert rule is not None
+        return rule
+    layers = [book.defaults[key]]
+    if (row := book.clinic_rows.get((clinic_id, key))) is not None:
+        layers.append(row)
+    return merge(layers)
+
+
+def set_override(
+    conn: psycopg.Connection[Any],
+    key: str,
+    *,
+    clinic_id: str,
+    patient_id: UUID | None,
+    enabled: bool | None,
+    params: Mapping[str, Any],
+    updated_by: str,
+) -> Rule:
+    """Replace the clinic's (or patient's) override of rule ``key``; validated against the levels
+    below it. Raises :class:`UnknownRule` or :class:`InvalidRule`."""
+    book = _book(conn, patient_id, clinic_id)
+    base = book.defaults.get(key)
+    if base is None:
+        raise UnknownRule(f"no alert rule {key!r}")
+    merged: dict[str, Any] = dict(base.params)
+    if patient_id is not None and (row := book.clinic_rows.get((clinic_id, key))) is not None:
+        merged.update(row.params)
+    merged.update(params)
+    parse_params(base.kind, merged)  # raises InvalidRule
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"rule:{clinic_id}:{patient_id}:{key}",))
+    if patient_id is None:
+        conn.execute(
+            "DELETE FROM alert_rules WHERE clinic_id = %s AND patient_id IS NULL AND key = %s",
+            (clinic_id, key),
+        )
+    else:
+        conn.execute("DELETE FROM alert_rules WHERE patient_id = %s AND key = %s", (patient_id, key))
+    conn.execute(
+        "INSERT INTO alert_rules (key, kind, metric, clinic_id, patient_id, enabled, params,"
+        " updated_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (key, base.kind, base.metric, clinic_id, patient_id, enabled, Jsonb(dict(params)), updated_by),
+    )
+    if patient_id is not None and base.kind == "missing_data" and base.metric is not None:
+        # Start the missing-data clock for a metric the patient has never sent.
+        conn.execute(
+            "INSERT INTO missing_data_tracking (patient_id, metric) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            (patient_id, base.metric),
+        )
+    return effective_rule(conn, key, clinic_id=clinic_id, patient_id=patient_id)
+
+
+def delete_override(
+    conn: psycopg.Connection[Any], key: str, *, clinic_id: str, patient_id: UUID | None
+) -> Rule:
+    effective_rule(conn, key, clinic_id=clinic_id, patient_id=patient_id)  # UnknownRule if none
+    if patient_id is None:
+        conn.execute(
+            "DELETE FROM alert_rules WHERE clinic_id = %s AND patient_id IS NULL AND key = %s",
+            (clinic_id, key),
+        )
+    else:
+        conn.execute("DELETE FROM alert_rules WHERE patient_id = %s AND key = %s", (patient_id, key))
+    return effective_rule(conn, key, clinic_id=clinic_id, patient_id=patient_id)
+
+
+def override_row(
+    conn: psycopg.Connection[Any], key: str, *, clinic_id: str, patient_id: UUID | None
+) -> RuleRow | None:
+    book = _book(conn, patient_id, clinic_id)
+    if patient_id is not None:
+        return book.patient_rows.get((patient_id, key))
+    return book.clinic_rows.get((clinic_id, key))

@@ -1,0 +1,208 @@
+"""Service configuration, built once in ``main()`` or the app lifespan and injected.
+
+Every variable is ``RPM_<NAME>`` (also read from a ``.env`` file); see ``docs/contract/cli-and-api.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Final, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from ingest.errors import ConfigurationError
+
+_ORIGIN_RE: Final = re.compile(r"^(https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\*)$")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RPM_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- storage
+    database_url: str | None = Field(
+        default=None, description="postgresql://... ; none starts an embedded PostgreSQL"
+    )
+    db_pool_min: int = Field(default=1, ge=1, le=100)
+    db_pool_max: int = Field(default=10, ge=1, le=200)
+    data_dir: Path = Path("./var")
+
+    # --- MQTT
+    mqtt_url: str | None = Field(
+        default=None, description="mqtt://user:pass@host:1883 or mqtts://...; none = embedded"
+    )
+    mqtt_shared_group: str | None = None
+    mqtt_topic_prefix: str = Field(default="rpm", pattern=r"^[A-Za-z0-9_\-/]{1,64}$")
+    mqtt_client_id: str = Field(default="rpm-ingest", min_length=1, max_length=64)
+    mqtt_protocol: Literal["5", "3.1.1"] = "5"
+    mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
+    mqtt_receive_maximum: int = Field(default=1000, ge=1, le=65535)
+    mqtt_ca_file: Path | None = None
+    mqtt_cert_file: Path | None = None
+    mqtt_key_file: Path | None = None
+    mqtt_tls_insecure: bool = False
+    mqtt_enabled: bool = Field(default=True, description="run the MQTT consumer in serve")
+    mqtt_username: str | None = Field(default=None, description="overrides the user in RPM_MQTT_URL")
+    mqtt_password: SecretStr | None = Field(default=None, description="overrides the URL's password")
+    mqtt_keepalive_s: int = Field(default=30, ge=5, le=3600)
+    mqtt_reconnect_min_s: int = Field(default=1, ge=1, le=60)
+    mqtt_reconnect_max_s: int = Field(default=30, ge=1, le=3600)
+    mqtt_buffer_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024 * 1024, description="payload bytes held before back-pressure"
+    )
+    mqtt_retry_max_s: float = Field(default=10.0, gt=0, le=300, description="storage retry backoff cap")
+    mqtt_stop_grace_s: float = Field(default=10.0, ge=0, le=600, description="stop: time to finish a batch")
+    mqtt_embedded_host: str = "127.0.0.1"
+    mqtt_embedded_port: int = Field(default=1883, ge=0, le=65535, description="0 picks a free port")
+
+    # --- ingest batching (flush at N messages or T ms, whichever first)
+    batch_max_messages: int = Field(default=500, ge=1, le=100_000)
+    batch_max_ms: int = Field(default=50, ge=1, le=60_000)
+    max_payload_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_readings_per_message: int = Field(default=1000, ge=1, le=100_000)
+    future_tolerance_s: int = Field(default=300, ge=0, le=86_400)
+
+    # --- HTTP
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    # --- FHIR export
+    fhir_base_url: str | None = None
+    fhir_auth: Literal["none", "bearer", "smart-backend"] = "none"
+    fhir_token: SecretStr | None = None
+    fhir_client_id: str | None = None
+    fhir_private_key_file: Path | None = None
+    fhir_token_url: str | None = None
+    fhir_bundle_size: int = Field(default=100, ge=1, le=1000)
+    # --- FHIR export delivery (see docs/fhir.md)
+    fhir_workers: int = Field(default=1, ge=1, le=32, description="export worker threads per process")
+    fhir_poll_interval_s: float = Field(default=1.0, gt=0, le=300, description="idle worker poll")
+    fhir_lease_s: float = Field(
+        default=60.0, ge=1, le=3600, description="hold on claimed rows, renewed while sending"
+    )
+    fhir_panel_wait_s: float = Field(
+        default=30.0, ge=0, le=3600, description="a BP panel missing a component waits this long"
+    )
+    fhir_timeout_s: float = Field(default=30.0, gt=0, le=600, description="EHR request timeout")
+    fhir_keep_sent_days: int = Field(default=30, ge=1, le=36500, description="then sent rows go")
+
+    # --- alerts (see docs/alerts.md)
+    alert_scheduler_interval_s: float = Field(
+        default=30.0, gt=0, le=3600, description="missing data, battery and escalation checks"
+    )
+    alert_escalate_after_s: int = Field(
+        default=900, ge=1, le=7 * 86400, description="unacknowledged critical alert escalates after"
+    )
+    alert_escalation_max_level: int = Field(default=3, ge=0, le=100)
+    alert_stream_heartbeat_s: float = Field(default=15.0, gt=0, le=300)
+    alert_stream_poll_s: float = Field(default=2.0, gt=0, le=60)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=100)
+    webhook_backoff_base_s: float = Field(default=2.0, gt=0, le=3600)
+    webhook_backoff_max_s: float = Field(default=600.0, gt=0, le=86400)
+
+    # --- operations
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    environment: Literal["development", "production"] = "development"
+
+    # --- security (see docs/security.md)
+    rate_limit_per_minute: int = Field(
+        default=6000, ge=0, le=10_000_000, description="requests per minute per token; 0 = off"
+    )
+    rate_limit_burst: int = Field(default=1000, ge=1, le=1_000_000)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated origins allowed by CORS; empty = off"
+    )
+    hsts_max_age_s: int = Field(default=0, ge=0, description="Strict-Transport-Security; 0 = off")
+    readings_retention_days: int | None = Field(
+        default=None, ge=1, le=36500, description="delete raw readings older than this; none = keep"
+    )
+    retention_interval_s: int = Field(default=3600, ge=1, le=7 * 86400)
+    mqtt_password_file: Path | None = Field(default=None, description="Mosquitto password_file")
+    mqtt_acl_file: Path | None = Field(default=None, description="Mosquitto acl_file")
+
+    @field_validator("mqtt_password_file", "mqtt_acl_file", mode="before")
+    @classmethod
+    def _blank_is_none(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, v: object) -> object:
+        if isinstance(v, str):
+            v = [o.strip() for o in v.split(",") if o.strip()]
+        if isinstance(v, list):
+            for origin in v:
+                if not isinstance(origin, str) or not _ORIGIN_RE.match(origin):
+                    raise ValueError(f"not an origin (scheme://host[:port]): {origin!r}")
+        return v
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.upper() if isinstance(v, str) else v
+
+    @field_validator("database_url")
+    @classmethod
+    def _pg_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("postgresql://", "postgres://")):
+            raise ValueError("RPM_DATABASE_URL must start with postgresql://")
+        return v
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("mqtt://", "mqtts://")):
+            raise ValueError("RPM_MQTT_URL must start with mqtt:// or mqtts://")
+        return v
+
+    @field_validator("fhir_base_url", mode="before")
+    @classmethod
+    def _fhir_url(cls, v: object) -> object:
+        if isinstance(v, str) and not v.strip():
+            return None  # RPM_FHIR_BASE_URL= (empty) means no EHR: export rows wait
+        if isinstance(v, str) and not re.match(r"^https?://[^\s/?#]+[^\s?#]*$", v):
+            raise ValueError("RPM_FHIR_BASE_URL must be an http:// or https:// URL")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.db_pool_min > self.db_pool_max:
+            raise ValueError("RPM_DB_POOL_MIN is larger than RPM_DB_POOL_MAX")
+        if self.fhir_auth == "bearer" and self.fhir_token is None:
+            raise ValueError("RPM_FHIR_AUTH=bearer needs RPM_FHIR_TOKEN")
+        if self.fhir_auth == "smart-backend" and (
+            self.fhir_client_id is None or self.fhir_private_key_file is None
+        ):
+            raise ValueError(
+                "RPM_FHIR_AUTH=smart-backend needs RPM_FHIR_CLIENT_ID and RPM_FHIR_PRIVATE_KEY_FILE"
+            )
+        if self.environment == "production" and (
+            self.database_url is None or self.mqtt_url is None
+        ):
+            raise ValueError("production needs RPM_DATABASE_URL and RPM_MQTT_URL (no embedded servers)")
+        return self
+
+    @property
+    def readings_topic(self) -> str:
+        return f"{self.mqtt_topic_prefix}/+/readings"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, turning validation errors into ConfigurationError."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"RPM_{'_'.join(str(p) for p in e['loc']).upper() or 'SETTINGS'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise ConfigurationError(f"invalid configuration: {problems}") from None
