@@ -1,9 +1,10 @@
 """The durable store-and-forward queue: one SQLite file, one writer thread.
 
 Tables:
-- ``outbox``: one row per queued message (readings of one device that travel together, such as a
+- ``queue``: one row per queued message (readings of one device that travel together, such as a
   blood-pressure panel), oldest first by ``id``. A row is deleted only once the broker has
-  acknowledged the message that carried it.
+  acknowledged the message that carried it. (Files written before schema 2 called it ``outbox``;
+  opening one renames the table, in the same transaction that checks the schema.)
 - ``reading_keys``: the natural key (device, metric, measured-at) of every reading kept recently,
   so a value the device sends twice (a re-fetched record, a re-sent indication) is queued once.
 - ``record_cursors``: per device and record stream, the last stored-record sequence number kept;
@@ -38,38 +39,46 @@ from devices.errors import QueueStorageError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS outbox (
+SCHEMA_VERSION: Final = 2  # 2: the ``outbox`` table of schema 1 renamed ``queue``
+_SCHEMA: Final = (
+    """
+CREATE TABLE IF NOT EXISTS queue (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     device_id TEXT NOT NULL,
     readings TEXT NOT NULL,
     n_readings INTEGER NOT NULL,
     size INTEGER NOT NULL,
     enqueued_at TEXT NOT NULL
-);
+)
+""",
+    """
 CREATE TABLE IF NOT EXISTS reading_keys (
     device_id TEXT NOT NULL,
     metric TEXT NOT NULL,
     measured_at TEXT NOT NULL,
     kept_at TEXT NOT NULL,
     PRIMARY KEY (device_id, metric, measured_at)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS reading_keys_kept_at ON reading_keys (kept_at);
+) WITHOUT ROWID
+""",
+    "CREATE INDEX IF NOT EXISTS reading_keys_kept_at ON reading_keys (kept_at)",
+    """
 CREATE TABLE IF NOT EXISTS record_cursors (
     address TEXT NOT NULL,
     stream TEXT NOT NULL,
     last_sequence INTEGER NOT NULL,
     updated_at TEXT NOT NULL,
     PRIMARY KEY (address, stream)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+) WITHOUT ROWID
+""",
+    "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+    """
 CREATE TABLE IF NOT EXISTS devices (
     address TEXT PRIMARY KEY,
     battery_percent INTEGER,
     battery_at TEXT
-) WITHOUT ROWID;
-"""
+) WITHOUT ROWID
+""",
+)
 _PRUNE_EVERY: Final = 500
 _DROP_BATCH: Final = 64
 
@@ -137,22 +146,11 @@ class QueueStore:
         self._since_prune = 0
         self._lock_fd = _lock(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
-            self._db.execute("PRAGMA journal_size_limit=4194304")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            elif version != SCHEMA_VERSION:
-                raise QueueStorageError(f"{path} has queue schema {version}, expected {SCHEMA_VERSION}")
-            self._bytes = int(self._db.execute("SELECT COALESCE(SUM(size), 0) FROM outbox").fetchone()[0])
-        except sqlite3.Error as exc:
+            self._db = _open(path, synchronous)
+        except BaseException:
             os.close(self._lock_fd)
-            raise QueueStorageError(f"cannot open the queue at {path}: {exc}") from exc
+            raise
+        self._bytes = int(self._db.execute("SELECT COALESCE(SUM(size), 0) FROM queue").fetchone()[0])
         self._prune_keys()
 
     def close(self) -> None:
@@ -190,7 +188,7 @@ class QueueStore:
                 self._bump("duplicate_readings", duplicates)
                 self._bump("dropped_readings", dropped)
         except sqlite3.Error as exc:
-            self._bytes = int(self._db.execute("SELECT COALESCE(SUM(size), 0) FROM outbox").fetchone()[0])
+            self._bytes = int(self._db.execute("SELECT COALESCE(SUM(size), 0) FROM queue").fetchone()[0])
             raise QueueStorageError(f"cannot queue readings: {exc}") from exc
         self._after_write()
         return EnqueueResult(queued, duplicates, dropped)
@@ -208,7 +206,7 @@ class QueueStore:
         text = json.dumps(readings, separators=(",", ":"), ensure_ascii=False)
         size = len(text.encode("utf-8"))
         self._db.execute(
-            "INSERT INTO outbox (device_id, readings, n_readings, size, enqueued_at) "
+            "INSERT INTO queue (device_id, readings, n_readings, size, enqueued_at) "
             "VALUES (?, ?, ?, ?, ?)",
             (device_id, text, len(readings), size, stamp),
         )
@@ -218,7 +216,7 @@ class QueueStore:
         dropped = 0
         while self._bytes > self.max_bytes:
             rows = self._db.execute(
-                "SELECT id, n_readings, size FROM outbox ORDER BY id LIMIT ?", (_DROP_BATCH,)
+                "SELECT id, n_readings, size FROM queue ORDER BY id LIMIT ?", (_DROP_BATCH,)
             ).fetchall()
             if not rows:
                 break
@@ -230,7 +228,7 @@ class QueueStore:
                 dropped += n_readings
                 self._bytes -= size
             self._db.execute(
-                f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(doomed))})", doomed
+                f"DELETE FROM queue WHERE id IN ({','.join('?' * len(doomed))})", doomed
             )
         if dropped:
             logger.warning(
@@ -248,10 +246,10 @@ class QueueStore:
             with self._transaction():
                 rows = self._db.execute(
                     f"SELECT COALESCE(SUM(n_readings), 0), COALESCE(SUM(size), 0), COUNT(*) "
-                    f"FROM outbox WHERE id IN ({marks})",
+                    f"FROM queue WHERE id IN ({marks})",
                     list(ids),
                 ).fetchone()
-                self._db.execute(f"DELETE FROM outbox WHERE id IN ({marks})", list(ids))
+                self._db.execute(f"DELETE FROM queue WHERE id IN ({marks})", list(ids))
                 self._bump("published_readings", int(rows[0]))
                 self._bump("published_messages", int(rows[2]))
         except sqlite3.Error as exc:
@@ -278,7 +276,7 @@ class QueueStore:
         """The oldest queued messages with ``id > after_id``."""
         try:
             rows = self._db.execute(
-                "SELECT id, device_id, readings FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
+                "SELECT id, device_id, readings FROM queue WHERE id > ? ORDER BY id LIMIT ?",
                 (after_id, limit),
             ).fetchall()
         except sqlite3.Error as exc:
@@ -304,7 +302,7 @@ class QueueStore:
     def stats(self) -> QueueStats:
         try:
             messages, readings = self._db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(n_readings), 0) FROM outbox"
+                "SELECT COUNT(*), COALESCE(SUM(n_readings), 0) FROM queue"
             ).fetchone()
             counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
         except sqlite3.Error as exc:
@@ -353,6 +351,44 @@ class QueueStore:
                 self._db.execute("DELETE FROM reading_keys WHERE kept_at < ?", (horizon,))
         except sqlite3.Error as exc:
             logger.warning("pruning old reading keys failed: %s", exc)
+
+
+def _open(path: Path, synchronous: Synchronous) -> sqlite3.Connection:
+    """The queue file, durable and at the current schema; :class:`QueueStorageError` if not."""
+    try:
+        db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise QueueStorageError(f"cannot open the queue at {path}: {exc}") from exc
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={synchronous}")
+        db.execute("PRAGMA journal_size_limit=4194304")
+        db.execute("PRAGMA busy_timeout=5000")
+        with _Transaction(db):
+            _prepare_schema(db, path)
+    except sqlite3.Error as exc:
+        db.close()
+        raise QueueStorageError(f"cannot open the queue at {path}: {exc}") from exc
+    except QueueStorageError:
+        db.close()
+        raise
+    return db
+
+
+def _prepare_schema(db: sqlite3.Connection, path: Path) -> None:
+    """Create the tables, or bring a file of an older schema up to date (in the caller's
+    transaction: a crash leaves the file as it was)."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version not in (0, 1, SCHEMA_VERSION):
+        raise QueueStorageError(f"{path} has queue schema {version}, expected {SCHEMA_VERSION}")
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "outbox" in tables and "queue" not in tables:
+        db.execute("ALTER TABLE outbox RENAME TO queue")
+        logger.info("queue file %s: table 'outbox' renamed 'queue' (schema %d)", path, SCHEMA_VERSION)
+    for statement in _SCHEMA:
+        db.execute(statement)
+    if version != SCHEMA_VERSION:
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
 def _lock(path: Path) -> int:

@@ -53,7 +53,7 @@ def queued_readings(data_dir: Path) -> int:
     """Read the queue as an outsider (the gateway process holds the queue's lock)."""
     db = sqlite3.connect(f"file:{data_dir / QUEUE_FILE}?mode=ro", uri=True)
     try:
-        return int(db.execute("SELECT COALESCE(SUM(n_readings), 0) FROM outbox").fetchone()[0])
+        return int(db.execute("SELECT COALESCE(SUM(n_readings), 0) FROM queue").fetchone()[0])
     finally:
         db.close()
 
