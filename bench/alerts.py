@@ -55,6 +55,7 @@ from ingest.interpreter import tune_for_service  # noqa: E402
 from ingest.pipeline import Envelope, Pipeline  # noqa: E402
 from ingest.runtime import Runtime  # noqa: E402
 from ingest.settings import Settings  # noqa: E402
+from ingest.store.readings import prepare_session  # noqa: E402
 from ingest.store.tokens import create_token  # noqa: E402
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -164,8 +165,8 @@ def ingest_rate(args: argparse.Namespace) -> dict[str, Any]:
         with fresh_database("rpm_bench_alerts") as off_url, fresh_database("rpm_bench_alerts") as on_url:
             register(off_url, args.patients)
             register(on_url, args.patients)
-            off_pool = open_pool(off_url, min_size=1, max_size=2, name="off")
-            on_pool = open_pool(on_url, min_size=1, max_size=2, name="on")
+            off_pool = open_pool(off_url, min_size=1, max_size=2, name="off", prepare=prepare_session)
+            on_pool = open_pool(on_url, min_size=1, max_size=2, name="on", prepare=prepare_session)
             try:
                 in_hook = [0.0]
 

@@ -1,4 +1,7 @@
-"""The composition root: builds everything from Settings, runs it, and takes it down in order."""
+"""The composition root: builds everything from Settings, runs it, and takes it down in order.
+
+It is the one module that names every feature: :func:`default_components` lists them.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +12,35 @@ from types import TracebackType
 
 from fastapi import APIRouter, FastAPI
 
+from ingest.alerts.component import alerts_component
 from ingest.api.app import create_app
-from ingest.components import Component, ComponentFactory, default_components
+from ingest.components import Component, ComponentFactory
+from ingest.dashboard.component import dashboard_component
 from ingest.db.migrate import migrate
 from ingest.db.pool import open_pool
 from ingest.embedded.broker import with_embedded_broker
 from ingest.embedded.postgres import embedded_postgres
+from ingest.export.component import fhir_export_component
 from ingest.metrics import Metrics
+from ingest.mqtt.consumer import mqtt_component
 from ingest.pipeline import Pipeline, rules_from
+from ingest.security.retention import retention_component
 from ingest.services import Services
 from ingest.settings import Settings
+from ingest.store.readings import prepare_session
 
 logger = logging.getLogger(__name__)
+
+
+def default_components() -> list[ComponentFactory]:
+    """The components `serve` runs, in start order (they stop in reverse)."""
+    return [
+        alerts_component,
+        dashboard_component,
+        retention_component,
+        fhir_export_component,  # outbox hook + exports API; workers with an EHR
+        mqtt_component,  # keep last: starts after what it feeds, stops first
+    ]
 
 
 class Runtime:
@@ -63,7 +83,7 @@ class Runtime:
         applied = migrate(url)
         if applied:
             logger.info("applied migrations %s", applied)
-        pool = open_pool(url, min_size=s.db_pool_min, max_size=s.db_pool_max)
+        pool = open_pool(url, min_size=s.db_pool_min, max_size=s.db_pool_max, prepare=prepare_session)
         self._stack.callback(pool.close)
         pipeline = Pipeline(
             rules=rules_from(

@@ -17,6 +17,7 @@ from psycopg_pool import ConnectionPool
 from ingest.db.migrate import migrate
 from ingest.db.pool import open_pool
 from ingest.settings import Settings
+from ingest.store.readings import prepare_session
 
 ADMIN_URL = os.environ.get(
     "RPM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -73,7 +74,7 @@ def db_url(template_database: str) -> Iterator[str]:
 
 @pytest.fixture
 def pool(db_url: str) -> Iterator[ConnectionPool]:
-    p = open_pool(db_url, min_size=1, max_size=4, name="test")
+    p = open_pool(db_url, min_size=1, max_size=4, name="test", prepare=prepare_session)
     yield p
     p.close()
 

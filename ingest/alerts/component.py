@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from ingest.alerts import routes, threshold_routes
+from ingest.alerts.context import EXTRAS_KEY, AlertsContext
 from ingest.alerts.engine import AlertEngine
 from ingest.alerts.scheduler import Scheduler
 from ingest.alerts.stream import Broadcaster
@@ -18,28 +19,6 @@ from ingest.metrics import Metrics
 from ingest.services import Services
 
 logger = logging.getLogger(__name__)
-
-EXTRAS_KEY = "alerts"
-
-
-@dataclass
-class AlertsContext:
-    """What the alert routes and the tests reach through ``services.extras["alerts"]``."""
-
-    origin: str
-    engine: AlertEngine
-    broadcaster: Broadcaster
-    scheduler: Scheduler
-    webhooks: WebhookWorker
-    heartbeat_s: float
-
-
-def alerts_context(services: Services) -> AlertsContext:
-    ctx = services.extras.get(EXTRAS_KEY)
-    if not isinstance(ctx, AlertsContext):
-        raise RuntimeError("the alerts component is not installed")
-    return ctx
-
 
 class _Counter:
     """Counts committed events written by this process (each process counts its own once)."""
@@ -100,12 +79,9 @@ def alerts_component(services: Services) -> Component:
         scheduler.stop()
         broadcaster.stop()
 
-    from ingest.alerts import routes as alert_routes
-    from ingest.alerts import threshold_routes as threshold_routes
-
     return Component(
         name="alerts",
-        routers=(alert_routes.router, threshold_routes.router),
+        routers=(routes.router, threshold_routes.router),
         hooks=(engine,),
         start=start,
         stop=stop,

@@ -21,7 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from ingest.alerts import events, lifecycle
-from ingest.alerts.component import alerts_context
+from ingest.alerts.context import AlertsContext, AlertsDep
 from ingest.alerts.lifecycle import Actor, AlertFilter
 from ingest.alerts.public import alert_public
 from ingest.alerts.schemas import AlertDetail, AlertPublic, AlertsPage, HistoryEntry, NoteIn
@@ -137,6 +137,7 @@ async def stream(
     request: Request,
     services: ServicesDep,
     principal: StaffDep,
+    ctx: AlertsDep,
     patient_id: UUID | None = None,
     severity: ListParam = None,
     kind: ListParam = None,
@@ -145,7 +146,6 @@ async def stream(
         str | None, Header(alias="Last-Event-ID", max_length=40, include_in_schema=False)
     ] = None,
 ) -> EventSourceResponse:
-    ctx = alerts_context(services)
     start = last_event_id
     if last_event_id_header is not None and last_event_id_header.strip():
         text = last_event_id_header.strip()
@@ -246,9 +246,10 @@ def acknowledge(
     alert_id: UUID,
     services: ServicesDep,
     principal: StaffDep,
+    ctx: AlertsDep,
     body: Annotated[NoteIn | None, Body()] = None,
 ) -> dict[str, Any]:
-    return _step(lifecycle.acknowledge, alert_id, services, principal, body)
+    return _step(lifecycle.acknowledge, alert_id, services, ctx, principal, body)
 
 
 @router.post("/{alert_id}/resolve", response_model=AlertPublic)
@@ -256,20 +257,21 @@ def resolve(
     alert_id: UUID,
     services: ServicesDep,
     principal: StaffDep,
+    ctx: AlertsDep,
     body: Annotated[NoteIn | None, Body()] = None,
 ) -> dict[str, Any]:
-    return _step(lifecycle.resolve, alert_id, services, principal, body)
+    return _step(lifecycle.resolve, alert_id, services, ctx, principal, body)
 
 
 def _step(
     step: Callable[..., dict[str, Any]],
     alert_id: UUID,
-    services: ServicesDep,
+    services: Services,
+    ctx: AlertsContext,
     principal: Principal,
     body: NoteIn | None,
 ) -> dict[str, Any]:
     """One human lifecycle step (acknowledge or resolve) in its own transaction."""
-    ctx = alerts_context(services)
     with services.transaction() as conn:
         row = step(conn, alert_id, _actor(principal), body.note if body else None, origin=ctx.origin)
     return alert_public(row)

@@ -28,8 +28,7 @@ from ingest.alerts.schemas import (
     WebhookIn,
     WebhookPublic,
 )
-from ingest.api.deps import AdminDep, ServicesDep, StaffDep, ensure_clinic_visible
-from ingest.api.routes.patients import visible_patient
+from ingest.api.deps import AdminDep, ServicesDep, StaffDep, ensure_clinic_visible, visible_patient
 from ingest.errors import InvalidRule
 from ingest.services import Services
 from ingest.store import roster

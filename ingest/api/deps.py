@@ -1,13 +1,16 @@
-"""FastAPI dependencies: the injected services, the calling principal and role checks."""
+"""FastAPI dependencies: the injected services, the calling principal, role checks, and the
+visibility checks routes of every feature share (another clinic's data answers 404)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ingest.services import Services
+from ingest.store import roster
 from ingest.store.tokens import Principal, Role, resolve_token
 
 _bearer = HTTPBearer(auto_error=False, description="API token: rpm-ingest token create")
@@ -68,3 +71,11 @@ def ensure_clinic_visible(principal: Principal, clinic_id: str, what: str) -> No
     """Hide other tenants' data: answer 404 as if it did not exist."""
     if not principal.can_see_clinic(clinic_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"{what} not found")
+
+
+def visible_patient(services: Services, principal: Principal, patient_id: UUID) -> dict[str, Any]:
+    """The patient row, or 404 when it does not exist or belongs to another clinic."""
+    with services.transaction() as conn:
+        row = roster.get_patient(conn, patient_id)
+    ensure_clinic_visible(principal, row["clinic_id"], f"patient {patient_id}")
+    return row

@@ -14,8 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from ingest.api.deps import ServicesDep, StaffDep
-from ingest.api.routes.patients import visible_patient
+from ingest.api.deps import ServicesDep, StaffDep, visible_patient
 from ingest.dashboard import queries
 from ingest.store import roster
 

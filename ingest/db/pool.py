@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Final
 
 import psycopg
 from psycopg_pool import ConnectionPool
-
-from ingest.store.readings import prepare_session
 
 logger = logging.getLogger(__name__)
 
@@ -24,20 +23,41 @@ KEEPALIVE: Final[dict[str, Any]] = {
 }
 
 
-def _configure(conn: psycopg.Connection[Any]) -> None:
-    conn.execute("SET TIME ZONE 'UTC'")
-    conn.commit()
-    prepare_session(conn)
+SessionSetup = Callable[[psycopg.Connection[Any]], None]
 
 
-def open_pool(conninfo: str, *, min_size: int = 1, max_size: int = 10, name: str = "rpm") -> ConnectionPool:
-    """Open a pool whose connections are checked on checkout, so a database restart heals."""
+class _Configure:
+    """Sets each new connection's session to UTC, then runs the caller's setup on it."""
+
+    def __init__(self, prepare: SessionSetup | None) -> None:
+        self._prepare = prepare
+
+    def __call__(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute("SET TIME ZONE 'UTC'")
+        conn.commit()
+        if self._prepare is not None:
+            self._prepare(conn)
+
+
+def open_pool(
+    conninfo: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    name: str = "rpm",
+    prepare: SessionSetup | None = None,
+) -> ConnectionPool:
+    """Open a pool whose connections are checked on checkout, so a database restart heals.
+
+    ``prepare`` runs once on each new connection (after its session is set to UTC) and leaves it
+    idle, committed: the store layer's per-session setup, supplied by the composition root.
+    """
     pool: ConnectionPool = ConnectionPool(
         conninfo,
         min_size=min_size,
         max_size=max_size,
         name=name,
-        configure=_configure,
+        configure=_Configure(prepare),
         kwargs=KEEPALIVE,
         check=ConnectionPool.check_connection,
         reconnect_timeout=3600,

@@ -20,11 +20,14 @@ from uuid import UUID
 
 import click
 
+from devices.mqtt.publisher import Publisher
 from ingest.components import Component
+from ingest.demo import history, register, thresholds
 from ingest.demo.clinic import PATIENTS, DemoPatient, with_devices
 from ingest.demo.home import HomeRunner, demo_devices
 from ingest.demo.live import LiveDevice, LiveDevices
 from ingest.errors import ConfigurationError
+from ingest.mqtt.config import broker_options_from_settings
 from ingest.services import Services
 
 if TYPE_CHECKING:
@@ -57,8 +60,6 @@ class SeededClinic:
 
 def seed_clinic(services: Services, zone: tzinfo, now: datetime | None = None) -> SeededClinic:
     """Register the demo clinic (idempotent), set its thresholds and fill in 30 days of history."""
-    from ingest.demo import history, register, thresholds
-
     now = now or datetime.now(UTC)
     patients = demo_patients()
     with services.transaction() as conn:
@@ -70,9 +71,6 @@ def seed_clinic(services: Services, zone: tzinfo, now: datetime | None = None) -
 
 
 def start_demo(runtime: Runtime, server: uvicorn.Server) -> Component:
-    from ingest.mqtt.config import broker_options
-    from ingest.mqtt.publisher import Publisher
-
     services = runtime.services
     if services is None:
         raise ConfigurationError("the demo needs a running service")
@@ -83,7 +81,8 @@ def start_demo(runtime: Runtime, server: uvicorn.Server) -> Component:
     seeded = seed_clinic(services, zone)
     patients, now, token = seeded.patients, seeded.started, seeded.token
 
-    publisher = Publisher(broker_options(settings, client_id=f"{settings.mqtt_client_id}-demo-devices"))
+    options = broker_options_from_settings(settings, client_id=f"{settings.mqtt_client_id}-demo-devices")
+    publisher = Publisher(options)
     publisher.start()
     live = LiveDevices(
         publisher,

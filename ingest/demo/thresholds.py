@@ -8,12 +8,11 @@ from uuid import UUID
 
 import psycopg
 
+from ingest.alerts.config import set_override
 from ingest.demo.clinic import CLINIC_ID, DemoPatient
 
 
 def apply(conn: psycopg.Connection[Any], patients: Sequence[DemoPatient], ids: Mapping[str, UUID]) -> None:
-    from ingest.alerts.config import set_override
-
     for patient in patients:
         for metric, params in patient.thresholds.items():
             set_override(

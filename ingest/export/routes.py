@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ingest.api.deps import ServicesDep, StaffDep, ensure_clinic_visible
 from ingest.api.schemas import ClinicId
 from ingest.export import store
-from ingest.export.component import export_context
+from ingest.export.context import ExportDep
 from ingest.outbox import WAITING_REASON
 from ingest.store.tokens import Principal
 
@@ -100,11 +100,11 @@ def _clinics(principal: Principal, clinic: str | None) -> list[str] | None:
 def get_exports(
     services: ServicesDep,
     principal: StaffDep,
+    ctx: ExportDep,
     clinic: Annotated[ClinicId | None, Query(description="administrators: one clinic only")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="failures and waiting patients listed")] = 100,
 ) -> ExportsSummary:
     clinics = _clinics(principal, clinic)
-    ctx = export_context(services)
     with services.transaction() as conn:
         counts = store.counts(conn, clinic_ids=clinics)
         failures = store.list_exports(conn, status="failed", clinic_ids=clinics, limit=limit)

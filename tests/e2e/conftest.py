@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ingest.components import default_components
+from ingest.runtime import default_components
 from ingest.settings import Settings
 from tests.support.service import RunningService, running_service
 

@@ -7,7 +7,7 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict
 
-from ingest.api.deps import ServicesDep, StaffDep, ensure_clinic_visible
+from ingest.api.deps import ServicesDep, StaffDep, visible_patient
 from ingest.api.schemas import (
     Bucket,
     BucketsPage,
@@ -22,7 +22,6 @@ from ingest.api.schemas import (
 from ingest.export import store as export_store
 from ingest.store import readings as readings_store
 from ingest.store import roster
-from ingest.store.tokens import Principal
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
@@ -31,14 +30,6 @@ MAX_READINGS_PER_QUERY = 50_000
 
 def patient_public(row: dict[str, Any]) -> PatientPublic:
     return PatientPublic(clinic=row["clinic_id"], **{k: v for k, v in row.items() if k != "clinic_id"})
-
-
-def visible_patient(services: ServicesDep, principal: Principal, patient_id: UUID) -> dict[str, Any]:
-    """The patient row, or 404 when it does not exist or belongs to another clinic."""
-    with services.transaction() as conn:
-        row = roster.get_patient(conn, patient_id)
-    ensure_clinic_visible(principal, row["clinic_id"], f"patient {patient_id}")
-    return row
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=PatientPublic)

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from ingest.alerts.component import AlertsContext, alerts_component, alerts_context
+from ingest.alerts.component import alerts_component
+from ingest.alerts.context import AlertsContext, alerts_context
 from ingest.settings import Settings
 from tests.support.service import RunningService, running_service
 

@@ -110,9 +110,10 @@ def test_an_alert_written_by_another_ingest_path_reaches_the_stream(
     """A second writer (its own pool, pipeline and engine, as another process would have) stores a
     reading straight into the database; the service's stream still delivers the alert."""
     from ingest.db.pool import open_pool
+    from ingest.store.readings import prepare_session
 
     clinic.patient("CUFF-1")
-    other = open_pool(db_url, min_size=1, max_size=1, name="other-process")
+    other = open_pool(db_url, min_size=1, max_size=1, name="other-process", prepare=prepare_session)
     try:
         engine = AlertEngine(catalogue=svc.services.pipeline.catalogue, origin="elsewhere")
         pipeline = Pipeline(hooks=[engine])
