@@ -38,8 +38,8 @@ from fhir_export.mapping import ObservationMapper  # noqa: E402
 from fhir_export.models import DeviceInfo, ExportItem  # noqa: E402
 from fhir_export.table import build_table  # noqa: E402
 from fhir_export.worker import ExportWorker  # noqa: E402
-from tests.fhir_export.fhir_server import run_fhir_server  # noqa: E402
-from tests.fhir_export.memory_outbox import MemoryOutbox  # noqa: E402
+from tests.support.fhir_test_server import run_fhir_server  # noqa: E402
+from tests.support.memory_outbox import MemoryOutbox  # noqa: E402
 
 PATIENT = "bench-patient"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

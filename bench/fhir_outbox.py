@@ -43,7 +43,7 @@ from ingest.db.pool import open_pool  # noqa: E402
 from ingest.export.fhir_devices import DeviceRegistry  # noqa: E402
 from ingest.outbox import OutboxWriter, PgOutbox  # noqa: E402
 from ingest.pipeline import Envelope, Pipeline  # noqa: E402
-from tests.fhir_export.fhir_server import run_fhir_server  # noqa: E402
+from tests.support.fhir_test_server import run_fhir_server  # noqa: E402
 
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=5)
 DEVICES = 20

@@ -19,8 +19,8 @@ import pytest
 from ingest.components import default_components
 from ingest.settings import Settings
 from tests.e2e.helpers import NOW, iso, publish
-from tests.fhir_export.fhir_checks import assert_valid
-from tests.fhir_export.fhir_server import FhirTestServer, run_fhir_server
+from tests.support.fhir_checks import assert_valid
+from tests.support.fhir_test_server import FhirTestServer, run_fhir_server
 from tests.support.service import RunningService, running_service
 from tests.support.tcpproxy import TcpProxy
 

@@ -16,9 +16,10 @@ from fhir_export.client import FhirClient, build_http_client
 from fhir_export.errors import AuthError
 from fhir_export.mapping import ObservationMapper
 from fhir_export.worker import ExportWorker
-from tests.fhir_export.conftest import Ehr, series
-from tests.fhir_export.memory_outbox import MemoryOutbox
 from tests.fhir_export.test_delivery import FAST, drain
+from tests.support.fhir_items import series
+from tests.support.fhir_test_server import Ehr
+from tests.support.memory_outbox import MemoryOutbox
 
 CLIENT_ID = "rpm-ingest-test"
 

@@ -16,10 +16,10 @@ from fhir_export.client import FhirClient, RetryPolicy, build_http_client
 from fhir_export.mapping import ObservationMapper
 from fhir_export.models import DeviceInfo
 from fhir_export.worker import Backoff, ExportWorker
-from tests.fhir_export.conftest import CANONICAL, Ehr, item, reading, series
-from tests.fhir_export.fhir_checks import assert_valid
-from tests.fhir_export.fhir_server import run_fhir_server
-from tests.fhir_export.memory_outbox import MemoryOutbox
+from tests.support.fhir_checks import assert_valid
+from tests.support.fhir_items import CANONICAL, item, reading, series
+from tests.support.fhir_test_server import Ehr, run_fhir_server
+from tests.support.memory_outbox import MemoryOutbox
 
 
 def free_port() -> int:

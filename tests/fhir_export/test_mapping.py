@@ -19,8 +19,8 @@ from devices.catalogue import load_catalogue
 from fhir_export.errors import MappingError
 from fhir_export.mapping import ObservationMapper, format_instant
 from fhir_export.models import DeviceInfo
-from tests.fhir_export.conftest import CANONICAL, DEVICE, T0, item, reading
-from tests.fhir_export.fhir_checks import assert_valid, profile_problems
+from tests.support.fhir_checks import assert_valid, profile_problems
+from tests.support.fhir_items import CANONICAL, DEVICE, T0, item, reading
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("RPM_UPDATE_GOLDEN") == "1"

@@ -1,111 +1,15 @@
-"""Fixtures for the export tests: a real database per test, the real local FHIR server, and
-helpers that register a patient with a device and ingest readings through the real pipeline."""
+"""Fixtures for the export tests: a real database per test, the real local FHIR server, and a
+linked patient whose readings go through the real pipeline (helpers in tests/support/export.py)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
-from uuid import UUID
+from collections.abc import Iterator
 
 import pytest
-from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from fhir_export.table import build_table
-from ingest.outbox import OutboxWriter
-from ingest.pipeline import Envelope, Outcome, Pipeline
-from ingest.store import roster
-from tests.fhir_export.fhir_server import FhirTestServer, run_fhir_server
-
-# Readings are an hour old: accepted by the pipeline (not in the future), whole seconds.
-T0 = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
-
-
-def at(minutes: float) -> str:
-    return (T0 + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
-
-
-def hr(value: float = 72, *, minute: float = 0, **extra: Any) -> dict[str, Any]:
-    return {"metric": "heart_rate", "value": value, "unit": "/min", "measured_at": at(minute), **extra}
-
-
-def bp(
-    systolic: float | None = 128,
-    diastolic: float | None = 84,
-    mean: float | None = None,
-    *,
-    minute: float = 0,
-) -> list[dict[str, Any]]:
-    parts = [("systolic_bp", systolic), ("diastolic_bp", diastolic), ("mean_arterial_pressure", mean)]
-    return [
-        {"metric": metric, "value": value, "unit": "mm[Hg]", "measured_at": at(minute)}
-        for metric, value in parts
-        if value is not None
-    ]
-
-
-@dataclass
-class Home:
-    """A clinic patient with one assigned device, and the pipeline that writes the outbox."""
-
-    pool: ConnectionPool
-    pipeline: Pipeline
-    patient_id: UUID
-    device_id: str
-
-    def ingest(self, readings: Sequence[dict[str, Any]], *, device_id: str | None = None) -> Outcome:
-        device = device_id or self.device_id
-        body = json.dumps({"readings": list(readings)}).encode()
-        envelope = Envelope(source="test", raw=body, received_at=datetime.now(UTC), device_id=device)
-        with self.pool.connection() as conn, conn.transaction():
-            (outcome,) = self.pipeline.process(conn, [envelope])
-        assert not outcome.rejected and outcome.error is None, outcome
-        return outcome
-
-    def rows(self, **where: Any) -> list[dict[str, Any]]:
-        clauses = " AND ".join(f"{k} = %({k})s" for k in where) or "true"
-        with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(f"SELECT * FROM fhir_outbox WHERE {clauses} ORDER BY id", where)
-            return cur.fetchall()
-
-    def execute(self, query: str, params: Any = None) -> None:
-        with self.pool.connection() as conn, conn.transaction():
-            conn.execute(query, params)
-
-    def make_due(self) -> None:
-        self.execute("UPDATE fhir_outbox SET next_attempt_at = now() WHERE status = 'pending'")
-
-
-def add_patient(
-    pool: ConnectionPool,
-    *,
-    mrn: str = "MRN-1",
-    fhir_patient_id: str | None = None,
-    device_id: str = "F0F1F2F3F4F5",
-    clinic: str = "default",
-) -> UUID:
-    with pool.connection() as conn, conn.transaction():
-        patient = roster.create_patient(
-            conn, clinic_id=clinic, mrn=mrn, display_name="Test Patient", fhir_patient_id=fhir_patient_id
-        )
-        roster.create_device(
-            conn, device_id=device_id, clinic_id=clinic, type_="blood_pressure_monitor",
-            manufacturer="Omron", model="HEM-7600T", serial="20231104001",
-        )  # fmt: skip
-        roster.assign_device(
-            conn, device_id=device_id, patient_id=patient["id"], since=T0 - timedelta(days=1)
-        )
-    patient_id: UUID = patient["id"]
-    return patient_id
-
-
-def make_home(pool: ConnectionPool, *, fhir_patient_id: str | None, panel_wait_s: float = 30.0) -> Home:
-    patient_id = add_patient(pool, fhir_patient_id=fhir_patient_id)
-    pipeline = Pipeline(hooks=[OutboxWriter(build_table(), panel_wait_s=panel_wait_s)])
-    return Home(pool, pipeline, patient_id, "F0F1F2F3F4F5")
+from tests.support.export import Home, make_home
+from tests.support.fhir_test_server import FhirTestServer, run_fhir_server
 
 
 @pytest.fixture
@@ -125,8 +29,3 @@ def ehr(fhir_server: FhirTestServer) -> FhirTestServer:
     """The local FHIR server, emptied, without auth or faults."""
     fhir_server.reset()
     return fhir_server
-
-
-def ehr_patient(server: FhirTestServer, fhir_id: str = "pat-1") -> str:
-    server.put({"resourceType": "Patient", "id": fhir_id})
-    return fhir_id

@@ -11,7 +11,7 @@ import pytest
 
 from ingest.export.component import fhir_export_component
 from ingest.settings import Settings
-from tests.ingest.export.conftest import at, bp, hr
+from tests.support.export import at, bp, hr
 from tests.support.service import RunningService, running_service
 
 

@@ -13,8 +13,8 @@ import pytest
 from ingest.errors import ConfigurationError
 from ingest.export.component import fhir_export_component
 from ingest.settings import Settings
-from tests.fhir_export.fhir_server import FhirTestServer
-from tests.ingest.export.conftest import add_patient, ehr_patient, hr
+from tests.support.export import add_patient, ehr_patient, hr
+from tests.support.fhir_test_server import FhirTestServer
 from tests.support.service import running_service
 
 

@@ -18,8 +18,8 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from ingest.store.tokens import create_token
-from tests.fhir_export.fhir_server import FhirTestServer
-from tests.ingest.export.conftest import add_patient, ehr_patient, hr
+from tests.support.export import add_patient, ehr_patient, hr
+from tests.support.fhir_test_server import FhirTestServer
 from tests.support.service import free_port
 
 RPM_INGEST = Path(sys.executable).with_name("rpm-ingest")

@@ -21,9 +21,9 @@ from fhir_export.worker import Backoff, ExportWorker
 from ingest.export import store
 from ingest.export.fhir_devices import DeviceRegistry
 from ingest.outbox import PgOutbox
-from tests.fhir_export.fhir_checks import assert_valid
-from tests.fhir_export.fhir_server import FhirTestServer
-from tests.ingest.export.conftest import Home, add_patient, at, bp, ehr_patient, hr, make_home
+from tests.support.export import Home, add_patient, at, bp, ehr_patient, hr, make_home
+from tests.support.fhir_checks import assert_valid
+from tests.support.fhir_test_server import FhirTestServer
 from tests.support.tcpproxy import TcpProxy
 
 FAST = RetryPolicy(attempts=3, initial_s=0.01, max_wait_s=2.0, jitter_s=0.01)

@@ -16,7 +16,7 @@ from fhir_export.outbox import Delivered
 from ingest.errors import Conflict
 from ingest.export import store
 from ingest.outbox import LATE_REASON, WAITING_REASON, PgOutbox, reading_from_json, reading_json
-from tests.ingest.export.conftest import T0, Home, bp, hr, make_home
+from tests.support.export import T0, Home, bp, hr, make_home
 
 
 def test_rows_are_written_in_the_ingest_transaction(home: Home) -> None:

@@ -17,6 +17,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +173,15 @@ def run_fhir_server(port: int = 0) -> Iterator[FhirTestServer]:
             process.kill()
             process.wait(timeout=10)
         errors.close()
+
+
+@dataclass
+class Ehr:
+    """The local server and the Patient a test's readings belong to."""
+
+    server: FhirTestServer
+    patient_id: str
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
