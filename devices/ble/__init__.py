@@ -1,7 +1,12 @@
 """Bluetooth SIG GATT health profiles: pure decoders (bytes in, canonical measurements out).
 
-Nothing here does I/O or imports bleak: the collector (the one module that talks to the
-radio) hands each notification to :func:`decode`.
+The decoders (every profile module and the tables behind :func:`decode`) do no I/O and import no bleak.
+:mod:`devices.ble.collector` is the one production module that imports bleak (and
+bleak-retry-connector): it talks to the radio and hands each notification to :func:`decode`; the
+rest of the collector (``collector_api``, ``collector_loop``, ``collector_session`` and the other
+``collector_*`` modules) works through its interface and imports neither. :mod:`devices.ble.emulated`
+runs emulated peripherals on Google's bumble (and its ``bleak_backend`` plugs them into bleak), for
+tests and the demo. Importing this package imports neither bleak nor bumble.
 """
 
 from devices.ble.characteristics import decode, decoder_for, full_uuid, is_supported, short_uuid
