@@ -19,6 +19,17 @@ class MalformedPayload(DevicesError):
         super().__init__(reason if offset is None else f"{reason} (at offset {offset})")
 
 
+class TooManyReadings(MalformedPayload):
+    """A message holds more readings than one message may (an HTTP caller gets 413 for it)."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        self.count = count
+        self.limit = limit
+        super().__init__(
+            f"{count} readings in one message; at most {limit} ('readings' must hold 1 to {limit})"
+        )
+
+
 class InvalidReading(DevicesError):
     """One reading breaks the contract: unknown metric, unit, range or time rule."""
 

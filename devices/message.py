@@ -16,7 +16,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from devices.catalogue import Metric, load_catalogue
-from devices.errors import InvalidReading, MalformedPayload
+from devices.errors import InvalidReading, MalformedPayload, TooManyReadings
 from devices.models import DEVICE_ID_RE, MAX_READINGS_PER_MESSAGE, Reading, ReadingIn
 from devices.units import to_canonical
 
@@ -45,7 +45,8 @@ class ParsedMessage:
 
 @dataclass(frozen=True, slots=True)
 class Rules:
-    """The knobs of the contract's validation rules (defaults are the contract's values)."""
+    """The knobs of the contract's validation rules (defaults are the contract's values; the
+    service builds its own from its settings, whose defaults are these)."""
 
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
     max_readings: int = MAX_READINGS_PER_MESSAGE
@@ -55,9 +56,12 @@ class Rules:
 DEFAULT_RULES: Final = Rules()
 
 
-def decode_json(raw: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> Any:
-    """Decode a UTF-8 JSON payload, refusing oversized, non-UTF-8, non-JSON or absurdly deep input."""
-    if len(raw) > max_bytes:
+def decode_json(raw: bytes, *, max_bytes: int | None = MAX_PAYLOAD_BYTES) -> Any:
+    """Decode a UTF-8 JSON payload, refusing oversized, non-UTF-8, non-JSON or absurdly deep input.
+
+    ``max_bytes`` None: the caller already bounded the size (an HTTP body, by the body limit).
+    """
+    if max_bytes is not None and len(raw) > max_bytes:
         raise MalformedPayload(f"payload is {len(raw)} bytes, over the {max_bytes}-byte limit")
     try:
         text = raw.decode("utf-8")
@@ -90,21 +94,7 @@ def parse_message(
     ``device_id`` is the device the transport vouches for (the MQTT topic, the HTTP URL or body);
     when None the message itself must name one.
     """
-    if not isinstance(obj, dict):
-        raise MalformedPayload(f"message must be a JSON object, not {_json_type(obj)}")
-    if "readings" in obj:
-        items = obj["readings"]
-        if not isinstance(items, list):
-            raise MalformedPayload("'readings' must be an array")
-        if not 1 <= len(items) <= rules.max_readings:
-            raise MalformedPayload(
-                f"'readings' must hold 1 to {rules.max_readings} readings, not {len(items)}"
-            )
-        inherited = {k: obj[k] for k in _MESSAGE_FIELDS if k in obj}
-    else:
-        items = [obj]
-        inherited = {}
-    owner = _message_device(obj, device_id)
+    owner, items, inherited = _split(obj, device_id, rules, require_readings=False)
     parsed = ParsedMessage(device_id=owner)
     metrics = catalogue if catalogue is not None else load_catalogue()
     latest = now + rules.future_tolerance
@@ -124,11 +114,54 @@ def parse_message(
     return parsed
 
 
+def check_message(
+    obj: Any,
+    *,
+    device_id: str | None,
+    rules: Rules = DEFAULT_RULES,
+    require_readings: bool = False,
+) -> str:
+    """The checks on a message as a whole that :func:`parse_message` starts with (a JSON object,
+    its device, its 'readings' array and their count), for a caller that must know the device
+    before parsing (the HTTP route authorizes it first). Returns the device; raises
+    :class:`MalformedPayload`, :class:`TooManyReadings` for too many readings.
+
+    ``require_readings``: the single-reading form (a reading object as the whole message) is
+    refused, as in an HTTP body.
+    """
+    return _split(obj, device_id, rules, require_readings=require_readings)[0]
+
+
+def _split(
+    obj: Any, device_id: str | None, rules: Rules, *, require_readings: bool
+) -> tuple[str, list[Any], dict[str, Any]]:
+    """(device, reading items, message-level fields they inherit) of a well-formed message."""
+    if not isinstance(obj, dict):
+        raise MalformedPayload(f"message must be a JSON object, not {_json_type(obj)}")
+    owner = _message_device(obj, device_id)
+    if "readings" not in obj:
+        if require_readings:
+            raise MalformedPayload("message has no 'readings' array")
+        return owner, [obj], {}
+    items = obj["readings"]
+    if not isinstance(items, list):
+        raise MalformedPayload("'readings' must be an array")
+    if not items:
+        raise MalformedPayload(
+            f"'readings' must be a non-empty array (1 to {rules.max_readings} readings)"
+        )
+    if len(items) > rules.max_readings:
+        raise TooManyReadings(len(items), rules.max_readings)
+    return owner, items, {k: obj[k] for k in _MESSAGE_FIELDS if k in obj}
+
+
 def _message_device(obj: Mapping[str, Any], device_id: str | None) -> str:
     named = obj.get("device_id")
     if device_id is None:
         if not isinstance(named, str) or not DEVICE_ID_RE.fullmatch(named):
-            raise MalformedPayload("message names no valid 'device_id'")
+            raise MalformedPayload(
+                "message names no valid 'device_id' (1-64 characters of A-Z a-z 0-9 . _ : -)"
+            )
         return named
     if named is not None and named != device_id:
         raise MalformedPayload(f"message device_id {named!r} does not match {device_id!r}")

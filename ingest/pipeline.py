@@ -11,8 +11,8 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final, NamedTuple, Protocol
+from datetime import UTC, datetime
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 import psycopg
@@ -61,6 +61,19 @@ class Envelope:
     def payload(self, max_bytes: int) -> Any:
         return decode_json(self.raw, max_bytes=max_bytes) if self.decoded is None else self.decoded
 
+    def dead_letter(
+        self, reason: str, *, raw: bytes | None = None, index: int | None = None
+    ) -> DeadLetter:
+        """The dead letter of this message (``raw`` None), or of its reading ``index``."""
+        return DeadLetter.build(
+            self.source,
+            reason,
+            self.raw if raw is None else raw,
+            topic=self.topic,
+            device_id=self.device_id,
+            reading_index=index,
+        )
+
 
 @dataclass(slots=True)
 class Outcome:
@@ -71,9 +84,6 @@ class Outcome:
     rejected: list[Rejection] = field(default_factory=list)
     error: str | None = None  # message-level failure: nothing from this envelope was stored
     new: list[StoredReading] = field(default_factory=list)
-
-
-_MAX_DEAD_LETTER_RAW: Final = 1024 * 1024
 
 
 class Pipeline:
@@ -119,11 +129,13 @@ class Pipeline:
                 )
             except MalformedPayload as exc:
                 outcome.error = str(exc)
-                letters.append(_letter(env, str(exc), env.raw, None))
+                letters.append(env.dead_letter(str(exc)))
                 continue
             for rejection in parsed.rejections:
                 outcome.rejected.append(rejection)
-                letters.append(_letter(env, rejection.reason, _raw_of(rejection), rejection.index))
+                letters.append(
+                    env.dead_letter(rejection.reason, raw=_raw_of(rejection), index=rejection.index)
+                )
             for index, reading in parsed.readings:
                 key = reading.key
                 if key in seen:
@@ -150,7 +162,7 @@ class Pipeline:
                 reason = _attribution_reason(result.status, reading)
                 rejection = Rejection(index, reason, _reading_raw(reading))
                 outcome.rejected.append(rejection)
-                letters.append(_letter(env, reason, _raw_of(rejection), index))
+                letters.append(env.dead_letter(reason, raw=_raw_of(rejection), index=index))
         for outcome in outcomes:
             outcome.rejected.sort(key=lambda r: r.index)
         if dead_letter:
@@ -196,26 +208,3 @@ def _raw_of(rejection: Rejection) -> bytes:
         return b""
     return json.dumps(rejection.raw, default=str, ensure_ascii=False).encode("utf-8")
 
-
-def _letter(env: Envelope, reason: str, raw: bytes, index: int | None) -> DeadLetter:
-    if len(raw) > _MAX_DEAD_LETTER_RAW:
-        raw = raw[:_MAX_DEAD_LETTER_RAW]
-        reason = f"{reason} (raw bytes truncated to {_MAX_DEAD_LETTER_RAW})"
-    return DeadLetter(
-        source=env.source,
-        reason=reason[:2000],
-        raw=raw,
-        topic=env.topic,
-        device_id=env.device_id,
-        reading_index=index,
-    )
-
-
-def rules_from(
-    *, max_payload_bytes: int, max_readings: int, future_tolerance_s: int
-) -> Rules:
-    return Rules(
-        max_payload_bytes=max_payload_bytes,
-        max_readings=max_readings,
-        future_tolerance=timedelta(seconds=future_tolerance_s),
-    )

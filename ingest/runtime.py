@@ -21,9 +21,10 @@ from ingest.db.pool import open_pool
 from ingest.embedded.broker import with_embedded_broker
 from ingest.embedded.postgres import embedded_postgres
 from ingest.export.component import fhir_export_component
+from ingest.limits import Limits
 from ingest.metrics import Metrics
 from ingest.mqtt.consumer import mqtt_component
-from ingest.pipeline import Pipeline, rules_from
+from ingest.pipeline import Pipeline
 from ingest.security.retention import retention_component
 from ingest.services import Services
 from ingest.settings import Settings
@@ -85,14 +86,11 @@ class Runtime:
             logger.info("applied migrations %s", applied)
         pool = open_pool(url, min_size=s.db_pool_min, max_size=s.db_pool_max, prepare=prepare_session)
         self._stack.callback(pool.close)
-        pipeline = Pipeline(
-            rules=rules_from(
-                max_payload_bytes=s.max_payload_bytes,
-                max_readings=s.max_readings_per_message,
-                future_tolerance_s=s.future_tolerance_s,
-            )
+        limits = Limits.from_settings(s)
+        pipeline = Pipeline(rules=limits.message)
+        self.services = Services(
+            settings=s, pool=pool, pipeline=pipeline, metrics=Metrics(), limits=limits
         )
-        self.services = Services(settings=s, pool=pool, pipeline=pipeline, metrics=Metrics())
         routers: list[APIRouter] = []
         for factory in self._factories:
             component = factory(self.services)

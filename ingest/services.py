@@ -1,4 +1,4 @@
-"""The wired-up parts of a running service, handed to the API and workers (built in app.py)."""
+"""The wired-up parts of a running service, handed to the API and workers (built in runtime.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from ingest.limits import Limits
 from ingest.metrics import Metrics
 from ingest.pipeline import Envelope, Outcome, Pipeline
 from ingest.settings import Settings
+from ingest.store.deadletters import DeadLetter, insert_dead_letters
 
 ReadinessCheck = Callable[[], tuple[bool, str]]
+BeforeCommit = Callable[[psycopg.Connection[Any], list[Outcome]], None]
 
 
 @dataclass
@@ -24,6 +27,7 @@ class Services:
     pool: ConnectionPool
     pipeline: Pipeline
     metrics: Metrics
+    limits: Limits  # the pipeline's rules are ``limits.message``
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -46,15 +50,31 @@ class Services:
         source: str,
         envelopes: Sequence[Envelope],
         *,
-        before_commit: Callable[[psycopg.Connection[Any], list[Outcome]], None] | None = None,
+        refused: Sequence[DeadLetter] = (),
+        dead_letter: bool = True,
+        before_commit: BeforeCommit | None = None,
+        connect_timeout_s: float | None = None,
     ) -> list[Outcome]:
-        """Run envelopes through the pipeline in one transaction; counted after commit.
+        """The one way in for readings, whatever their source (MQTT, HTTP, dead-letter replay,
+        demo history): one transaction, counted under ``source`` after it committed.
 
-        ``before_commit`` writes what must commit with the batch (the request's audit row)."""
+        ``envelopes`` go through the pipeline (what it refuses is dead-lettered, unless
+        ``dead_letter`` is False: a replay records its result on the dead letter instead);
+        ``refused`` are dead letters of messages refused before parsing (an unusable topic, a
+        body that is not JSON); ``before_commit`` writes what must commit with the batch (the
+        request's audit row); ``connect_timeout_s`` bounds the wait for a pooled connection
+        (None: the pool's own). Raises when the transaction did not commit: nothing counted then.
+        """
         started = time.perf_counter()
-        with self.transaction() as conn:
-            outcomes = self.pipeline.process(conn, envelopes)
+        with self.pool.connection(timeout=connect_timeout_s) as conn, conn.transaction():
+            outcomes = (
+                self.pipeline.process(conn, envelopes, dead_letter=dead_letter) if envelopes else []
+            )
+            insert_dead_letters(conn, refused, received_at=self.pipeline.clock())
             if before_commit is not None:
                 before_commit(conn, outcomes)
-        self.metrics.observe(source, outcomes, time.perf_counter() - started)
+        if envelopes:
+            self.metrics.observe(source, outcomes, time.perf_counter() - started)
+        if refused:
+            self.metrics.messages_dead_lettered.labels(source).inc(len(refused))
         return outcomes

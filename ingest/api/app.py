@@ -12,62 +12,14 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingest.api.routes import audit, clinics, deadletters, devices, health, patients, readings
 from ingest.errors import Conflict, NotFound
 from ingest.security import install_security
+from ingest.security.limits import BodyLimit
 from ingest.services import Services
 
 logger = logging.getLogger(__name__)
-
-
-class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, whatever the route."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _too_large(send, self.limit)
-                return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _BodyTooLarge:
-            await _too_large(send, self.limit)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-async def _too_large(send: Send, limit: int) -> None:
-    body = f'{{"detail":"request body over {limit} bytes"}}'.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json")],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 def _finite(value: Any) -> Any:
@@ -123,6 +75,6 @@ def create_app(services: Services, *, extra_routers: tuple[Any, ...] = ()) -> Fa
         reason = getattr(diag, "message_primary", None) or type(exc).__name__
         return JSONResponse({"detail": f"invalid data: {reason}"}, status_code=422)
 
-    app.add_middleware(BodyLimit, limit=services.settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=services.limits.body_bytes)
     install_security(app, services)
     return app

@@ -2,15 +2,16 @@
 
 Header size is bounded twice: h11 never buffers more than ``max_header_bytes`` of an incomplete
 request head (``h11_max_incomplete_event_size``), and ``HeaderLimit`` refuses a complete head over
-that size, or with too many headers, with 431 before any other code runs. Body size and readings per
-request are enforced by the application (``BodyLimit`` and the readings route).
+that size, or with too many headers, with 431 before any other code runs. ``BodyLimit`` is the one
+place a request body's size is enforced, for every route (413); the readings of one request are
+bounded like those of any message, by ``devices.message`` (``Rules.max_readings``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingest.settings import Settings
 
@@ -64,3 +65,51 @@ class HeaderLimit:
                 )
                 return
         await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, whatever the route."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await _too_large(send, self.limit)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await _too_large(send, self.limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = f'{{"detail":"request body over {limit} bytes"}}'.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 from psycopg.rows import dict_row
+
+MAX_RAW_BYTES: Final = 1024 * 1024  # raw bytes kept of one refused message or reading
+MAX_REASON_CHARS: Final = 2000  # of a reason, and of a replay's recorded result
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +22,32 @@ class DeadLetter:
     topic: str | None = None
     device_id: str | None = None
     reading_index: int | None = None
+
+    @classmethod
+    def build(
+        cls,
+        source: str,
+        reason: str,
+        raw: bytes,
+        *,
+        topic: str | None = None,
+        device_id: str | None = None,
+        reading_index: int | None = None,
+    ) -> DeadLetter:
+        """The dead letter of refused input, whatever its source: the raw bytes are kept up to
+        :data:`MAX_RAW_BYTES` (the reason then says they were cut), the reason up to
+        :data:`MAX_REASON_CHARS` characters."""
+        if len(raw) > MAX_RAW_BYTES:
+            raw = raw[:MAX_RAW_BYTES]
+            reason = f"{reason} (raw bytes truncated to {MAX_RAW_BYTES})"
+        return cls(
+            source=source,
+            reason=reason[:MAX_REASON_CHARS],
+            raw=raw,
+            topic=topic,
+            device_id=device_id,
+            reading_index=reading_index,
+        )
 
 
 def insert_dead_letters(
@@ -61,18 +90,19 @@ def list_dead_letters(
         return cur.fetchall()
 
 
-def get_dead_letter_for_update(conn: psycopg.Connection[Any], letter_id: int) -> dict[str, Any] | None:
+def get_dead_letter(conn: psycopg.Connection[Any], letter_id: int) -> dict[str, Any] | None:
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(f"SELECT {_PUBLIC_COLUMNS} FROM dead_letters WHERE id = %s FOR UPDATE", (letter_id,))
+        cur.execute(f"SELECT {_PUBLIC_COLUMNS} FROM dead_letters WHERE id = %s", (letter_id,))
         return cur.fetchone()
 
 
 def mark_replayed(
     conn: psycopg.Connection[Any], letter_id: int, *, at: datetime, result: str
 ) -> None:
+    """Record a replay's result (cut to :data:`MAX_REASON_CHARS`) on its dead letter."""
     conn.execute(
         "UPDATE dead_letters SET replayed_at = %s, replay_result = %s WHERE id = %s",
-        (at, result, letter_id),
+        (at, result[:MAX_REASON_CHARS], letter_id),
     )
 
 

@@ -124,6 +124,12 @@ def get_device(conn: psycopg.Connection[Any], device_id: str) -> dict[str, Any]:
     return row
 
 
+def device_clinic(conn: psycopg.Connection[Any], device_id: str) -> str | None:
+    """The clinic a device is registered in; None when it is not registered."""
+    row = conn.execute("SELECT clinic_id FROM devices WHERE id = %s", (device_id,)).fetchone()
+    return None if row is None else str(row[0])
+
+
 def assign_device(
     conn: psycopg.Connection[Any], *, device_id: str, patient_id: UUID | None, since: datetime
 ) -> dict[str, Any]:

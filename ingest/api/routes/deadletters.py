@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import APIRouter, HTTPException, Query
 
 from ingest.api.deps import AdminDep, ServicesDep
 from ingest.api.schemas import DeadLetterPublic, DeadLettersPage, RejectionOut, ReplayResult
-from ingest.pipeline import Envelope
+from ingest.pipeline import Envelope, Outcome
 from ingest.store import deadletters as store
 
 router = APIRouter(prefix="/v1/dead-letters", tags=["dead letters"])
@@ -41,28 +42,26 @@ def list_dead_letters(
 def replay(letter_id: int, services: ServicesDep, _: AdminDep) -> ReplayResult:
     """Run a dead letter through the pipeline again (e.g. after its device was registered).
 
-    A replay that fails again creates no new dead letter; the result is recorded on the row.
+    A replay that fails again creates no new dead letter; the result is recorded on the row, in
+    the transaction that stores what the replay accepted.
     """
-    now = datetime.now(UTC)
     with services.transaction() as conn:
-        row = store.get_dead_letter_for_update(conn, letter_id)
-        if row is None:
-            raise HTTPException(404, f"dead letter {letter_id} not found")
-        envelope = Envelope(
-            source=f"replay:{row['source']}",
-            raw=bytes(row["raw"]),
-            received_at=now,
-            device_id=row["device_id"],
-            topic=row["topic"],
-        )
-        [outcome] = services.pipeline.process(conn, [envelope], dead_letter=False)
-        if outcome.error:
-            result = f"failed: {outcome.error}"
-        elif outcome.rejected:
-            result = "rejected: " + "; ".join(r.reason for r in outcome.rejected)
-        else:
-            result = f"stored {outcome.accepted}, duplicates {outcome.duplicates}"
-        store.mark_replayed(conn, letter_id, at=now, result=result[:2000])
+        row = store.get_dead_letter(conn, letter_id)
+    if row is None:
+        raise HTTPException(404, f"dead letter {letter_id} not found")
+    now = datetime.now(UTC)
+    envelope = Envelope(
+        source=f"replay:{row['source']}",
+        raw=bytes(row["raw"]),
+        received_at=now,
+        device_id=row["device_id"],
+        topic=row["topic"],
+    )
+
+    def record(conn: psycopg.Connection[Any], outcomes: list[Outcome]) -> None:
+        store.mark_replayed(conn, letter_id, at=now, result=_result(outcomes[0]))
+
+    [outcome] = services.ingest("replay", [envelope], dead_letter=False, before_commit=record)
     return ReplayResult(
         id=letter_id,
         accepted=outcome.accepted,
@@ -70,3 +69,11 @@ def replay(letter_id: int, services: ServicesDep, _: AdminDep) -> ReplayResult:
         rejected=[RejectionOut(index=r.index, reason=r.reason) for r in outcome.rejected],
         error=outcome.error,
     )
+
+
+def _result(outcome: Outcome) -> str:
+    if outcome.error:
+        return f"failed: {outcome.error}"
+    if outcome.rejected:
+        return "rejected: " + "; ".join(r.reason for r in outcome.rejected)
+    return f"stored {outcome.accepted}, duplicates {outcome.duplicates}"

@@ -1,4 +1,4 @@
-"""HTTP ingest: the same pipeline as MQTT, answering 2xx only after the transaction committed."""
+"""HTTP ingest: the one ingest function behind a thin route, answering 2xx only after commit."""
 
 from __future__ import annotations
 
@@ -11,35 +11,23 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from starlette.types import Scope
 
-from devices.errors import MalformedPayload
-from devices.message import decode_json
-from devices.models import DEVICE_ID_RE
+from devices.errors import MalformedPayload, TooManyReadings
+from devices.message import check_message, decode_json
 from ingest.api.deps import PrincipalDep, ServicesDep
 from ingest.api.schemas import IngestResult, RejectionOut
 from ingest.pipeline import Envelope, Outcome
 from ingest.security import audit_log
 from ingest.security.audit import mark_written, route_event
 from ingest.security.audit_store import AuditEvent
-from ingest.store.deadletters import DeadLetter, insert_dead_letters
+from ingest.services import Services
+from ingest.store.deadletters import DeadLetter
+from ingest.store.roster import device_clinic
 from ingest.store.tokens import Principal
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/readings", tags=["readings"])
 
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) anything over ``limit`` bytes without reading it all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body over {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+SOURCE = "http"
 
 
 @router.post(
@@ -55,33 +43,28 @@ async def read_body(request: Request, limit: int) -> bytes:
 async def post_readings(
     request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> IngestResult:
-    settings = services.settings
-    raw = await read_body(request, settings.max_body_bytes)
+    raw = await request.body()  # BodyLimit (ingest.security.limits) refuses an oversized body
     received_at = datetime.now(UTC)
     try:
-        body = decode_json(raw, max_bytes=settings.max_body_bytes)
+        body = decode_json(raw, max_bytes=None)
     except MalformedPayload as exc:
-        await run_in_threadpool(_dead_letter, services, raw, str(exc), received_at)
+        letter = DeadLetter.build(SOURCE, str(exc), raw)
+        await run_in_threadpool(services.ingest, SOURCE, [], refused=[letter])
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
-    if not isinstance(body, dict):
-        raise HTTPException(422, "body must be a JSON object with device_id and readings")
-    device_id = body.get("device_id")
-    if not isinstance(device_id, str) or not DEVICE_ID_RE.fullmatch(device_id):
-        raise HTTPException(422, "device_id is missing or not 1-64 characters of A-Z a-z 0-9 . _ : -")
-    readings = body.get("readings")
-    if not isinstance(readings, list) or not readings:
-        raise HTTPException(422, "readings must be a non-empty array")
-    if len(readings) > settings.max_readings_per_message:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            f"{len(readings)} readings in one request; at most {settings.max_readings_per_message}",
+    try:
+        device_id = check_message(
+            body, device_id=None, rules=services.limits.message, require_readings=True
         )
+    except TooManyReadings as exc:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None
+    except MalformedPayload as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     envelope = Envelope(
-        source="http", raw=raw, received_at=received_at, device_id=device_id, decoded=body
+        source=SOURCE, raw=raw, received_at=received_at, device_id=device_id, decoded=body
     )
     outcome = await run_in_threadpool(_authorize_and_ingest, services, principal, envelope, request.scope)
     if outcome.error is not None:
-        raise HTTPException(422, outcome.error)
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, outcome.error)
     return IngestResult(
         accepted=outcome.accepted,
         duplicates=outcome.duplicates,
@@ -90,7 +73,7 @@ async def post_readings(
 
 
 def _authorize_and_ingest(
-    services: ServicesDep, principal: Principal, envelope: Envelope, scope: Scope
+    services: Services, principal: Principal, envelope: Envelope, scope: Scope
 ) -> Outcome:
     """Authorize, then store the readings and the request's audit row in one transaction (one
     trip to the worker threads, one commit)."""
@@ -105,7 +88,7 @@ def _authorize_and_ingest(
             audit.write_in(conn, event)
             written.append(event)
 
-    [outcome] = services.ingest("http", [envelope], before_commit=record)
+    [outcome] = services.ingest(SOURCE, [envelope], before_commit=record)
     for event in written:  # committed with the readings
         assert audit is not None
         audit.counted(event)
@@ -113,7 +96,7 @@ def _authorize_and_ingest(
     return outcome
 
 
-def _authorize_device(services: ServicesDep, principal: Principal, device_id: str) -> None:
+def _authorize_device(services: Services, principal: Principal, device_id: str) -> None:
     if principal.role == "device":
         if principal.device_id != device_id:
             raise HTTPException(
@@ -123,13 +106,6 @@ def _authorize_device(services: ServicesDep, principal: Principal, device_id: st
     if principal.is_admin:
         return
     with services.transaction() as conn:
-        row = conn.execute("SELECT clinic_id FROM devices WHERE id = %s", (device_id,)).fetchone()
-    if row is not None and not principal.can_see_clinic(row[0]):
+        clinic = device_clinic(conn, device_id)
+    if clinic is not None and not principal.can_see_clinic(clinic):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"no access to device {device_id!r}")
-
-
-def _dead_letter(services: ServicesDep, raw: bytes, reason: str, at: datetime) -> None:
-    with services.transaction() as conn:
-        insert_dead_letters(conn, [DeadLetter("http", reason, raw)], received_at=at)
-    services.metrics.messages_dead_lettered.labels("http").inc()
-
