@@ -20,9 +20,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from devices.gateway.mqtt_paho import BrokerSettings
 from devices.gateway.queue_store import Entry, QueueStore, Synchronous
 from devices.gateway.runner import Gateway, GatewaySettings
+from devices.mqtt.options import broker_options
 
 BASE = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -55,7 +55,7 @@ async def bench_drain(broker: str, backlog: int, devices: int) -> tuple[float, f
         settings = GatewaySettings(
             gateway_id="bench-hub",
             data_dir=Path(directory),
-            broker=BrokerSettings(url=broker, client_id=f"bench-{uuid.uuid4().hex[:8]}"),
+            broker=broker_options(broker, client_id=f"bench-{uuid.uuid4().hex[:8]}", protocol="3.1.1"),
             topic_prefix=f"bench-{uuid.uuid4().hex[:8]}",
             tz=UTC,
         )

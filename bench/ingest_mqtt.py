@@ -49,9 +49,9 @@ import psutil
 import psycopg
 from psycopg import sql
 
+from devices.mqtt.options import broker_options
+from devices.mqtt.publisher import Publisher
 from ingest.db.migrate import migrate
-from ingest.mqtt.config import BrokerOptions, parse_url
-from ingest.mqtt.publisher import Publisher
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_URL = os.environ.get("RPM_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -196,8 +196,7 @@ def stream(start: int, n: int, devices: int, prefix: str) -> list[tuple[int, str
 
 
 def publisher(port: int, protocol: str, name: str) -> Publisher:
-    options = BrokerOptions(address=parse_url(f"mqtt://127.0.0.1:{port}"), client_id=name,
-                            protocol=protocol)  # type: ignore[arg-type]
+    options = broker_options(f"mqtt://127.0.0.1:{port}", client_id=name, protocol=protocol)
     pub = Publisher(options, max_pending=1000)
     pub.start()
     return pub

@@ -56,6 +56,32 @@ class EncodeError(DevicesError, ValueError):
     """A request cannot be encoded (an operand out of its wire range): a caller bug."""
 
 
+# --- MQTT (shared by the gateway, the service and the simulators)
+
+
+class BrokerConfigError(DevicesError):
+    """An MQTT broker setting is unusable: a malformed or unsupported URL, credentials that do not
+    fit together, a TLS file that is missing or unreadable, an unknown protocol version.
+
+    ``setting`` names the setting at fault (``url``, ``username``, ``password``, ``ca_file``,
+    ``cert_file``, ``key_file``, ``protocol``, ``client_id``, ``reconnect``) so each front end can
+    name its own option or variable; ``reason`` says what is wrong with it.
+    """
+
+    def __init__(self, setting: str, reason: str) -> None:
+        self.setting = setting
+        self.reason = reason
+        super().__init__(f"{setting}: {reason}")
+
+
+class PublishError(DevicesError):
+    """The broker could not be reached, or the MQTT client refused what we published."""
+
+
+class PublishTimeout(PublishError):
+    """The broker did not acknowledge enough messages in time to take another one."""
+
+
 # --- the home gateway
 
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from devices.errors import GatewayError
-from devices.gateway.mqtt_paho import TransportEvents
 from devices.gateway.queue import AsyncQueue
 from devices.gateway.queue_store import QueuedMessage
+from devices.gateway.transport import TransportEvents
 from devices.message import MAX_PAYLOAD_BYTES
 
 logger = logging.getLogger(__name__)

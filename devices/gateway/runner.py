@@ -22,11 +22,12 @@ from devices.ble.collector_loop import Collector, CollectorSettings
 from devices.ble.collector_session import SessionSettings
 from devices.errors import DevicesError
 from devices.gateway.clock import ClockPolicy
-from devices.gateway.mqtt_paho import BrokerSettings, PahoTransport
 from devices.gateway.pipeline import GatewaySink
 from devices.gateway.publisher import MqttTransport, Publisher, PublisherSettings
 from devices.gateway.queue import AsyncQueue
 from devices.gateway.queue_store import QueueStore, Synchronous
+from devices.gateway.transport import BrokerTransport
+from devices.mqtt.options import BrokerOptions
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,8 @@ def local_zone() -> tzinfo:
 class GatewaySettings:
     gateway_id: str
     data_dir: Path
-    broker: BrokerSettings
+    broker: BrokerOptions
+    """Built with :func:`devices.mqtt.options.broker_options`."""
     tz: tzinfo = field(default_factory=local_zone)
     topic_prefix: str = "rpm"
     allow: frozenset[str] = frozenset()
@@ -110,7 +112,7 @@ class Gateway:
         )
         self.publisher = Publisher(
             self.queue,
-            transport or PahoTransport(settings.broker, max_inflight=settings.publish_window),
+            transport or BrokerTransport(settings.broker, max_inflight=settings.publish_window),
             PublisherSettings(
                 gateway_id=settings.gateway_id,
                 topic_prefix=settings.topic_prefix,

@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 
 from devices.ble.collector_loop import normalise_address
-from devices.errors import DevicesError, GatewayError
-from devices.gateway.mqtt_paho import BrokerSettings, parse_broker_url
+from devices.errors import BrokerConfigError, DevicesError
 from devices.gateway.runner import DEFAULT_MAX_QUEUE_BYTES, Gateway, GatewaySettings, local_zone
 from devices.models import DEVICE_ID_RE
+from devices.mqtt.options import BrokerOptions, broker_options
 from ingest.logconfig import configure_logging
 
 logger = logging.getLogger(__name__)
@@ -145,24 +145,17 @@ def gateway(
     if scan_seconds is not None:
         asyncio.run(_scan(adapter, scan_seconds))
         return
-    try:
-        parse_broker_url(mqtt_url)
-    except GatewayError as exc:
-        raise click.BadParameter(str(exc), param_hint="--mqtt-url") from exc
     if (cert_file is None) != (key_file is None):
         raise click.UsageError("--cert-file and --key-file go together")
+    name = gateway_id or socket.gethostname() or "home-gateway"
+    broker = _broker(mqtt_url, mqtt_protocol, f"rpm-gateway-{name}"[:64], ca_file, cert_file, key_file)
     devices = _devices(device_specs)
     if not (devices or accept_any or drain_only or emulate):
         raise click.UsageError("name the paired devices with --device (or use --scan to find them)")
-    name = gateway_id or socket.gethostname() or "home-gateway"
     settings = GatewaySettings(
         gateway_id=name,
         data_dir=data_dir,
-        broker=BrokerSettings(
-            url=mqtt_url, client_id=f"rpm-gateway-{name}"[:64],
-            protocol="5" if mqtt_protocol == "5" else "3.1.1",
-            ca_file=ca_file, cert_file=cert_file, key_file=key_file,
-        ),
+        broker=broker,
         tz=_zone(zone_name),
         topic_prefix=topic_prefix,
         allow=frozenset(devices),
@@ -176,6 +169,26 @@ def gateway(
         asyncio.run(_run(settings, drain_only=drain_only, emulate=emulate))
     except DevicesError as exc:  # the queue is unusable, or the gateway cannot run at all
         raise click.ClickException(str(exc)) from exc
+
+
+_OPTION_OF_SETTING = {
+    "url": "--mqtt-url", "username": "--mqtt-url", "password": "--mqtt-url",
+    "protocol": "--mqtt-protocol", "client_id": "--gateway-id",
+    "ca_file": "--ca-file", "cert_file": "--cert-file", "key_file": "--key-file",
+}
+
+
+def _broker(
+    url: str, protocol: str, client_id: str,
+    ca_file: Path | None, cert_file: Path | None, key_file: Path | None,
+) -> BrokerOptions:
+    try:
+        return broker_options(
+            url, client_id=client_id, protocol=protocol,
+            ca_file=ca_file, cert_file=cert_file, key_file=key_file, reconnect_max_s=60,
+        )
+    except BrokerConfigError as exc:
+        raise click.BadParameter(exc.reason, param_hint=_OPTION_OF_SETTING.get(exc.setting)) from exc
 
 
 async def _run(settings: GatewaySettings, *, drain_only: bool, emulate: bool) -> None:

@@ -11,11 +11,12 @@ from types import FrameType
 import click
 import httpx
 
+from devices.errors import PublishError
+from devices.mqtt.publisher import Publisher
 from ingest.embedded.broker import local_broker_url
 from ingest.errors import ConfigurationError, IngestError
 from ingest.logconfig import configure_logging
-from ingest.mqtt.config import broker_options
-from ingest.mqtt.publisher import Publisher
+from ingest.mqtt.config import options_from_settings
 from ingest.settings import load_settings
 from ingest.simulator.enrolment import register_fleet
 from ingest.simulator.run import simulate as run_simulation
@@ -74,7 +75,7 @@ def simulate(
             abnormal_fraction=abnormal, seed=seed, id_prefix=id_prefix,
         )
         update = {"mqtt_url": url, "mqtt_protocol": protocol or settings.mqtt_protocol}
-        options = broker_options(settings.model_copy(update=update), client_id=client_id)
+        options = options_from_settings(settings.model_copy(update=update), client_id=client_id)
     except (ValueError, ConfigurationError) as exc:
         raise click.UsageError(str(exc)) from None
     if register:
@@ -100,6 +101,6 @@ def simulate(
                 publisher, fleet, topic_prefix=settings.mqtt_topic_prefix, rate=rate, count=count,
                 duration_s=duration, stop=stop,
             )
-    except IngestError as exc:
+    except (IngestError, PublishError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(report.as_dict()))

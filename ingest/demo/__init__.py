@@ -27,7 +27,7 @@ from ingest.demo.clinic import PATIENTS, DemoPatient, with_devices
 from ingest.demo.home import HomeRunner, demo_devices
 from ingest.demo.live import LiveDevice, LiveDevices
 from ingest.errors import ConfigurationError
-from ingest.mqtt.config import broker_options_from_settings
+from ingest.mqtt.config import options_from_settings
 from ingest.services import Services
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def start_demo(runtime: Runtime, server: uvicorn.Server) -> Component:
     seeded = seed_clinic(services, zone)
     patients, now, token = seeded.patients, seeded.started, seeded.token
 
-    options = broker_options_from_settings(settings, client_id=f"{settings.mqtt_client_id}-demo-devices")
+    options = options_from_settings(settings, client_id=f"{settings.mqtt_client_id}-demo-devices")
     publisher = Publisher(options)
     publisher.start()
     live = LiveDevices(

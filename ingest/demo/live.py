@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from devices.errors import PublishError
+from devices.mqtt.publisher import Publisher
 from ingest.demo.clinic import DemoDevice
 from ingest.demo.curves import Physiology
 from ingest.demo.history import measurement
-from ingest.errors import MqttError
-from ingest.mqtt.publisher import Publisher
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class LiveDevices:
                 if due[i] <= now:
                     try:
                         self.publish_once(live)
-                    except MqttError as exc:
+                    except PublishError as exc:
                         logger.warning("demo device could not publish: %s", exc)
                     due[i] = now + live.device.live_every_s
             self._stop.wait(max(0.05, min(due) - time.monotonic()))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from devices.mqtt.options import BrokerOptions
 from ingest.components import Component
-from ingest.mqtt.config import BrokerOptions, broker_options
+from ingest.mqtt.config import options_from_settings
 from ingest.mqtt.delivery import Delivery
 from ingest.mqtt.inbox import Inbox
 from ingest.mqtt.session import ConsumerSession
@@ -78,7 +79,7 @@ def mqtt_component(services: Services) -> Component:
     s = services.settings
     if not s.mqtt_enabled:
         return Component(name="mqtt consumer (disabled)")
-    consumer = MqttConsumer(services, broker_options(s))
+    consumer = MqttConsumer(services, options_from_settings(s))
     services.readiness["mqtt"] = consumer.readiness
     return Component(
         name="mqtt consumer", start=consumer.start, stop=consumer.stop, extras={"mqtt": consumer}

@@ -1,5 +1,8 @@
 """The consumer's MQTT connection: the one place the consumer touches paho.
 
+The client is built by :mod:`devices.mqtt.client` from the same checked options as every other
+MQTT client of the project; the consumer logic is here.
+
 QoS 1 on a persistent session (stable client id; MQTT 5 ``clean_start=False`` with a session
 expiry, or ``clean_session=False`` on 3.1.1), ``manual_ack=True``, reconnect with backoff.
 The message callback only converts and hands over (it may block when the hand-off is full, which
@@ -16,57 +19,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from devices.mqtt.client import connect_async, new_client
+from devices.mqtt.options import BrokerOptions
 from ingest.metrics import Metrics
-from ingest.mqtt.config import BrokerOptions
 from ingest.mqtt.delivery import Delivery, to_delivery
 
 logger = logging.getLogger(__name__)
 
 Sink = Callable[[Delivery], bool]
-
-
-def new_client(options: BrokerOptions, *, manual_ack: bool, persistent: bool = True) -> paho.Client:
-    """A paho client configured from ``options`` (protocol, session, credentials, TLS, backoff).
-
-    ``persistent``: the broker keeps the session (subscriptions, queued and unacknowledged
-    messages) across disconnects; MQTT 5 also needs :func:`connect_kwargs`.
-    """
-    v5 = options.protocol == "5"
-    client = paho.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=options.client_id,
-        protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
-        clean_session=None if v5 else not persistent,
-        manual_ack=manual_ack,
-        reconnect_on_failure=True,
-    )
-    client.enable_logger(logging.getLogger("ingest.mqtt.paho"))
-    if options.address.username is not None:
-        client.username_pw_set(options.address.username, options.address.password)
-    context = options.ssl_context()
-    if context is not None:
-        client.tls_set_context(context)
-        if options.tls_insecure:
-            client.tls_insecure_set(True)
-    client.reconnect_delay_set(options.reconnect_min_s, options.reconnect_max_s)
-    return client
-
-
-def connect_kwargs(options: BrokerOptions, *, persistent: bool = True) -> dict[str, Any]:
-    """Arguments of ``connect``: MQTT 5 clean start off, session expiry and Receive Maximum."""
-    kwargs: dict[str, Any] = {"keepalive": options.keepalive_s}
-    if options.protocol == "5":
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = options.session_expiry_s if persistent else 0
-        props.ReceiveMaximum = options.receive_maximum
-        kwargs.update(clean_start=not persistent, properties=props)
-    return kwargs
 
 
 class ConsumerSession:
@@ -78,7 +44,9 @@ class ConsumerSession:
         self.prefix = prefix
         self._sink = sink
         self._metrics = metrics
-        self._client = new_client(options, manual_ack=True)
+        self._client = new_client(
+            options, manual_ack=True, persistent=True, log=logging.getLogger("ingest.mqtt.paho")
+        )
         self._client.on_connect = self._on_connect
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
@@ -95,9 +63,7 @@ class ConsumerSession:
 
     # --- life cycle (called by the consumer)
     def start(self) -> None:
-        kwargs = connect_kwargs(self.options)
-        self._client.connect_async(self.options.address.host, self.options.address.port, **kwargs)
-        self._client.loop_start()
+        connect_async(self._client, self.options, persistent=True)
         logger.info(
             "MQTT consumer %s connecting to %s (MQTT %s), subscribing to %s",
             self.options.client_id, self.options.address.display, self.options.protocol,

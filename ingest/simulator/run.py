@@ -10,7 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ingest.mqtt.publisher import Publisher, PublishTimeout
+from devices.errors import PublishTimeout
+from devices.mqtt.publisher import Publisher
 from ingest.mqtt.topics import READINGS_LEVEL
 from ingest.simulator.simulated_devices import SimulatedDevice
 

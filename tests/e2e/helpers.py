@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from ingest.mqtt.config import broker_options
-from ingest.mqtt.publisher import Publisher
+from devices.mqtt.publisher import Publisher
+from ingest.mqtt.config import options_from_settings
 from ingest.settings import Settings
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -41,7 +41,7 @@ def post_readings(admin: httpx.Client, device: str, readings: list[dict[str, Any
 
 def publish(settings: Settings, device: str, body: dict[str, Any]) -> None:
     """Publish one message at QoS 1 to the service's broker, as a device would."""
-    options = broker_options(settings, client_id=f"{settings.mqtt_client_id}-device")
+    options = options_from_settings(settings, client_id=f"{settings.mqtt_client_id}-device")
     with Publisher(options) as publisher:
         publisher.publish(
             f"{settings.mqtt_topic_prefix}/{device}/readings", json.dumps(body).encode(), timeout_s=10

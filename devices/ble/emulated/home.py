@@ -28,9 +28,9 @@ from devices.ble.emulated.live_devices import HeartRateStrap, PulseOximeter, Sca
 from devices.ble.emulated.peripheral import DeviceClock, EmulatedPeripheral
 from devices.ble.emulated.radio import VirtualRadio
 from devices.ble.emulated.record_devices import BloodPressureCuff, GlucoseMeter
-from devices.gateway.mqtt_paho import BrokerSettings
 from devices.gateway.pipeline import default_device_id
 from devices.gateway.runner import Gateway, GatewaySettings, local_zone
+from devices.mqtt.options import broker_options
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ async def run_emulated_home(
     settings = GatewaySettings(
         gateway_id=gateway_name,
         data_dir=data_dir,
-        broker=BrokerSettings(url=broker_url, client_id=f"{gateway_name}-{seed}"),
+        broker=broker_options(broker_url, client_id=f"{gateway_name}-{seed}", protocol="3.1.1"),
         tz=emulated.tz,
         topic_prefix=topic_prefix,
         allow=emulated.addresses,

@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devices.gateway.mqtt_paho import BrokerSettings
 from devices.gateway.queue_store import Entry
 from devices.gateway.runner import Gateway, GatewaySettings
+from devices.mqtt.options import broker_options
 
 BASE = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
@@ -110,8 +110,8 @@ def drain_gateway(
     settings = GatewaySettings(
         gateway_id="hub-test",
         data_dir=data_dir,
-        broker=BrokerSettings(
-            url=url, client_id=f"hub-test-{uuid.uuid4().hex[:8]}", reconnect_max_delay=1
+        broker=broker_options(
+            url, client_id=f"hub-test-{uuid.uuid4().hex[:8]}", protocol="3.1.1", reconnect_max_s=1
         ),
         tz=UTC,
         topic_prefix=prefix,

@@ -6,64 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import ipaddress
 import os
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
-from devices.gateway.mqtt_paho import BrokerSettings
 from devices.gateway.runner import Gateway, GatewaySettings
+from devices.mqtt.options import broker_options
 from tests.devices.ble_emulated.support import run
 from tests.devices.gateway.support import Subscriber, entries
 from tests.support.mosquitto import Mosquitto
+from tests.support.pki import make_pki
 from tests.support.service import free_port
-
-_KEY = serialization.PrivateFormat.PKCS8
-
-
-def _write(path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
-    path.with_suffix(".crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    path.with_suffix(".key").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, _KEY, serialization.NoEncryption())
-    )
-
-
-def make_pki(directory: Path) -> None:
-    """ca.crt, server.{crt,key} for 127.0.0.1 and client.{crt,key} for "home-hub-tls"."""
-    directory.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gateway test CA")])
-
-    def issue(subject: str, key: ec.EllipticCurvePrivateKey, *, ca: bool = False,
-              ip: str | None = None) -> x509.Certificate:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if ip is not None:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False
-            )
-        return builder.sign(ca_key, hashes.SHA256())
-
-    (directory / "ca.crt").write_bytes(
-        issue("gateway test CA", ca_key, ca=True).public_bytes(serialization.Encoding.PEM)
-    )
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    client_key = ec.generate_private_key(ec.SECP256R1())
-    _write(directory / "server", issue("127.0.0.1", server_key, ip="127.0.0.1"), server_key)
-    _write(directory / "client", issue("home-hub-tls", client_key), client_key)
 
 
 def tls_broker(root: Path) -> tuple[Mosquitto, int]:
@@ -87,8 +39,8 @@ def test_publishing_over_tls_with_a_client_certificate(tmp_path: Path) -> None:
     settings = GatewaySettings(
         gateway_id="home-hub-tls",
         data_dir=tmp_path / "hub",
-        broker=BrokerSettings(
-            url=f"mqtts://127.0.0.1:{secure}", client_id="home-hub-tls",
+        broker=broker_options(
+            f"mqtts://127.0.0.1:{secure}", client_id="home-hub-tls", protocol="3.1.1",
             ca_file=pki / "ca.crt", cert_file=pki / "client.crt", key_file=pki / "client.key",
         ),
         tz=dt.UTC,
@@ -124,7 +76,9 @@ def test_refused_credentials_keep_readings_queued(tmp_path: Path) -> None:
     settings = GatewaySettings(
         gateway_id="hub-refused",
         data_dir=tmp_path / "hub",
-        broker=BrokerSettings(url=f"mqtt://hub:wrong@127.0.0.1:{broker.port}", client_id="hub-refused"),
+        broker=broker_options(
+            f"mqtt://hub:wrong@127.0.0.1:{broker.port}", client_id="hub-refused", protocol="3.1.1"
+        ),
         tz=dt.UTC,
     )
 

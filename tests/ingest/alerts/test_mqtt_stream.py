@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
+from devices.mqtt.publisher import Publisher
 from ingest.alerts.component import alerts_component
 from ingest.mqtt.consumer import mqtt_component
-from ingest.mqtt.publisher import Publisher
 from ingest.settings import Settings
 from tests.ingest.alerts.conftest import Clinic, ago, alert_settings, reading
 from tests.ingest.alerts.sse import SSEClient

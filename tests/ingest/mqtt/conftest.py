@@ -14,9 +14,9 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from ingest.mqtt.config import BrokerAddress, BrokerOptions, parse_url
+from devices.mqtt.options import BrokerOptions, broker_options
+from devices.mqtt.publisher import Publisher
 from ingest.mqtt.consumer import MqttConsumer, mqtt_component
-from ingest.mqtt.publisher import Publisher
 from ingest.settings import Settings
 from ingest.store import roster
 from tests.support.mosquitto import Mosquitto
@@ -87,12 +87,7 @@ def wait_until(check: Callable[[], bool], timeout_s: float = 30.0, what: str = "
 
 
 def publisher_options(url: str, *, protocol: str = "5", client_id: str = "test-pub") -> BrokerOptions:
-    address = parse_url(url)
-    return BrokerOptions(
-        address=BrokerAddress(address.host, address.port, address.tls, address.username, address.password),
-        client_id=client_id,
-        protocol=protocol,  # type: ignore[arg-type]
-    )
+    return broker_options(url, client_id=client_id, protocol=protocol)
 
 
 def metric(svc: RunningService, name: str, **labels: str) -> float:

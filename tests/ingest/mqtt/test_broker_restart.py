@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from psycopg_pool import ConnectionPool
 
-from ingest.mqtt.publisher import Publisher
+from devices.mqtt.publisher import Publisher
 from tests.ingest.mqtt.conftest import (
     CommitChecker,
     count_readings,

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from psycopg_pool import ConnectionPool
 
-from ingest.mqtt.publisher import Publisher
+from devices.mqtt.publisher import Publisher
 from tests.ingest.mqtt.conftest import count_readings, metric, reading, register, topic, wait_until
 from tests.support.service import RunningService
 

@@ -17,7 +17,7 @@ import httpx
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from ingest.mqtt.publisher import Publisher
+from devices.mqtt.publisher import Publisher
 from tests.ingest.mqtt.conftest import (
     count_readings,
     dead_letters,

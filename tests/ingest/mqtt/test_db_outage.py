@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from psycopg_pool import ConnectionPool
 
-from ingest.mqtt.publisher import Publisher
+from devices.mqtt.publisher import Publisher
 from tests.ingest.mqtt.conftest import (
     CommitChecker,
     count_readings,

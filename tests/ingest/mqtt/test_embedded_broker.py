@@ -14,9 +14,10 @@ import httpx
 import pytest
 from psycopg_pool import ConnectionPool
 
+from devices.errors import PublishError
+from devices.mqtt.publisher import Publisher
 from ingest.embedded.broker import embedded_broker, local_broker_url
 from ingest.mqtt.consumer import mqtt_component
-from ingest.mqtt.publisher import Publisher, PublishError
 from ingest.settings import Settings
 from tests.ingest.mqtt.conftest import count_readings, publisher_options, reading, register, topic, wait_until
 from tests.support.service import free_port, running_service

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from psycopg_pool import ConnectionPool
 
-from ingest.mqtt.publisher import Publisher
+from devices.mqtt.publisher import Publisher
 from tests.ingest.mqtt.conftest import (
     count_readings,
     dead_letters,

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from psycopg_pool import ConnectionPool
 
+from devices.mqtt.publisher import Publisher
 from ingest.mqtt.consumer import mqtt_component
-from ingest.mqtt.publisher import Publisher
 from ingest.settings import Settings
 from tests.ingest.mqtt.conftest import (
     consumer_of,

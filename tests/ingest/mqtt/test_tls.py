@@ -17,8 +17,8 @@ from cryptography.x509.oid import NameOID
 from psycopg_pool import ConnectionPool
 from pydantic import SecretStr
 
-from ingest.mqtt.config import broker_options
-from ingest.mqtt.publisher import Publisher
+from devices.mqtt.publisher import Publisher
+from ingest.mqtt.config import options_from_settings
 from ingest.settings import Settings
 from tests.ingest.mqtt.conftest import count_readings, reading, register, topic, wait_until
 from tests.support.mosquitto import Mosquitto
@@ -102,7 +102,7 @@ def test_tls_with_client_certificate_and_password(
     broker, pki = tls_broker
     register(pool, ["OX-T"])
     make_consumer(**_tls(broker, pki))
-    options = broker_options(settings.model_copy(update=_tls(broker, pki)), client_id="tls-pub")
+    options = options_from_settings(settings.model_copy(update=_tls(broker, pki)), client_id="tls-pub")
     with Publisher(options) as pub:
         for i in range(20):
             pub.publish(topic(topic_prefix, "OX-T"), reading(i))

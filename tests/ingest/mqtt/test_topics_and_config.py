@@ -1,4 +1,6 @@
-"""Pure parts of the consumer: topic -> device id, the subscription, RPM_MQTT_URL and TLS options."""
+"""Pure parts of the consumer: topic -> device id, the subscription, the RPM_MQTT_* settings.
+
+The broker URL and option rules themselves are tested in ``tests/devices/mqtt/``."""
 
 from __future__ import annotations
 
@@ -6,10 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from ingest.errors import ConfigurationError, TopicRejected
-from ingest.mqtt.config import broker_options, parse_url
+from ingest.mqtt.config import options_from_settings
 from ingest.mqtt.delivery import to_delivery
 from ingest.mqtt.topics import device_from_topic, subscription
 from ingest.settings import Settings
@@ -77,42 +79,16 @@ def test_subscription_plain_and_shared() -> None:
             subscription("rpm", bad)
 
 
-@pytest.mark.parametrize(
-    ("url", "host", "port", "tls", "user", "password"),
-    [
-        ("mqtt://127.0.0.1", "127.0.0.1", 1883, False, None, None),
-        ("mqtts://broker.example.org", "broker.example.org", 8883, True, None, None),
-        ("mqtt://svc:s%40cr%3At@host:1884", "host", 1884, False, "svc", "s@cr:t"),
-        ("mqtt://svc@host", "host", 1883, False, "svc", None),
-        ("mqtt://[::1]:1883/", "::1", 1883, False, None, None),
-    ],
-)
-def test_broker_urls(
-    url: str, host: str, port: int, tls: bool, user: str | None, password: str | None
-) -> None:
-    a = parse_url(url)
-    assert (a.host, a.port, a.tls, a.username, a.password) == (host, port, tls, user, password)
-    assert "s@cr" not in a.display and "s@cr" not in repr(a)
-
-
-@pytest.mark.parametrize(
-    "url",
-    ["http://host", "mqtt://", "mqtt://host:0", "mqtt://host:99999", "mqtt://host:abc", "mqtt://host/path",
-     "mqtt://host?x=1", "mqtt://host#frag", "mqtt:host", "tcp://host:1883", ""],
-)
-def test_bad_broker_urls_are_configuration_errors(url: str) -> None:
-    with pytest.raises(ConfigurationError):
-        parse_url(url)
-
-
 def _settings(**kw: object) -> Settings:
     return Settings(_env_file=None, database_url="postgresql://x@localhost/db", **kw)  # type: ignore[call-arg, arg-type]
 
 
 def test_options_from_settings(tmp_path: Path) -> None:
-    o = broker_options(_settings(mqtt_url="mqtt://u:p@h:1", mqtt_protocol="3.1.1", mqtt_receive_maximum=50))
+    o = options_from_settings(
+        _settings(mqtt_url="mqtt://u:p@h:1", mqtt_protocol="3.1.1", mqtt_receive_maximum=50)
+    )
     assert (o.address.username, o.address.password, o.protocol, o.receive_maximum) == ("u", "p", "3.1.1", 50)
-    o = broker_options(
+    o = options_from_settings(
         _settings(mqtt_url="mqtt://u:p@h:1", mqtt_username="svc", mqtt_password=SecretStr("pw"))
     )
     assert (o.address.username, o.address.password) == ("svc", "pw")
@@ -123,7 +99,7 @@ def test_tls_options_are_checked_at_start_up(tmp_path: Path) -> None:
     missing = tmp_path / "nope.pem"
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a certificate")
-    bad = [
+    bad: list[dict[str, object]] = [
         {"mqtt_url": "mqtt://h", "mqtt_ca_file": garbage},  # TLS files without mqtts://
         {"mqtt_url": "mqtts://h", "mqtt_ca_file": missing},
         {"mqtt_url": "mqtts://h", "mqtt_ca_file": garbage},
@@ -135,6 +111,42 @@ def test_tls_options_are_checked_at_start_up(tmp_path: Path) -> None:
     ]
     for kw in bad:
         with pytest.raises(ConfigurationError):
-            broker_options(_settings(**kw))
-    ctx = broker_options(_settings(mqtt_url="mqtts://h", mqtt_tls_insecure=True)).ssl_context()
+            options_from_settings(_settings(**kw))
+    ctx = options_from_settings(_settings(mqtt_url="mqtts://h", mqtt_tls_insecure=True)).ssl_context()
     assert ctx is not None and ctx.check_hostname is False
+
+
+@pytest.mark.parametrize(
+    ("kw", "variable"),
+    [
+        ({"mqtt_url": "mqtt://h", "mqtt_password": SecretStr("pw")}, "RPM_MQTT_PASSWORD"),
+        ({"mqtt_url": "mqtts://h", "mqtt_ca_file": Path("/nonexistent/ca.pem")}, "RPM_MQTT_CA_FILE"),
+        (
+            {"mqtt_url": "mqtt://h", "mqtt_reconnect_min_s": 10, "mqtt_reconnect_max_s": 5},
+            "RPM_MQTT_RECONNECT_MIN_S",
+        ),
+        ({"mqtt_url": None}, "RPM_MQTT_URL"),
+    ],
+)
+def test_refusals_name_the_variable(kw: dict[str, object], variable: str) -> None:
+    with pytest.raises(ConfigurationError, match=variable):
+        options_from_settings(_settings(**kw))
+
+
+@pytest.mark.parametrize("url", ["tcp://host:1883", "mqtt://host:0", "MQTT://host", "mqtt://host/path"])
+def test_a_bad_url_is_refused_when_the_settings_load(url: str) -> None:
+    with pytest.raises(ValidationError, match="RPM_MQTT_URL: broker URL"):
+        _settings(mqtt_url=url)
+    with pytest.raises(ConfigurationError, match="RPM_MQTT_URL: broker URL"):
+        options_from_settings(_settings().model_copy(update={"mqtt_url": url}))  # as simulate does
+
+
+def test_url_credentials_and_the_separate_settings() -> None:
+    o = options_from_settings(_settings(mqtt_url="mqtts://u%40x:p%3Aw@[::1]:8884"))
+    a = o.address
+    assert (a.host, a.port, a.username, a.password) == ("::1", 8884, "u@x", "p:w")
+    o = options_from_settings(_settings(mqtt_url="mqtts://svc@h", mqtt_password=SecretStr("s3cret")))
+    assert (o.address.username, o.address.password) == ("svc", "s3cret")
+    assert "s3cret" not in repr(o)
+    o = options_from_settings(_settings(mqtt_url="mqtt://h", mqtt_username="svc"), client_id="other")
+    assert (o.address.username, o.address.password, o.client_id) == ("svc", None, "other")
