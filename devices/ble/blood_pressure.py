@@ -13,12 +13,11 @@ progress while the cuff inflates and yields no reading.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Final
 
 from devices.ble.ieee11073 import Number, SpecialValue, json_value
 from devices.ble.reader import Reader
-from devices.ble.result import DecodeResult, Measurement, measurement
+from devices.ble.result import DecodeResult, Measurement, measurement, time_stamp
 
 BPM_CHARACTERISTIC: Final = "2a35"
 ICP_CHARACTERISTIC: Final = "2a36"
@@ -59,15 +58,7 @@ class _Common:
     def __init__(self, r: Reader, flags: int, fields: dict[str, Any]) -> None:
         self.fields = fields
         self.status: list[str] = []
-        self.measured_at: datetime | None = None
-        if flags & 0x02:
-            stamp = r.date_time("Time Stamp")
-            stamp.describe("timestamp", fields)
-            self.measured_at = stamp.value
-            if stamp.value is None:
-                self.status.append("device_time_unknown")
-        else:
-            fields["timestamp"] = None
+        self.measured_at = time_stamp(r, bool(flags & 0x02), "Time Stamp", fields, self.status)
         self.pulse: Number | None = r.sfloat("Pulse Rate") if flags & 0x04 else None
         fields["pulse_rate_bpm"] = None if self.pulse is None else json_value(self.pulse)
         self.user_id: int | None = r.u8("User ID") if flags & 0x08 else None

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from devices.ble.ieee11073 import Number, SpecialValue, json_value
 from devices.ble.reader import Reader
-from devices.ble.result import DecodeResult, Measurement, bit_flags, measurement
+from devices.ble.result import DecodeResult, Measurement, measurement, status_field
 
 CHARACTERISTIC: Final = "2a18"
 SAMPLE_TYPES: Final = {
@@ -92,13 +92,8 @@ def decode_glucose(data: bytes) -> DecodeResult:
     fields["sample_location"] = location
     fields["sample_location_name"] = None if location is None else SAMPLE_LOCATIONS.get(location, "reserved")
     status: list[str] = [] if measured_at is not None else ["device_time_unknown"]
-    if flags & 0x08:
-        raw_status = r.u16("Sensor Status Annunciation")
-        names = bit_flags(raw_status, SENSOR_STATUS_FLAGS)
-        fields["sensor_status_annunciation"] = {"raw": raw_status, "flags": names}
-        status.extend(names)
-    else:
-        fields["sensor_status_annunciation"] = None
+    raw_status = r.u16("Sensor Status Annunciation") if flags & 0x08 else None
+    fields["sensor_status_annunciation"] = status_field(raw_status, SENSOR_STATUS_FLAGS, status)
     fields["context_information_follows"] = bool(flags & 0x10)
     r.end()
     readings: tuple[Measurement, ...] = ()

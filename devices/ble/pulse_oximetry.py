@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from devices.ble.ieee11073 import Number, SpecialValue, json_value
 from devices.ble.reader import Reader
-from devices.ble.result import DecodeResult, Measurement, bit_flags, measurement
+from devices.ble.result import DecodeResult, Measurement, measurement, status_field, time_stamp
 
 SPOT_CHECK_CHARACTERISTIC: Final = "2a5e"
 CONTINUOUS_CHARACTERISTIC: Final = "2a5f"
@@ -70,20 +70,10 @@ NOT_A_PATIENT_MEASUREMENT: Final = frozenset(
 
 def _statuses(r: Reader, fields: dict[str, Any], has_measurement: bool, has_device: bool) -> list[str]:
     status: list[str] = []
-    if has_measurement:
-        raw = r.u16("Measurement Status")
-        names = bit_flags(raw, MEASUREMENT_STATUS_FLAGS)
-        fields["measurement_status"] = {"raw": raw, "flags": names}
-        status.extend(names)
-    else:
-        fields["measurement_status"] = None
-    if has_device:
-        raw = r.u24("Device and Sensor Status")
-        names = bit_flags(raw, DEVICE_SENSOR_STATUS_FLAGS)
-        fields["device_and_sensor_status"] = {"raw": raw, "flags": names}
-        status.extend(names)
-    else:
-        fields["device_and_sensor_status"] = None
+    measurement_status = r.u16("Measurement Status") if has_measurement else None
+    fields["measurement_status"] = status_field(measurement_status, MEASUREMENT_STATUS_FLAGS, status)
+    device_status = r.u24("Device and Sensor Status") if has_device else None
+    fields["device_and_sensor_status"] = status_field(device_status, DEVICE_SENSOR_STATUS_FLAGS, status)
     return status
 
 
@@ -106,16 +96,8 @@ def decode_plx_spot_check(data: bytes) -> DecodeResult:
     spo2 = r.sfloat("SpO2")
     pulse = r.sfloat("PR")
     fields: dict[str, Any] = {"spo2_percent": json_value(spo2), "pulse_rate_bpm": json_value(pulse)}
-    measured_at: datetime | None = None
     early: list[str] = []
-    if flags & 0x01:
-        stamp = r.date_time("Timestamp")
-        stamp.describe("timestamp", fields)
-        measured_at = stamp.value
-        if stamp.value is None:
-            early.append("device_time_unknown")
-    else:
-        fields["timestamp"] = None
+    measured_at = time_stamp(r, bool(flags & 0x01), "Timestamp", fields, early)
     clock_not_set = bool(flags & 0x10)
     if clock_not_set:
         early.append("device_clock_not_set")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from devices.ble.reader import Reader
 from devices.units import to_canonical
 
 # The canonical (UCUM) unit of each metric the decoders emit; a test pins this table to
@@ -94,3 +95,34 @@ def bit_flags(raw: int, table: Sequence[tuple[int, str]]) -> list[str]:
 def flags_field(raw: int, table: Sequence[tuple[int, str]]) -> dict[str, Any]:
     """The JSON form of a status bit field: the raw value and the names of the set bits."""
     return {"raw": raw, "flags": bit_flags(raw, table)}
+
+
+def status_field(
+    raw: int | None, table: Sequence[tuple[int, str]], status: list[str]
+) -> dict[str, Any] | None:
+    """The JSON form of an optional status bit field (None when absent); the names of its set
+    bits are also added to ``status``, the flags that travel with the measurements."""
+    if raw is None:
+        return None
+    names = bit_flags(raw, table)
+    status.extend(names)
+    return {"raw": raw, "flags": names}
+
+
+def time_stamp(
+    r: Reader, present: bool, field: str, fields: dict[str, Any], status: list[str]
+) -> datetime | None:
+    """Read an optional Date Time ``field`` into ``fields["timestamp"]``; return its value.
+
+    Absent: ``timestamp`` is None. Present but not a usable time (unknown or outside the
+    calendar): ``timestamp`` is None, its raw parts go to ``timestamp_fields`` and
+    ``device_time_unknown`` is added to ``status``.
+    """
+    if not present:
+        fields["timestamp"] = None
+        return None
+    stamp = r.date_time(field)
+    stamp.describe("timestamp", fields)
+    if stamp.value is None:
+        status.append("device_time_unknown")
+    return stamp.value

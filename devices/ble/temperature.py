@@ -9,12 +9,11 @@ sent them. Intermediate temperature is a running value and yields no reading.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Final
 
 from devices.ble.ieee11073 import SpecialValue, json_value
 from devices.ble.reader import Reader
-from devices.ble.result import DecodeResult, Measurement, measurement
+from devices.ble.result import DecodeResult, Measurement, measurement, time_stamp
 
 TEMPERATURE_CHARACTERISTIC: Final = "2a1c"
 INTERMEDIATE_CHARACTERISTIC: Final = "2a1e"
@@ -40,16 +39,8 @@ def _decode(data: bytes, what: str, characteristic: str, name: str, final: bool)
         "temperature": json_value(temperature),
         "temperature_unit": "degF" if fahrenheit else "Cel",
     }
-    measured_at: datetime | None = None
     status: list[str] = []
-    if flags & 0x02:
-        stamp = r.date_time("Time Stamp")
-        stamp.describe("timestamp", fields)
-        measured_at = stamp.value
-        if stamp.value is None:
-            status.append("device_time_unknown")
-    else:
-        fields["timestamp"] = None
+    measured_at = time_stamp(r, bool(flags & 0x02), "Time Stamp", fields, status)
     if flags & 0x04:
         kind = r.u8("Temperature Type")
         fields["temperature_type"] = kind

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from devices.ble.reader import Reader
-from devices.ble.result import DecodeResult, Measurement, measurement
+from devices.ble.result import DecodeResult, Measurement, measurement, time_stamp
 
 WEIGHT_CHARACTERISTIC: Final = "2a9d"
 BODY_COMPOSITION_CHARACTERISTIC: Final = "2a9c"
@@ -48,16 +48,8 @@ _IMPERIAL: Final = _Units(imperial=True)
 def _time_and_user(
     r: Reader, fields: dict[str, Any], has_time: bool, has_user: bool
 ) -> tuple[datetime | None, int | None, list[str]]:
-    measured_at: datetime | None = None
     status: list[str] = []
-    if has_time:
-        stamp = r.date_time("Time Stamp")
-        stamp.describe("timestamp", fields)
-        measured_at = stamp.value
-        if stamp.value is None:
-            status.append("device_time_unknown")
-    else:
-        fields["timestamp"] = None
+    measured_at = time_stamp(r, has_time, "Time Stamp", fields, status)
     user_id = r.u8("User ID") if has_user else None
     fields["user_id"] = user_id
     return measured_at, user_id, status
