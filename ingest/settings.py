@@ -13,6 +13,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from devices.errors import BrokerConfigError
+from devices.message import FUTURE_TOLERANCE, MAX_PAYLOAD_BYTES
+from devices.models import MAX_READINGS_PER_MESSAGE
 from devices.mqtt.address import parse_broker_url
 from ingest.errors import ConfigurationError
 
@@ -63,9 +65,12 @@ class Settings(BaseSettings):
     # --- ingest batching (flush at N messages or T ms, whichever first)
     batch_max_messages: int = Field(default=500, ge=1, le=100_000)
     batch_max_ms: int = Field(default=50, ge=1, le=60_000)
-    max_payload_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
-    max_readings_per_message: int = Field(default=1000, ge=1, le=100_000)
-    future_tolerance_s: int = Field(default=300, ge=0, le=86_400)
+    # --- input limits (the contract's values by default; see ingest/limits.py)
+    max_payload_bytes: int = Field(default=MAX_PAYLOAD_BYTES, ge=1024, le=16 * 1024 * 1024)
+    max_readings_per_message: int = Field(default=MAX_READINGS_PER_MESSAGE, ge=1, le=100_000)
+    future_tolerance_s: int = Field(
+        default=int(FUTURE_TOLERANCE.total_seconds()), ge=0, le=86_400
+    )
 
     # --- HTTP
     http_host: str = "127.0.0.1"
