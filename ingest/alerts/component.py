@@ -11,6 +11,8 @@ from typing import Any
 from ingest.alerts import routes, threshold_routes
 from ingest.alerts.context import EXTRAS_KEY, AlertsContext
 from ingest.alerts.engine import AlertEngine
+from ingest.alerts.kinds import REGISTRY, KindRegistry
+from ingest.alerts.kinds.sync import sync_kinds
 from ingest.alerts.scheduler import Scheduler
 from ingest.alerts.stream import Broadcaster
 from ingest.alerts.webhooks import Backoff, WebhookWorker
@@ -38,12 +40,17 @@ class _Counter:
                 self.metrics.alerts_opened.labels(kind, severity).inc()
 
 
-def alerts_component(services: Services) -> Component:
+def alerts_component(services: Services, *, kinds: KindRegistry = REGISTRY) -> Component:
+    """``kinds``: the rule kinds to run with; the database learns them (and their default rules)
+    here, before anything is evaluated."""
     s = services.settings
     origin = uuid.uuid4().hex[:12]
+    with services.transaction() as conn:
+        sync_kinds(conn, kinds)
     engine = AlertEngine(
         catalogue=services.pipeline.catalogue,
         origin=origin,
+        kinds=kinds,
         observe=services.metrics.alert_evaluation_seconds.observe,
     )
     webhooks = WebhookWorker(
@@ -65,6 +72,7 @@ def alerts_component(services: Services) -> Component:
         interval_s=s.alert_scheduler_interval_s,
         escalate_after_s=s.alert_escalate_after_s,
         escalation_max_level=s.alert_escalation_max_level,
+        kinds=kinds,
     )
     ctx = AlertsContext(origin, engine, broadcaster, scheduler, webhooks, s.alert_stream_heartbeat_s)
     services.extras[EXTRAS_KEY] = ctx

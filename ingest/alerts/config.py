@@ -1,4 +1,7 @@
-"""Rule overrides (clinic and patient level) and the effective rules they produce."""
+"""Rule overrides (clinic and patient level) and the effective rules they produce.
+
+Parameters are validated with the registry of rule kinds the caller runs with (the service's by
+default)."""
 
 from __future__ import annotations
 
@@ -9,23 +12,32 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
+from ingest.alerts.kinds import REGISTRY, KindRegistry
 from ingest.alerts.rulebook import RuleBook, load_rule_book
-from ingest.alerts.rules import Rule, RuleRow, merge, parse_params
+from ingest.alerts.rules import Rule, RuleRow, merge
 from ingest.errors import UnknownRule
 
 
-def _book(conn: psycopg.Connection[Any], patient_id: UUID | None, clinic_id: str) -> RuleBook:
-    book = load_rule_book(conn, [patient_id] if patient_id else [], clinic_ids=[clinic_id])
+def _book(
+    conn: psycopg.Connection[Any], patient_id: UUID | None, clinic_id: str, kinds: KindRegistry
+) -> RuleBook:
+    book = load_rule_book(
+        conn, [patient_id] if patient_id else [], models=kinds.models, clinic_ids=[clinic_id]
+    )
     if patient_id is not None:
         book.clinic_of[patient_id] = clinic_id
     return book
 
 
 def effective_rules(
-    conn: psycopg.Connection[Any], *, clinic_id: str, patient_id: UUID | None = None
+    conn: psycopg.Connection[Any],
+    *,
+    clinic_id: str,
+    patient_id: UUID | None = None,
+    kinds: KindRegistry = REGISTRY,
 ) -> list[Rule]:
     """Every rule as it applies to the patient (or to the clinic's patients without overrides)."""
-    book = _book(conn, patient_id, clinic_id)
+    book = _book(conn, patient_id, clinic_id, kinds)
     out = []
     for key in sorted(book.defaults):
         out.append(_effective(book, key, clinic_id, patient_id))
@@ -33,9 +45,14 @@ def effective_rules(
 
 
 def effective_rule(
-    conn: psycopg.Connection[Any], key: str, *, clinic_id: str, patient_id: UUID | None = None
+    conn: psycopg.Connection[Any],
+    key: str,
+    *,
+    clinic_id: str,
+    patient_id: UUID | None = None,
+    kinds: KindRegistry = REGISTRY,
 ) -> Rule:
-    book = _book(conn, patient_id, clinic_id)
+    book = _book(conn, patient_id, clinic_id, kinds)
     if key not in book.defaults:
         raise UnknownRule(f"no alert rule {key!r}")
     return _effective(book, key, clinic_id, patient_id)
@@ -49,7 +66,7 @@ def _effective(book: RuleBook, key: str, clinic_id: str, patient_id: UUID | None
     layers = [book.defaults[key]]
     if (row := book.clinic_rows.get((clinic_id, key))) is not None:
         layers.append(row)
-    return merge(layers)
+    return merge(layers, book.models)
 
 
 def set_override(
@@ -61,10 +78,11 @@ def set_override(
     enabled: bool | None,
     params: Mapping[str, Any],
     updated_by: str,
+    kinds: KindRegistry = REGISTRY,
 ) -> Rule:
     """Replace the clinic's (or patient's) override of rule ``key``; validated against the levels
     below it. Raises :class:`UnknownRule` or :class:`InvalidRule`."""
-    book = _book(conn, patient_id, clinic_id)
+    book = _book(conn, patient_id, clinic_id, kinds)
     base = book.defaults.get(key)
     if base is None:
         raise UnknownRule(f"no alert rule {key!r}")
@@ -72,7 +90,8 @@ def set_override(
     if patient_id is not None and (row := book.clinic_rows.get((clinic_id, key))) is not None:
         merged.update(row.params)
     merged.update(params)
-    parse_params(base.kind, merged)  # raises InvalidRule
+    kind = kinds[base.kind]  # raises InvalidRule for a kind this code does not know
+    kinds.parse(base.kind, merged)  # raises InvalidRule
     conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"rule:{clinic_id}:{patient_id}:{key}",))
     if patient_id is None:
         conn.execute(
@@ -86,19 +105,20 @@ def set_override(
         " updated_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
         (key, base.kind, base.metric, clinic_id, patient_id, enabled, Jsonb(dict(params)), updated_by),
     )
-    if patient_id is not None and base.kind == "missing_data" and base.metric is not None:
-        # Start the missing-data clock for a metric the patient has never sent.
-        conn.execute(
-            "INSERT INTO missing_data_tracking (patient_id, metric) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-            (patient_id, base.metric),
-        )
-    return effective_rule(conn, key, clinic_id=clinic_id, patient_id=patient_id)
+    if patient_id is not None:
+        kind.after_patient_override(conn, patient_id, base)
+    return effective_rule(conn, key, clinic_id=clinic_id, patient_id=patient_id, kinds=kinds)
 
 
 def delete_override(
-    conn: psycopg.Connection[Any], key: str, *, clinic_id: str, patient_id: UUID | None
+    conn: psycopg.Connection[Any],
+    key: str,
+    *,
+    clinic_id: str,
+    patient_id: UUID | None,
+    kinds: KindRegistry = REGISTRY,
 ) -> Rule:
-    effective_rule(conn, key, clinic_id=clinic_id, patient_id=patient_id)  # UnknownRule if none
+    effective_rule(conn, key, clinic_id=clinic_id, patient_id=patient_id, kinds=kinds)  # UnknownRule if none
     if patient_id is None:
         conn.execute(
             "DELETE FROM alert_rules WHERE clinic_id = %s AND patient_id IS NULL AND key = %s",
@@ -106,13 +126,18 @@ def delete_override(
         )
     else:
         conn.execute("DELETE FROM alert_rules WHERE patient_id = %s AND key = %s", (patient_id, key))
-    return effective_rule(conn, key, clinic_id=clinic_id, patient_id=patient_id)
+    return effective_rule(conn, key, clinic_id=clinic_id, patient_id=patient_id, kinds=kinds)
 
 
 def override_row(
-    conn: psycopg.Connection[Any], key: str, *, clinic_id: str, patient_id: UUID | None
+    conn: psycopg.Connection[Any],
+    key: str,
+    *,
+    clinic_id: str,
+    patient_id: UUID | None,
+    kinds: KindRegistry = REGISTRY,
 ) -> RuleRow | None:
-    book = _book(conn, patient_id, clinic_id)
+    book = _book(conn, patient_id, clinic_id, kinds)
     if patient_id is not None:
         return book.patient_rows.get((patient_id, key))
     return book.clinic_rows.get((clinic_id, key))

@@ -36,7 +36,6 @@ RETRY_MS: Final = 3000
 BACKLOG_PAGE: Final = 500
 STATUSES: Final = ("open", "acknowledged", "resolved")
 SEVERITIES: Final = ("warning", "critical")
-KINDS: Final = ("threshold", "rate_of_change", "missing_data", "device_status", "low_battery")
 
 ListParam = Annotated[list[str] | None, Query(max_length=20, description="repeat or comma-separate values")]
 
@@ -89,6 +88,7 @@ def _aware(value: datetime | None, name: str) -> datetime | None:
 def list_alerts(
     services: ServicesDep,
     principal: StaffDep,
+    ctx: AlertsDep,
     status: ListParam = None,
     patient_id: UUID | None = None,
     severity: ListParam = None,
@@ -105,7 +105,7 @@ def list_alerts(
         statuses=_split(status, STATUSES, "status"),
         patient_id=patient_id,
         severities=_split(severity, SEVERITIES, "severity"),
-        kinds=_split(kind, KINDS, "kind"),
+        kinds=_split(kind, ctx.engine.kinds.names, "kind"),
         metrics=_split(metric, None, "metric"),
         since=_aware(since, "since"),
         until=_aware(until, "until"),
@@ -153,7 +153,7 @@ async def stream(
             raise HTTPException(422, "Last-Event-ID must be a non-negative integer")
         start = int(text)
     severities = set(_split(severity, SEVERITIES, "severity"))
-    kinds = set(_split(kind, KINDS, "kind"))
+    kinds = set(_split(kind, ctx.engine.kinds.names, "kind"))
     clinic = _scope(principal)
 
     def wanted(event: dict[str, Any]) -> bool:

@@ -10,7 +10,7 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import dict_row
 
-from ingest.alerts.rules import Rule, RuleRow, merge
+from ingest.alerts.rules import ParamModels, Rule, RuleRow, merge
 
 RULE_COLUMNS: Final = "id, key, kind, metric, clinic_id, patient_id, enabled, params, updated_at"
 
@@ -25,12 +25,14 @@ class MetricRules:
 
 @dataclass
 class RuleBook:
-    """Effective rules per patient, merged on demand and memoised by the rows they come from."""
+    """Effective rules per patient, merged on demand and memoised by the rows they come from;
+    ``models`` (from the registry of rule kinds) validates each kind's parameters."""
 
     clinic_of: dict[UUID, str]
     defaults: dict[str, RuleRow]
     clinic_rows: dict[tuple[str, str], RuleRow]
     patient_rows: dict[tuple[UUID, str], RuleRow]
+    models: ParamModels
     cache: dict[tuple[Any, ...], Rule] = field(default_factory=dict)
     memo: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
@@ -45,7 +47,7 @@ class RuleBook:
         found = self.cache.get(memo)
         if found is None:
             layers = [base, *(r for r in (crow, prow) if r is not None)]
-            found = self.cache[memo] = merge(layers)
+            found = self.cache[memo] = merge(layers, self.models)
         return found
 
     def keys(self, *, kind: str | None = None, metric: str | None = None) -> list[str]:
@@ -103,6 +105,7 @@ def load_rule_book(
     conn: psycopg.Connection[Any],
     patient_ids: Iterable[UUID],
     *,
+    models: ParamModels,
     clinic_ids: Iterable[str] = (),
 ) -> RuleBook:
     """The rule rows that matter for these patients (and clinics), ready to merge."""
@@ -120,7 +123,7 @@ def load_rule_book(
             {"c": clinics, "p": pids},
         )
         rows = [rule_row(r) for r in cur.fetchall()]
-    book = RuleBook(clinic_of=clinic_of, defaults={}, clinic_rows={}, patient_rows={})
+    book = RuleBook(clinic_of=clinic_of, defaults={}, clinic_rows={}, patient_rows={}, models=models)
     for row in rows:
         if row.patient_id is not None:
             book.patient_rows[(row.patient_id, row.key)] = row

@@ -1,8 +1,11 @@
-"""Rule kinds, their parameters (validated), and the merge of defaults with overrides.
+"""Rules: their parameters (validated), and the merge of defaults with overrides.
 
 A rule is identified by its key. Its service-wide default row fixes the kind and the metric; a
 clinic row and then a patient row may override single parameters and ``enabled``. The effective
-rule for a patient is the merge of the three, validated as a whole.
+rule for a patient is the merge of the three, validated as a whole against the parameter model of
+its kind. The kinds themselves (and which model each one validates with) are listed by the
+registry in :mod:`ingest.alerts.kinds`; the threshold and rate-of-change models live here because
+the history planner and the thresholds API share them.
 """
 
 from __future__ import annotations
@@ -20,10 +23,8 @@ from ingest.errors import InvalidRule
 logger = logging.getLogger(__name__)
 
 Severity = Literal["warning", "critical"]
-Kind = Literal["threshold", "rate_of_change", "missing_data", "device_status", "low_battery"]
 Source = Literal["default", "clinic", "patient"]
 SEVERITY_RANK: Final[dict[str, int]] = {"warning": 1, "critical": 2}
-KINDS: Final = ("threshold", "rate_of_change", "missing_data", "device_status", "low_battery")
 MAX_DAYS: Final = 90 * 86400
 TOLERANCE: Final = 1e-9
 
@@ -36,14 +37,19 @@ def higher(a: Severity, b: Severity) -> Severity:
     return a if SEVERITY_RANK[a] >= SEVERITY_RANK[b] else b
 
 
-class _Params(BaseModel):
+class RuleParams(BaseModel):
+    """The base of every kind's parameter model: unknown fields refused, values not coerced."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+ParamModels = Mapping[str, type[RuleParams]]  # kind name -> its parameter model
 
 
 Level = Literal["critical", "warning", "margin", "normal"]
 
 
-class ThresholdParams(_Params):
+class ThresholdParams(RuleParams):
     """Bounds are the last normal values: below ``low`` or above ``high`` is out of range."""
 
     low: Number | None = None
@@ -129,7 +135,7 @@ class ThresholdParams(_Params):
         return "low" if wlo is not None and value < wlo else "high"
 
 
-class RateParams(_Params):
+class RateParams(RuleParams):
     """Change against the patient's own readings in the window before each new reading."""
 
     delta: Annotated[float, Field(allow_inf_nan=False, gt=0, le=1e6)]
@@ -155,50 +161,16 @@ class RateParams(_Params):
         return "warning" if change >= self.delta - TOLERANCE else None
 
 
-class MissingParams(_Params):
-    expected_every_seconds: Annotated[int, Field(ge=60, le=MAX_DAYS)]
-    grace_seconds: Annotated[int, Field(ge=0, le=30 * 86400)] = 0
-    severity: Severity = "warning"
-
-    @property
-    def overdue_after(self) -> int:
-        return self.expected_every_seconds + self.grace_seconds
-
-
-class StatusParams(_Params):
-    flags: Annotated[list[Flag], Field(min_length=1, max_length=32)]
-    severity: Severity = "warning"
-    auto_resolve: bool = True
-
-
-class BatteryParams(_Params):
-    flags: Annotated[list[Flag], Field(max_length=32)] = []
-    level_below: Annotated[int, Field(ge=0, le=100)] = 20
-    hysteresis: Annotated[int, Field(ge=0, le=100)] = 10
-    severity: Severity = "warning"
-
-
-Params = ThresholdParams | RateParams | MissingParams | StatusParams | BatteryParams
-PARAMS_BY_KIND: Final[dict[str, type[_Params]]] = {
-    "threshold": ThresholdParams,
-    "rate_of_change": RateParams,
-    "missing_data": MissingParams,
-    "device_status": StatusParams,
-    "low_battery": BatteryParams,
-}
-
-
-def parse_params(kind: str, raw: Mapping[str, Any]) -> Params:
-    """Validate a rule's merged parameters; raise :class:`InvalidRule` with a readable reason."""
-    model = PARAMS_BY_KIND.get(kind)
+def parse_params(kind: str, raw: Mapping[str, Any], models: ParamModels) -> RuleParams:
+    """Validate a rule's merged parameters with the model of its kind; raise :class:`InvalidRule`
+    with a readable reason (also for a kind ``models`` does not know)."""
+    model = models.get(kind)
     if model is None:
         raise InvalidRule(f"unknown rule kind {kind!r}")
     try:
-        params = model.model_validate(dict(raw))
+        return model.model_validate(dict(raw))
     except ValidationError as exc:
         raise InvalidRule(describe(exc)) from None
-    assert isinstance(params, ThresholdParams | RateParams | MissingParams | StatusParams | BatteryParams)
-    return params
 
 
 def describe(exc: ValidationError) -> str:
@@ -236,10 +208,10 @@ class Rule:
 
     id: int
     key: str
-    kind: Kind
+    kind: str
     metric: str | None
     enabled: bool
-    params: Params
+    params: RuleParams
     source: Source
 
     @property
@@ -248,7 +220,7 @@ class Rule:
         return self.params
 
 
-def merge(layers: Iterable[RuleRow]) -> Rule:
+def merge(layers: Iterable[RuleRow], models: ParamModels) -> Rule:
     """Merge default -> clinic -> patient rows (in that order) into one effective rule.
 
     An override that no longer validates against the layers below it (e.g. a default changed
@@ -259,12 +231,12 @@ def merge(layers: Iterable[RuleRow]) -> Rule:
     assert base.source == "default"
     params: dict[str, Any] = dict(base.params)
     enabled = bool(base.enabled)
-    parsed = parse_params(base.kind, params)
+    parsed = parse_params(base.kind, params, models)
     chosen = base
     for row in rows[1:]:
         candidate = {**params, **row.params}
         try:
-            parsed = parse_params(base.kind, candidate)
+            parsed = parse_params(base.kind, candidate, models)
         except InvalidRule as exc:
             logger.warning("rule %s: %s override %d ignored: %s", base.key, row.source, row.id, exc)
             continue
@@ -272,11 +244,10 @@ def merge(layers: Iterable[RuleRow]) -> Rule:
         if row.enabled is not None:
             enabled = row.enabled
         chosen = row
-    kind: Kind = base.kind  # type: ignore[assignment]
     return Rule(
         id=chosen.id,
         key=base.key,
-        kind=kind,
+        kind=base.kind,
         metric=base.metric,
         enabled=enabled,
         params=parsed,

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ingest.alerts.rulebook import RULE_COLUMNS, RuleBook, rule_row
-from ingest.alerts.rules import Rule, RuleRow
+from ingest.alerts.rules import ParamModels, Rule, RuleRow
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ class RuleSnapshot:
     defaults: dict[str, RuleRow]
     clinic_rows: dict[tuple[str, str], RuleRow]
     patient_rows: dict[tuple[UUID, str], RuleRow]
+    models: ParamModels
     merged: dict[tuple[Any, ...], Rule] = field(default_factory=dict)
     memo: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
@@ -37,6 +38,7 @@ class RuleSnapshot:
             defaults=self.defaults,
             clinic_rows=self.clinic_rows,
             patient_rows=self.patient_rows,
+            models=self.models,
             cache=self.merged,
             memo=self.memo,
         )
@@ -45,7 +47,8 @@ class RuleSnapshot:
 class RuleCache:
     """Thread-safe: hooks run on the HTTP worker threads and the MQTT writer at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, models: ParamModels) -> None:
+        self.models = models
         self._lock = threading.Lock()
         self._snapshot: RuleSnapshot | None = None
         self.loads = 0
@@ -72,7 +75,9 @@ class RuleCache:
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(f"SELECT {RULE_COLUMNS} FROM alert_rules")
             rows = [rule_row(r) for r in cur.fetchall()]
-        snap = RuleSnapshot(version=version, defaults={}, clinic_rows={}, patient_rows={})
+        snap = RuleSnapshot(
+            version=version, defaults={}, clinic_rows={}, patient_rows={}, models=self.models
+        )
         for row in rows:
             if row.patient_id is not None:
                 snap.patient_rows[(row.patient_id, row.key)] = row

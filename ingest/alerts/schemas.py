@@ -129,6 +129,24 @@ class RulesPage(BaseModel):
     rules: list[RulePublic]
 
 
+class RuleKindPublic(BaseModel):
+    name: str = Field(description="as in a rule's and an alert's `kind`")
+    label: str = Field(description="short, for people: e.g. `out of range`")
+    description: str
+    scope: Literal["metric", "device"] = Field(description="an alert is about a patient's metric or a device")
+    scheduled: bool = Field(description="the scheduler also opens or resolves alerts of this kind")
+    title: str = Field(
+        description="an alert's title when it has no message; `{metric}`, `{value}` and `{label}`"
+        " stand for the metric's name, the value with its unit (led by a space) and the label"
+    )
+    parameters: dict[str, Any] = Field(description="JSON Schema of the rule parameters")
+    default_rules: list[str] = Field(description="keys of the service-wide default rules of this kind")
+
+
+class RuleKindsPage(BaseModel):
+    kinds: list[RuleKindPublic]
+
+
 class WebhookIn(_In):
     url: Annotated[AnyHttpUrl, Field(description="http(s) URL receiving POSTs")]
     description: Annotated[str, StringConstraints(max_length=200, strip_whitespace=True)] | None = None

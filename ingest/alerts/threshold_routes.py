@@ -15,10 +15,13 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from ingest.alerts import config, webhooks
+from ingest.alerts.context import AlertsDep
 from ingest.alerts.rules import Rule, ThresholdParams
 from ingest.alerts.schemas import (
     DeliveriesPage,
     RuleIn,
+    RuleKindPublic,
+    RuleKindsPage,
     RulePublic,
     RulesPage,
     ThresholdIn,
@@ -82,15 +85,45 @@ def _patient_and_rule_key(
     return visible_patient(services, principal, patient_id), f"threshold:{metric}"
 
 
+# --------------------------------------------------------------------------- rule kinds
+
+
+@router.get(
+    "/v1/alert-rule-kinds",
+    response_model=RuleKindsPage,
+    summary="The kinds of alert rules: labels, parameters (JSON Schema), default rules",
+)
+def get_rule_kinds(ctx: AlertsDep, _: StaffDep) -> RuleKindsPage:
+    return RuleKindsPage(
+        kinds=[
+            RuleKindPublic(
+                name=kind.name,
+                label=kind.label,
+                description=kind.description,
+                scope=kind.scope,
+                scheduled=kind.scheduled,
+                title=kind.title,
+                parameters=kind.params.model_json_schema(),
+                default_rules=[d.key for d in kind.defaults()],
+            )
+            for kind in ctx.engine.kinds
+        ]
+    )
+
+
 # --------------------------------------------------------------------------- thresholds
 
 
 @router.get("/v1/patients/{patient_id}/thresholds", response_model=ThresholdsPage)
-def get_thresholds(patient_id: UUID, services: ServicesDep, principal: StaffDep) -> ThresholdsPage:
+def get_thresholds(
+    patient_id: UUID, services: ServicesDep, ctx: AlertsDep, principal: StaffDep
+) -> ThresholdsPage:
     """The thresholds in force for the patient, one per metric, with where each comes from."""
     patient = visible_patient(services, principal, patient_id)
     with services.transaction() as conn:
-        rules = config.effective_rules(conn, clinic_id=patient["clinic_id"], patient_id=patient_id)
+        rules = config.effective_rules(
+            conn, clinic_id=patient["clinic_id"], patient_id=patient_id, kinds=ctx.engine.kinds
+        )
     order = {name: i for i, name in enumerate(services.pipeline.catalogue)}
     found = sorted(
         (r for r in rules if r.kind == "threshold" and r.metric is not None),
@@ -101,11 +134,13 @@ def get_thresholds(patient_id: UUID, services: ServicesDep, principal: StaffDep)
 
 @router.get("/v1/patients/{patient_id}/thresholds/{metric}", response_model=ThresholdPublic)
 def get_threshold(
-    patient_id: UUID, metric: MetricName, services: ServicesDep, principal: StaffDep
+    patient_id: UUID, metric: MetricName, services: ServicesDep, ctx: AlertsDep, principal: StaffDep
 ) -> ThresholdPublic:
     patient, key = _patient_and_rule_key(services, principal, patient_id, metric)
     with services.transaction() as conn:
-        rule = config.effective_rule(conn, key, clinic_id=patient["clinic_id"], patient_id=patient_id)
+        rule = config.effective_rule(
+            conn, key, clinic_id=patient["clinic_id"], patient_id=patient_id, kinds=ctx.engine.kinds
+        )
     return _threshold_public(services, rule)
 
 
@@ -119,6 +154,7 @@ def put_threshold(
     metric: MetricName,
     body: ThresholdIn,
     services: ServicesDep,
+    ctx: AlertsDep,
     principal: StaffDep,
 ) -> ThresholdPublic:
     patient, key = _patient_and_rule_key(services, principal, patient_id, metric)
@@ -133,6 +169,7 @@ def put_threshold(
                 enabled=body.enabled,
                 params=fields,
                 updated_by=principal.name,
+                kinds=ctx.engine.kinds,
             )
         except InvalidRule as exc:
             raise HTTPException(422, str(exc)) from None
@@ -142,12 +179,14 @@ def put_threshold(
 
 @router.delete("/v1/patients/{patient_id}/thresholds/{metric}", response_model=ThresholdPublic)
 def delete_threshold(
-    patient_id: UUID, metric: MetricName, services: ServicesDep, principal: StaffDep
+    patient_id: UUID, metric: MetricName, services: ServicesDep, ctx: AlertsDep, principal: StaffDep
 ) -> ThresholdPublic:
     """Drop the patient's override: the clinic default applies again."""
     patient, key = _patient_and_rule_key(services, principal, patient_id, metric)
     with services.transaction() as conn:
-        rule = config.delete_override(conn, key, clinic_id=patient["clinic_id"], patient_id=patient_id)
+        rule = config.delete_override(
+            conn, key, clinic_id=patient["clinic_id"], patient_id=patient_id, kinds=ctx.engine.kinds
+        )
     return _threshold_public(services, rule)
 
 
@@ -155,10 +194,14 @@ def delete_threshold(
 
 
 @router.get("/v1/patients/{patient_id}/alert-rules", response_model=RulesPage)
-def get_patient_rules(patient_id: UUID, services: ServicesDep, principal: StaffDep) -> RulesPage:
+def get_patient_rules(
+    patient_id: UUID, services: ServicesDep, ctx: AlertsDep, principal: StaffDep
+) -> RulesPage:
     patient = visible_patient(services, principal, patient_id)
     with services.transaction() as conn:
-        rules = config.effective_rules(conn, clinic_id=patient["clinic_id"], patient_id=patient_id)
+        rules = config.effective_rules(
+            conn, clinic_id=patient["clinic_id"], patient_id=patient_id, kinds=ctx.engine.kinds
+        )
     return RulesPage(rules=[_rule_public(r) for r in rules])
 
 
@@ -168,7 +211,7 @@ def get_patient_rules(patient_id: UUID, services: ServicesDep, principal: StaffD
     summary="Override any rule for this patient (e.g. the expected cadence of missing:body_weight)",
 )
 def put_patient_rule(
-    patient_id: UUID, key: RuleKey, body: RuleIn, services: ServicesDep, principal: StaffDep
+    patient_id: UUID, key: RuleKey, body: RuleIn, services: ServicesDep, ctx: AlertsDep, principal: StaffDep
 ) -> RulePublic:
     patient = visible_patient(services, principal, patient_id)
     with services.transaction() as conn:
@@ -181,6 +224,7 @@ def put_patient_rule(
                 enabled=body.enabled,
                 params=body.params,
                 updated_by=principal.name,
+                kinds=ctx.engine.kinds,
             )
         except InvalidRule as exc:
             raise HTTPException(422, str(exc)) from None
@@ -189,11 +233,13 @@ def put_patient_rule(
 
 @router.delete("/v1/patients/{patient_id}/alert-rules/{key}", response_model=RulePublic)
 def delete_patient_rule(
-    patient_id: UUID, key: RuleKey, services: ServicesDep, principal: StaffDep
+    patient_id: UUID, key: RuleKey, services: ServicesDep, ctx: AlertsDep, principal: StaffDep
 ) -> RulePublic:
     patient = visible_patient(services, principal, patient_id)
     with services.transaction() as conn:
-        rule = config.delete_override(conn, key, clinic_id=patient["clinic_id"], patient_id=patient_id)
+        rule = config.delete_override(
+            conn, key, clinic_id=patient["clinic_id"], patient_id=patient_id, kinds=ctx.engine.kinds
+        )
     return _rule_public(rule)
 
 
@@ -203,17 +249,24 @@ def _clinic(services: Services, clinic_id: str) -> None:
 
 
 @router.get("/v1/clinics/{clinic_id}/alert-rules", response_model=RulesPage)
-def get_clinic_rules(clinic_id: ClinicPath, services: ServicesDep, principal: StaffDep) -> RulesPage:
+def get_clinic_rules(
+    clinic_id: ClinicPath, services: ServicesDep, ctx: AlertsDep, principal: StaffDep
+) -> RulesPage:
     ensure_clinic_visible(principal, clinic_id, f"clinic {clinic_id!r}")
     _clinic(services, clinic_id)
     with services.transaction() as conn:
-        rules = config.effective_rules(conn, clinic_id=clinic_id)
+        rules = config.effective_rules(conn, clinic_id=clinic_id, kinds=ctx.engine.kinds)
     return RulesPage(rules=[_rule_public(r) for r in rules])
 
 
 @router.put("/v1/clinics/{clinic_id}/alert-rules/{key}", response_model=RulePublic)
 def put_clinic_rule(
-    clinic_id: ClinicPath, key: RuleKey, body: RuleIn, services: ServicesDep, principal: AdminDep
+    clinic_id: ClinicPath,
+    key: RuleKey,
+    body: RuleIn,
+    services: ServicesDep,
+    ctx: AlertsDep,
+    principal: AdminDep,
 ) -> RulePublic:
     """Change a rule for every patient of the clinic (patients' own overrides still win)."""
     _clinic(services, clinic_id)
@@ -227,6 +280,7 @@ def put_clinic_rule(
                 enabled=body.enabled,
                 params=body.params,
                 updated_by=principal.name,
+                kinds=ctx.engine.kinds,
             )
         except InvalidRule as exc:
             raise HTTPException(422, str(exc)) from None
@@ -234,10 +288,12 @@ def put_clinic_rule(
 
 
 @router.delete("/v1/clinics/{clinic_id}/alert-rules/{key}", response_model=RulePublic)
-def delete_clinic_rule(clinic_id: ClinicPath, key: RuleKey, services: ServicesDep, _: AdminDep) -> RulePublic:
+def delete_clinic_rule(
+    clinic_id: ClinicPath, key: RuleKey, services: ServicesDep, ctx: AlertsDep, _: AdminDep
+) -> RulePublic:
     _clinic(services, clinic_id)
     with services.transaction() as conn:
-        rule = config.delete_override(conn, key, clinic_id=clinic_id, patient_id=None)
+        rule = config.delete_override(conn, key, clinic_id=clinic_id, patient_id=None, kinds=ctx.engine.kinds)
     return _rule_public(rule)
 
 

@@ -1,4 +1,8 @@
-"""Versioned schema migrations: numbered SQL files applied once each, under an advisory lock."""
+"""Versioned schema migrations: numbered SQL files applied once each, under an advisory lock.
+
+After the files, the data the code owns is brought in step on every run (idempotently, writing
+nothing when in step): the alert rule kinds and their default rules, from the kinds' registry.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from typing import Final
 
 import psycopg
 
+from ingest.alerts.kinds import REGISTRY
+from ingest.alerts.kinds.sync import sync_kinds
 from ingest.db import timescale
 from ingest.errors import MigrationError
 
@@ -81,6 +87,7 @@ def migrate(conninfo: str, *, timescale_mode: str = "auto") -> list[int]:
                     continue
                 _apply(conn, migration)
                 applied_now.append(migration.version)
+            sync_kinds(conn, REGISTRY)
             if timescale_mode == "auto" and timescale.is_available(conn):
                 timescale.setup(conn)
         finally:

@@ -11,7 +11,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from devices.catalogue import load_catalogue
-from ingest.alerts.rules import ThresholdParams, parse_params
+from ingest.alerts.kinds import parse_params
+from ingest.alerts.rules import ThresholdParams
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "alerts.md"
 

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from ingest.alerts import evaluate
 from ingest.alerts.evaluate import AlertState, Baseline, Clear, Keep, Open, Point
-from ingest.alerts.rules import RateParams, RuleRow, ThresholdParams, merge, parse_params
+from ingest.alerts.kinds import merge, parse_params
+from ingest.alerts.rules import RateParams, RuleRow, ThresholdParams
 from ingest.errors import InvalidRule
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
