@@ -18,30 +18,31 @@ _SFLOAT_MANTISSA_MAX: Final = 2045  # 2046/2047 and -2046..-2048 are reserved wi
 _FLOAT_MANTISSA_MAX: Final = 0x7FFFFD
 
 
+def _finest(value: float, mantissa_max: int, kind: str) -> tuple[int, int]:
+    """(mantissa, exponent) with the finest exponent from -8 to 7 that holds ``value``."""
+    for exponent in range(-8, 8):
+        mantissa = round(value / 10.0**exponent)
+        if abs(mantissa) <= mantissa_max and math.isclose(
+            mantissa * 10.0**exponent, value, rel_tol=1e-9, abs_tol=10.0 ** (exponent - 1)
+        ):
+            return mantissa, exponent
+    raise ValueError(f"{value} does not fit {kind}")
+
+
 def sfloat(value: float | None) -> bytes:
     """IEEE 11073 16-bit SFLOAT; None encodes NaN. Uses the finest exponent that fits."""
     if value is None or math.isnan(value):
         return NAN_SFLOAT
-    for exponent in range(-8, 8):
-        mantissa = round(value / 10.0**exponent)
-        if abs(mantissa) <= _SFLOAT_MANTISSA_MAX and math.isclose(
-            mantissa * 10.0**exponent, value, rel_tol=1e-9, abs_tol=10.0 ** (exponent - 1)
-        ):
-            return struct.pack("<H", ((exponent & 0x0F) << 12) | (mantissa & 0x0FFF))
-    raise ValueError(f"{value} does not fit an SFLOAT")
+    mantissa, exponent = _finest(value, _SFLOAT_MANTISSA_MAX, "an SFLOAT")
+    return struct.pack("<H", ((exponent & 0x0F) << 12) | (mantissa & 0x0FFF))
 
 
 def float32(value: float | None) -> bytes:
-    """IEEE 11073 32-bit FLOAT; None encodes NaN."""
+    """IEEE 11073 32-bit FLOAT; None encodes NaN. Uses the finest exponent that fits."""
     if value is None or math.isnan(value):
         return NAN_FLOAT
-    for exponent in range(-8, 8):
-        mantissa = round(value / 10.0**exponent)
-        if abs(mantissa) <= _FLOAT_MANTISSA_MAX and math.isclose(
-            mantissa * 10.0**exponent, value, rel_tol=1e-9, abs_tol=10.0 ** (exponent - 1)
-        ):
-            return struct.pack("<I", ((exponent & 0xFF) << 24) | (mantissa & 0x00FFFFFF))
-    raise ValueError(f"{value} does not fit a FLOAT")
+    mantissa, exponent = _finest(value, _FLOAT_MANTISSA_MAX, "a FLOAT")
+    return struct.pack("<I", ((exponent & 0xFF) << 24) | (mantissa & 0x00FFFFFF))
 
 
 def date_time(moment: datetime | None) -> bytes:
