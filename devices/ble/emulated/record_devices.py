@@ -26,16 +26,26 @@ _NOW = timedelta(0)
 _INTERMEDIATE_STEPS = (40.0, 90.0, 140.0)
 
 
-class BloodPressureCuff(EmulatedPeripheral):
-    """Blood Pressure service (0x1810) with stored records behind a RACP."""
-
-    SERVICE_UUID = 0x1810
-    MODEL = "BP-5 upper arm"
+class _RecordKeeper(EmulatedPeripheral):
+    """Keeps the records its RACP hands out, numbered by a 16-bit sequence that wraps to 0."""
 
     def __init__(self, address: str, name: str, *, first_sequence: int = 1, **kwargs: Any) -> None:
         self.records: list[StoredRecord] = []
         self.next_sequence = first_sequence
         super().__init__(address, name, **kwargs)
+
+    def _take_sequence(self) -> int:
+        """The next record's sequence number."""
+        sequence = self.next_sequence
+        self.next_sequence = (sequence + 1) & 0xFFFF
+        return sequence
+
+
+class BloodPressureCuff(_RecordKeeper):
+    """Blood Pressure service (0x1810) with stored records behind a RACP."""
+
+    SERVICE_UUID = 0x1810
+    MODEL = "BP-5 upper arm"
 
     def build_services(self) -> list[gatt.Service]:
         self.measurement = characteristic(0x2A35, _PROPS.INDICATE)
@@ -60,8 +70,7 @@ class BloodPressureCuff(EmulatedPeripheral):
         value = encoding.blood_pressure(
             systolic, diastolic, mean, at=self.clock.now() - ago, pulse=pulse, user_id=1, status=status
         )
-        sequence = self.next_sequence
-        self.next_sequence = (sequence + 1) & 0xFFFF
+        sequence = self._take_sequence()
         self.records.append(
             StoredRecord(sequence, ((self.record, encoding.blood_pressure_record(sequence, value)),))
         )
@@ -74,16 +83,11 @@ class BloodPressureCuff(EmulatedPeripheral):
         return sequence
 
 
-class GlucoseMeter(EmulatedPeripheral):
+class GlucoseMeter(_RecordKeeper):
     """Glucose service (0x1808): records only through RACP, each optionally with a context."""
 
     SERVICE_UUID = 0x1808
     MODEL = "GM-6 strip meter"
-
-    def __init__(self, address: str, name: str, *, first_sequence: int = 1, **kwargs: Any) -> None:
-        self.records: list[StoredRecord] = []
-        self.next_sequence = first_sequence
-        super().__init__(address, name, **kwargs)
 
     def build_services(self) -> list[gatt.Service]:
         self.measurement = characteristic(0x2A18, _PROPS.NOTIFY)
@@ -102,8 +106,7 @@ class GlucoseMeter(EmulatedPeripheral):
         ago: timedelta = _NOW,
     ) -> int:
         """Store a strip test (the meter never pushes it on its own). Returns its sequence."""
-        sequence = self.next_sequence
-        self.next_sequence = (sequence + 1) & 0xFFFF
+        sequence = self._take_sequence()
         value = encoding.glucose(
             sequence, self.clock.now() - ago, mg_dl, time_offset_min=0, status=status,
             context_follows=meal is not None,
