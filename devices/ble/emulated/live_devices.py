@@ -29,11 +29,15 @@ _NOW = timedelta(0)
 class _StoreAndSend(EmulatedPeripheral):
     """Keeps unsent measurement values and indicates them when indications are enabled."""
 
-    def _init_store(self, measurement_char: gatt.Characteristic[bytes]) -> None:
+    def _stored_measurement(self, uuid: int) -> gatt.Characteristic[bytes]:
+        """The indicated measurement characteristic whose values wait in ``pending`` until a
+        central enables indications."""
+        measurement_char = characteristic(uuid, _PROPS.INDICATE)
         self._measurement_char = measurement_char
         self.pending: list[bytes] = []
         self._flush_task: asyncio.Task[None] | None = None
         measurement_char.on(gatt.Characteristic.EVENT_SUBSCRIPTION, self._on_subscription)
+        return measurement_char
 
     def _on_subscription(self, _bearer: att.Bearer, notify: bool, indicate: bool) -> None:
         if (notify or indicate) and self.pending:
@@ -88,10 +92,9 @@ class PulseOximeter(_StoreAndSend):
     MODEL = "OX-2 fingertip"
 
     def build_services(self) -> list[gatt.Service]:
-        self.spot_check = characteristic(0x2A5E, _PROPS.INDICATE)
+        self.spot_check = self._stored_measurement(0x2A5E)
         self.continuous = characteristic(0x2A5F, _PROPS.NOTIFY)
         features = characteristic(0x2A60, _PROPS.READ, b"\x00\x00")
-        self._init_store(self.spot_check)
         return [
             gatt.Service(gatt.GATT_PULSE_OXIMETER_SERVICE, [self.spot_check, self.continuous, features])
         ]
@@ -120,9 +123,8 @@ class Thermometer(_StoreAndSend):
     MODEL = "TH-3 oral"
 
     def build_services(self) -> list[gatt.Service]:
-        self.measurement = characteristic(0x2A1C, _PROPS.INDICATE)
+        self.measurement = self._stored_measurement(0x2A1C)
         temperature_type = characteristic(0x2A1D, _PROPS.READ, b"\x06")
-        self._init_store(self.measurement)
         return [gatt.Service(gatt.GATT_HEALTH_THERMOMETER_SERVICE, [self.measurement, temperature_type])]
 
     async def measure(
@@ -141,9 +143,8 @@ class Scale(_StoreAndSend):
     MODEL = "WS-4 bathroom scale"
 
     def build_services(self) -> list[gatt.Service]:
-        self.measurement = characteristic(0x2A9D, _PROPS.INDICATE)
+        self.measurement = self._stored_measurement(0x2A9D)
         feature = characteristic(0x2A9E, _PROPS.READ, b"\x01\x00\x00\x00")
-        self._init_store(self.measurement)
         return [gatt.Service(gatt.GATT_WEIGHT_SCALE_SERVICE, [self.measurement, feature])]
 
     async def measure(
