@@ -9,7 +9,7 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import dict_row
 
-from ingest.errors import Conflict, NotFound
+from ingest.errors import Conflict, IngestError, NotFound
 
 PATIENT_COLUMNS = "id, clinic_id, mrn, display_name, fhir_patient_id, created_at"
 DEVICE_COLUMNS = "id, clinic_id, type, manufacturer, model, serial, created_at, battery_level"
@@ -21,28 +21,41 @@ def _one(conn: psycopg.Connection[Any], query: str, params: Any) -> dict[str, An
         return cur.fetchone()
 
 
+def _one_or(conn: psycopg.Connection[Any], query: str, params: Any, error: IngestError) -> dict[str, Any]:
+    """The row the query returns; raises ``error`` when it returns none."""
+    row = _one(conn, query, params)
+    if row is None:
+        raise error
+    return row
+
+
+def _all(conn: psycopg.Connection[Any], query: str, params: Any = None) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, params)
+        return cur.fetchall()
+
+
 def create_clinic(conn: psycopg.Connection[Any], clinic_id: str, name: str) -> dict[str, Any]:
-    row = _one(
+    return _one_or(
         conn,
         "INSERT INTO clinics (id, name) VALUES (%s, %s) ON CONFLICT DO NOTHING"
         " RETURNING id, name, created_at",
         (clinic_id, name),
+        Conflict(f"clinic {clinic_id!r} already exists"),
     )
-    if row is None:
-        raise Conflict(f"clinic {clinic_id!r} already exists")
-    return row
 
 
 def get_clinic(conn: psycopg.Connection[Any], clinic_id: str) -> dict[str, Any]:
-    row = _one(conn, "SELECT id, name, created_at FROM clinics WHERE id = %s", (clinic_id,))
-    if row is None:
-        raise NotFound(f"clinic {clinic_id!r} not found")
-    return row
+    return _one_or(
+        conn,
+        "SELECT id, name, created_at FROM clinics WHERE id = %s",
+        (clinic_id,),
+        NotFound(f"clinic {clinic_id!r} not found"),
+    )
 
 
 def list_clinics(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute("SELECT id, name, created_at FROM clinics ORDER BY id").fetchall()
+    return _all(conn, "SELECT id, name, created_at FROM clinics ORDER BY id")
 
 
 def create_patient(
@@ -54,41 +67,40 @@ def create_patient(
     fhir_patient_id: str | None,
 ) -> dict[str, Any]:
     get_clinic(conn, clinic_id)
-    row = _one(
+    return _one_or(
         conn,
         f"INSERT INTO patients (clinic_id, mrn, display_name, fhir_patient_id)"
         f" VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING {PATIENT_COLUMNS}",
         (clinic_id, mrn, display_name, fhir_patient_id),
+        Conflict(f"a patient with this MRN already exists in clinic {clinic_id!r}"),
     )
-    if row is None:
-        raise Conflict(f"a patient with this MRN already exists in clinic {clinic_id!r}")
-    return row
 
 
 def get_patient(conn: psycopg.Connection[Any], patient_id: UUID) -> dict[str, Any]:
-    row = _one(conn, f"SELECT {PATIENT_COLUMNS} FROM patients WHERE id = %s", (patient_id,))
-    if row is None:
-        raise NotFound(f"patient {patient_id} not found")
-    return row
+    return _one_or(
+        conn,
+        f"SELECT {PATIENT_COLUMNS} FROM patients WHERE id = %s",
+        (patient_id,),
+        NotFound(f"patient {patient_id} not found"),
+    )
 
 
 def list_patients(
     conn: psycopg.Connection[Any], *, clinic_ids: list[str] | None, search: str | None, limit: int
 ) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            f"SELECT {PATIENT_COLUMNS} FROM patients"
-            " WHERE (%(clinics)s::text[] IS NULL OR clinic_id = ANY(%(clinics)s))"
-            " AND (%(q)s::text IS NULL OR display_name ILIKE %(like)s OR mrn = %(q)s)"
-            " ORDER BY display_name, id LIMIT %(limit)s",
-            {
-                "clinics": clinic_ids,
-                "q": search,
-                "like": None if search is None else f"%{_escape_like(search)}%",
-                "limit": limit,
-            },
-        )
-        return cur.fetchall()
+    return _all(
+        conn,
+        f"SELECT {PATIENT_COLUMNS} FROM patients"
+        " WHERE (%(clinics)s::text[] IS NULL OR clinic_id = ANY(%(clinics)s))"
+        " AND (%(q)s::text IS NULL OR display_name ILIKE %(like)s OR mrn = %(q)s)"
+        " ORDER BY display_name, id LIMIT %(limit)s",
+        {
+            "clinics": clinic_ids,
+            "q": search,
+            "like": None if search is None else f"%{_escape_like(search)}%",
+            "limit": limit,
+        },
+    )
 
 
 def _escape_like(text: str) -> str:
@@ -106,22 +118,22 @@ def create_device(
     serial: str | None,
 ) -> dict[str, Any]:
     get_clinic(conn, clinic_id)
-    row = _one(
+    return _one_or(
         conn,
         f"INSERT INTO devices (id, clinic_id, type, manufacturer, model, serial)"
         f" VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING {DEVICE_COLUMNS}",
         (device_id, clinic_id, type_, manufacturer, model, serial),
+        Conflict(f"device {device_id!r} is already registered"),
     )
-    if row is None:
-        raise Conflict(f"device {device_id!r} is already registered")
-    return row
 
 
 def get_device(conn: psycopg.Connection[Any], device_id: str) -> dict[str, Any]:
-    row = _one(conn, f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id = %s", (device_id,))
-    if row is None:
-        raise NotFound(f"device {device_id!r} not found")
-    return row
+    return _one_or(
+        conn,
+        f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id = %s",
+        (device_id,),
+        NotFound(f"device {device_id!r} not found"),
+    )
 
 
 def device_clinic(conn: psycopg.Connection[Any], device_id: str) -> str | None:
@@ -155,26 +167,24 @@ def assign_device(
 
 
 def device_assignments(conn: psycopg.Connection[Any], device_id: str) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            "SELECT device_id, patient_id, since, created_at FROM device_assignments"
-            " WHERE device_id = %s ORDER BY since",
-            (device_id,),
-        )
-        return cur.fetchall()
+    return _all(
+        conn,
+        "SELECT device_id, patient_id, since, created_at FROM device_assignments"
+        " WHERE device_id = %s ORDER BY since",
+        (device_id,),
+    )
 
 
 def patient_devices(conn: psycopg.Connection[Any], patient_id: UUID) -> list[dict[str, Any]]:
     """Devices currently assigned to the patient, with when each was last heard from."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            f"SELECT {', '.join('d.' + c.strip() for c in DEVICE_COLUMNS.split(','))},"
-            " a.since AS assigned_since,"
-            " (SELECT max(r.received_at) FROM readings r WHERE r.device_id = d.id) AS last_seen_at"
-            " FROM devices d JOIN LATERAL ("
-            "   SELECT patient_id, since FROM device_assignments x WHERE x.device_id = d.id"
-            "   ORDER BY since DESC LIMIT 1) a ON true"
-            " WHERE a.patient_id = %s ORDER BY d.id",
-            (patient_id,),
-        )
-        return cur.fetchall()
+    return _all(
+        conn,
+        f"SELECT {', '.join('d.' + c.strip() for c in DEVICE_COLUMNS.split(','))},"
+        " a.since AS assigned_since,"
+        " (SELECT max(r.received_at) FROM readings r WHERE r.device_id = d.id) AS last_seen_at"
+        " FROM devices d JOIN LATERAL ("
+        "   SELECT patient_id, since FROM device_assignments x WHERE x.device_id = d.id"
+        "   ORDER BY since DESC LIMIT 1) a ON true"
+        " WHERE a.patient_id = %s ORDER BY d.id",
+        (patient_id,),
+    )
