@@ -7,49 +7,15 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
-from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from ingest.db.migrate import migrate
 from ingest.db.pool import open_pool
 from ingest.settings import Settings
 from ingest.store.readings import prepare_session
-
-ADMIN_URL = os.environ.get(
-    "RPM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-TEST_MQTT_URL = os.environ.get("RPM_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
-RUN_ID = os.environ.get("RPM_TEST_RUN_ID") or uuid.uuid4().hex[:8]
-
-
-def database_url(name: str) -> str:
-    parts = urlsplit(ADMIN_URL)
-    return urlunsplit(parts._replace(path="/" + name))
-
-
-def _admin_execute(statement: sql.Composable) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(statement)
-
-
-def create_database(name: str, template: str | None = None) -> str:
-    if template is None:
-        _admin_execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    else:
-        _admin_execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template)
-            )
-        )
-    return database_url(name)
-
-
-def drop_database(name: str) -> None:
-    _admin_execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+from tests.support.db import RUN_ID, create_database, drop_database
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +53,7 @@ def topic_prefix() -> str:
 
 @pytest.fixture(scope="session")
 def mqtt_url() -> str:
-    return TEST_MQTT_URL
+    return os.environ.get("RPM_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
 
 
 @pytest.fixture

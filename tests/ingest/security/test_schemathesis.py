@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from ingest.settings import Settings
-from tests.conftest import RUN_ID, create_database, drop_database
 from tests.ingest.security.tenants import make_tenants
+from tests.support.db import RUN_ID, create_database, drop_database
 from tests.support.service import RunningService, running_service
 
 EXAMPLES = int(os.environ.get("RPM_FUZZ_EXAMPLES", "30"))
