@@ -20,8 +20,8 @@ import pytest
 from ingest.alerts.component import alerts_component
 from ingest.settings import Settings
 from ingest.store.tokens import create_token
-from tests.ingest.alerts.conftest import Clinic, ago, alert_settings, reading
 from tests.ingest.alerts.sse import SSEClient
+from tests.support.alerts import Clinic, ago, alert_settings, reading
 from tests.support.service import RunningService, free_port, running_service
 
 ROOT = Path(__file__).resolve().parents[3]

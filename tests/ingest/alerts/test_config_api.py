@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.ingest.alerts.conftest import Clinic
+from tests.support.alerts import Clinic
 from tests.support.service import RunningService
 
 BAD_THRESHOLDS: list[tuple[Any, str]] = [
@@ -130,7 +130,7 @@ def test_prometheus_counts_alerts_by_kind_and_severity(svc: RunningService, clin
     import time
 
     clinic.patient("CUFF-1")
-    from tests.ingest.alerts.conftest import ago, reading
+    from tests.support.alerts import ago, reading
 
     clinic.post(
         "CUFF-1", reading("systolic_bp", 190, ago(minutes=2)), reading("blood_glucose", 65, ago(minutes=2))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.ingest.alerts.conftest import Clinic, ago, reading
+from tests.support.alerts import Clinic, ago, reading
 
 
 def bp(at_minutes: float, *status: str, systolic: float = 120) -> list[dict[str, object]]:

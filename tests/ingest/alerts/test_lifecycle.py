@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from tests.ingest.alerts.conftest import Clinic, ago, reading
+from tests.support.alerts import Clinic, ago, reading
 from tests.support.service import RunningService
 
 

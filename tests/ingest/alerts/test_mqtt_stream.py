@@ -9,9 +9,9 @@ from devices.mqtt.publisher import Publisher
 from ingest.alerts.component import alerts_component
 from ingest.mqtt.consumer import mqtt_component
 from ingest.settings import Settings
-from tests.ingest.alerts.conftest import Clinic, ago, alert_settings, reading
 from tests.ingest.alerts.sse import SSEClient
 from tests.ingest.mqtt.conftest import publisher_options, wait_ready
+from tests.support.alerts import Clinic, ago, alert_settings, reading
 from tests.support.service import running_service
 
 

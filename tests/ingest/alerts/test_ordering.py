@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.ingest.alerts.conftest import Clinic, ago, iso, reading
+from tests.support.alerts import Clinic, ago, iso, reading
 
 
 def test_duplicates_and_redeliveries_never_fire_twice(clinic: Clinic) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.ingest.alerts.conftest import Clinic, ago, reading
+from tests.support.alerts import Clinic, ago, reading
 
 
 def test_gain_of_1_kg_within_a_day_fires_and_0_99_does_not(clinic: Clinic) -> None:

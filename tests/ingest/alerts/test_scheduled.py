@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.ingest.alerts.conftest import NOW, Clinic, ago, reading
+from tests.support.alerts import NOW, Clinic, ago, reading
 
 
 def test_missing_daily_weight_opens_once_and_data_resolves_it(clinic: Clinic) -> None:

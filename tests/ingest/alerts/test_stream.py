@@ -7,8 +7,8 @@ import time
 
 from ingest.alerts.engine import AlertEngine
 from ingest.pipeline import Envelope, Pipeline, utc_now
-from tests.ingest.alerts.conftest import Clinic, ago, reading
 from tests.ingest.alerts.sse import SSEClient
+from tests.support.alerts import Clinic, ago, reading
 from tests.support.service import RunningService
 
 

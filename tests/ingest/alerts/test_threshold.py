@@ -3,7 +3,7 @@ clinic defaults and patient overrides."""
 
 from __future__ import annotations
 
-from tests.ingest.alerts.conftest import Clinic, ago, reading
+from tests.support.alerts import Clinic, ago, reading
 
 
 def test_fires_warning_then_critical_and_clears_with_hysteresis(clinic: Clinic) -> None:

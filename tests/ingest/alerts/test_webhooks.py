@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ingest.alerts.webhooks import verify
-from tests.ingest.alerts.conftest import Clinic, ago, reading
+from tests.support.alerts import Clinic, ago, reading
 from tests.support.service import RunningService
 
 
