@@ -4,19 +4,26 @@ The tenancy and audit tests enumerate the application's routes and fail on any r
 entry here, so a new endpoint cannot ship without saying how it keeps clinics apart.
 
 An entry maps (method, route template) to a function of (attacker, victim) returning probes.
-A probe expects 403/404 (``DENIED``) or, for listings, 200 with none of the victim's data in it.
+A probe expects 403/404 (``DENIED``) or, for listings, 200 with none of the victim's data in it;
+:func:`perform` sends one.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import httpx
+
+from ingest.security.audit import RouteInfo, app_routes
 from tests.ingest.security.tenants import NOW, Tenant, iso
+from tests.support.service import RunningService
 
 DENIED: Final = frozenset({403, 404})
 LISTED: Final = frozenset({200})
+STREAM_READ_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -236,3 +243,30 @@ CASES: dict[tuple[str, str], Cases] = {
         lambda a, v: Probe("GET", f"/v1/dashboard/patients/{v.patient_id}")
     ),
 }
+
+
+def api_routes(svc: RunningService) -> list[RouteInfo]:
+    """Every route the running service's application serves."""
+    assert svc.runtime.app is not None
+    return app_routes(svc.runtime.app)
+
+
+def perform(client: httpx.Client, probe: Probe) -> tuple[int, str]:
+    """Send a probe; a stream is read for a moment (it never ends by itself)."""
+    if not probe.stream:
+        r = client.request(probe.method, probe.path, params=probe.params, json=probe.json)
+        return r.status_code, r.text
+    timeout = httpx.Timeout(5.0, read=STREAM_READ_S)
+    with client.stream(probe.method, probe.path, params=probe.params, timeout=timeout) as r:
+        if r.status_code != 200:
+            return r.status_code, r.read().decode()
+        received = bytearray()
+        deadline = time.monotonic() + STREAM_READ_S
+        try:
+            for chunk in r.iter_raw():
+                received += chunk
+                if time.monotonic() > deadline or len(received) > 65536:
+                    break
+        except httpx.ReadTimeout:
+            pass  # nothing more arrived: the stream holds nothing else for this caller
+        return r.status_code, received.decode(errors="replace")

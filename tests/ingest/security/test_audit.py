@@ -9,8 +9,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from ingest.security.audit import EXEMPT_PATHS, is_audited_route, redacted_query
-from tests.ingest.security.conftest import api_routes, perform
-from tests.ingest.security.route_cases import CASES, PUBLIC_ROUTES
+from tests.ingest.security.route_cases import CASES, PUBLIC_ROUTES, api_routes, perform
 from tests.ingest.security.tenants import make_tenants
 from tests.support.service import RunningService
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ingest.security.conftest import api_routes, perform
-from tests.ingest.security.route_cases import CASES, PUBLIC_ROUTES
+from tests.ingest.security.route_cases import CASES, PUBLIC_ROUTES, api_routes, perform
 from tests.ingest.security.tenants import make_tenants
 from tests.support.service import RunningService
 
