@@ -6,10 +6,8 @@ cannot download its own browser here. When neither can exist, the tests skip wit
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +15,8 @@ import pytest
 
 from ingest.runtime import default_components
 from ingest.settings import Settings
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, PageProblems
 from tests.support.service import RunningService, running_service
-
-CHROMIUM = os.environ.get("RPM_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-#: Tablet landscape: the narrowest layout the dashboard is designed for with side-by-side columns.
-VIEWPORT = {"width": 1180, "height": 820}
-SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 pytestmark = pytest.mark.browser
 
@@ -40,13 +33,6 @@ def browser() -> Iterator[Any]:
         instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield instance
         instance.close()
-
-
-@dataclass
-class PageProblems:
-    """Console errors and CSP violations seen by a page; a test fails if any were seen."""
-
-    messages: list[str] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -80,13 +66,3 @@ def service(settings: Settings) -> Iterator[RunningService]:
     """The whole service as `serve` runs it: dashboard, MQTT consumer, alerts, export."""
     with running_service(settings, factories=default_components()) as svc:
         yield svc
-
-
-def save_screenshot(page: Any, name: str, tmp_path: Path) -> Path:
-    """Screenshot into the test's directory; also into docs/ when RPM_UPDATE_SCREENSHOTS=1."""
-    target = tmp_path / f"{name}.png"
-    page.screenshot(path=str(target), full_page=True)
-    if os.environ.get("RPM_UPDATE_SCREENSHOTS") == "1":
-        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-        shutil.copy(target, SCREENSHOT_DIR / f"{name}.png")
-    return target

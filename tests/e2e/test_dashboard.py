@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from ingest.settings import Settings
-from tests.e2e.conftest import save_screenshot
 from tests.e2e.helpers import NOW, enrol, iso, post_readings, publish, sign_in
+from tests.support.browser import save_screenshot
 from tests.support.service import RunningService
 
 pytestmark = pytest.mark.browser

@@ -12,8 +12,8 @@ import pytest
 
 from ingest.demo import seed_clinic
 from ingest.settings import Settings
-from tests.e2e.conftest import save_screenshot
 from tests.e2e.helpers import NOW, assert_accessible, iso, publish, sign_in
+from tests.support.browser import save_screenshot
 from tests.support.service import RunningService
 
 pytestmark = pytest.mark.browser
