@@ -29,6 +29,12 @@ def _one_or(conn: psycopg.Connection[Any], query: str, params: Any, error: Inges
     return row
 
 
+def _by_id(conn: psycopg.Connection[Any], table: str, columns: str, key: object, what: str) -> dict[str, Any]:
+    """The row of ``table`` whose id is ``key``; NotFound naming ``what`` when there is none."""
+    query = f"SELECT {columns} FROM {table} WHERE id = %s"
+    return _one_or(conn, query, (key,), NotFound(f"{what} not found"))
+
+
 def _all(conn: psycopg.Connection[Any], query: str, params: Any = None) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(query, params)
@@ -46,12 +52,7 @@ def create_clinic(conn: psycopg.Connection[Any], clinic_id: str, name: str) -> d
 
 
 def get_clinic(conn: psycopg.Connection[Any], clinic_id: str) -> dict[str, Any]:
-    return _one_or(
-        conn,
-        "SELECT id, name, created_at FROM clinics WHERE id = %s",
-        (clinic_id,),
-        NotFound(f"clinic {clinic_id!r} not found"),
-    )
+    return _by_id(conn, "clinics", "id, name, created_at", clinic_id, f"clinic {clinic_id!r}")
 
 
 def list_clinics(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
@@ -77,12 +78,7 @@ def create_patient(
 
 
 def get_patient(conn: psycopg.Connection[Any], patient_id: UUID) -> dict[str, Any]:
-    return _one_or(
-        conn,
-        f"SELECT {PATIENT_COLUMNS} FROM patients WHERE id = %s",
-        (patient_id,),
-        NotFound(f"patient {patient_id} not found"),
-    )
+    return _by_id(conn, "patients", PATIENT_COLUMNS, patient_id, f"patient {patient_id}")
 
 
 def list_patients(
@@ -128,12 +124,7 @@ def create_device(
 
 
 def get_device(conn: psycopg.Connection[Any], device_id: str) -> dict[str, Any]:
-    return _one_or(
-        conn,
-        f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id = %s",
-        (device_id,),
-        NotFound(f"device {device_id!r} not found"),
-    )
+    return _by_id(conn, "devices", DEVICE_COLUMNS, device_id, f"device {device_id!r}")
 
 
 def device_clinic(conn: psycopg.Connection[Any], device_id: str) -> str | None:
