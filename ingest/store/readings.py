@@ -197,6 +197,27 @@ def parse_bucket(text: str) -> timedelta:
     return width
 
 
+def _window(
+    conn: psycopg.Connection[Any],
+    select: str,
+    tail: str,
+    *,
+    patient_id: UUID,
+    metrics: Sequence[str],
+    since: datetime,
+    until: datetime,
+    **params: Any,
+) -> list[dict[str, Any]]:
+    """Run ``select`` over the patient's readings of ``metrics`` measured in [since, until)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            f"{select} FROM readings WHERE patient_id = %(p)s AND metric = ANY(%(m)s)"
+            f" AND measured_at >= %(since)s AND measured_at < %(until)s {tail}",
+            {"p": patient_id, "m": list(metrics), "since": since, "until": until, **params},
+        )
+        return cur.fetchall()
+
+
 def query_readings(
     conn: psycopg.Connection[Any],
     *,
@@ -206,16 +227,16 @@ def query_readings(
     until: datetime,
     limit: int,
 ) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            "SELECT metric, value, unit, measured_at, device_id, status, original_value,"
-            " original_unit FROM readings"
-            " WHERE patient_id = %(p)s AND metric = ANY(%(m)s)"
-            " AND measured_at >= %(since)s AND measured_at < %(until)s"
-            " ORDER BY measured_at, metric LIMIT %(limit)s",
-            {"p": patient_id, "m": list(metrics), "since": since, "until": until, "limit": limit},
-        )
-        return cur.fetchall()
+    return _window(
+        conn,
+        "SELECT metric, value, unit, measured_at, device_id, status, original_value, original_unit",
+        "ORDER BY measured_at, metric LIMIT %(limit)s",
+        patient_id=patient_id,
+        metrics=metrics,
+        since=since,
+        until=until,
+        limit=limit,
+    )
 
 
 def query_buckets(
@@ -228,13 +249,14 @@ def query_buckets(
     width: timedelta,
 ) -> list[dict[str, Any]]:
     """Aggregates per time bucket; ``date_bin`` works on PostgreSQL 14+ with or without Timescale."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            "SELECT metric, date_bin(%(w)s, measured_at, TIMESTAMPTZ '2000-01-01') AS bucket_start,"
-            " min(value) AS min, max(value) AS max, avg(value) AS avg, count(*) AS count"
-            " FROM readings WHERE patient_id = %(p)s AND metric = ANY(%(m)s)"
-            " AND measured_at >= %(since)s AND measured_at < %(until)s"
-            " GROUP BY 1, 2 ORDER BY 1, 2",
-            {"w": width, "p": patient_id, "m": list(metrics), "since": since, "until": until},
-        )
-        return cur.fetchall()
+    return _window(
+        conn,
+        "SELECT metric, date_bin(%(w)s, measured_at, TIMESTAMPTZ '2000-01-01') AS bucket_start,"
+        " min(value) AS min, max(value) AS max, avg(value) AS avg, count(*) AS count",
+        "GROUP BY 1, 2 ORDER BY 1, 2",
+        patient_id=patient_id,
+        metrics=metrics,
+        since=since,
+        until=until,
+        w=width,
+    )
