@@ -68,12 +68,18 @@ NOT_A_PATIENT_MEASUREMENT: Final = frozenset(
 )
 
 
-def _statuses(r: Reader, fields: dict[str, Any], has_measurement: bool, has_device: bool) -> list[str]:
+def _tail(
+    r: Reader, fields: dict[str, Any], has_measurement: bool, has_device: bool, has_pai: bool
+) -> list[str]:
+    """The optional fields both characteristics end with: [Measurement Status] · [Device and
+    Sensor Status] · [Pulse Amplitude Index]. Returns the status flags they set."""
     status: list[str] = []
     measurement_status = r.u16("Measurement Status") if has_measurement else None
     fields["measurement_status"] = status_field(measurement_status, MEASUREMENT_STATUS_FLAGS, status)
     device_status = r.u24("Device and Sensor Status") if has_device else None
     fields["device_and_sensor_status"] = status_field(device_status, DEVICE_SENSOR_STATUS_FLAGS, status)
+    pai = r.sfloat("Pulse Amplitude Index") if has_pai else None
+    fields["pulse_amplitude_index_percent"] = None if pai is None else json_value(pai)
     return status
 
 
@@ -101,9 +107,7 @@ def decode_plx_spot_check(data: bytes) -> DecodeResult:
     clock_not_set = bool(flags & 0x10)
     if clock_not_set:
         early.append("device_clock_not_set")
-    status = early + _statuses(r, fields, bool(flags & 0x02), bool(flags & 0x04))
-    pai = r.sfloat("Pulse Amplitude Index") if flags & 0x08 else None
-    fields["pulse_amplitude_index_percent"] = None if pai is None else json_value(pai)
+    status = early + _tail(r, fields, bool(flags & 0x02), bool(flags & 0x04), bool(flags & 0x08))
     fields["device_clock_not_set"] = clock_not_set
     r.end()
     readings = _readings(spo2, pulse, measured_at, status)
@@ -123,9 +127,7 @@ def decode_plx_continuous(data: bytes) -> DecodeResult:
         else:
             fields[f"spo2_{speed}_percent"] = None
             fields[f"pulse_rate_{speed}_bpm"] = None
-    status = _statuses(r, fields, bool(flags & 0x04), bool(flags & 0x08))
-    pai = r.sfloat("Pulse Amplitude Index") if flags & 0x10 else None
-    fields["pulse_amplitude_index_percent"] = None if pai is None else json_value(pai)
+    status = _tail(r, fields, bool(flags & 0x04), bool(flags & 0x08), bool(flags & 0x10))
     r.end()
     readings = _readings(spo2, pulse, None, status)
     return DecodeResult(CONTINUOUS_CHARACTERISTIC, "plx_continuous_measurement", fields, readings)
