@@ -160,6 +160,8 @@ CASES: dict[tuple[str, str], Cases] = {
     ("POST", "/v1/alerts/{alert_id}/resolve"): _one(
         lambda a, v: Probe("POST", f"/v1/alerts/{v.alert_id}/resolve", json={"note": "gone"})
     ),
+    # --- the kinds of alert rules: the same for every clinic, nobody's data
+    ("GET", "/v1/alert-rule-kinds"): _one(lambda a, v: Probe("GET", "/v1/alert-rule-kinds", expect=LISTED)),
     # --- thresholds and alert rules of a patient
     ("GET", "/v1/patients/{patient_id}/thresholds"): _one(
         lambda a, v: Probe("GET", f"/v1/patients/{v.patient_id}/thresholds")

@@ -15,10 +15,35 @@ function describe(detail) {
   return "";
 }
 
+// The kinds of alert rules (labels, title templates) as the service describes them: fetched once
+// per page by the first Api.ruleKinds() call; read synchronously by ruleKind() once loaded.
+const ruleKindCache = { kinds: new Map(), loading: null };
+
+/** One kind of alert rule by name ({name, label, title, ...}), or undefined before it loaded. */
+export function ruleKind(name) {
+  return ruleKindCache.kinds.get(name);
+}
+
 export class Api {
   constructor(token, { onUnauthorized } = {}) {
     this.token = token;
     this.onUnauthorized = onUnauthorized || (() => {});
+  }
+
+  /** Load the alert rule kinds once (GET /v1/alert-rule-kinds); resolves to the map by name. */
+  ruleKinds() {
+    if (!ruleKindCache.loading) {
+      ruleKindCache.loading = this.get("/v1/alert-rule-kinds")
+        .then((page) => {
+          ruleKindCache.kinds = new Map(page.kinds.map((k) => [k.name, k]));
+          return ruleKindCache.kinds;
+        })
+        .catch((err) => {
+          ruleKindCache.loading = null; // try again next time
+          throw err;
+        });
+    }
+    return ruleKindCache.loading;
   }
 
   headers(extra = {}) {

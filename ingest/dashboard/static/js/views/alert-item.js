@@ -1,18 +1,15 @@
 // One alert as a list item, with acknowledge / resolve actions behind a note dialog.
 
+import { ruleKind } from "../api.js";
 import { h, toast } from "../dom.js";
 import { ago, dateTime, formatValue, metricLabel } from "../format.js";
 
-const KIND_LABELS = {
-  threshold: "out of range",
-  rate_of_change: "rapid change",
-  missing_data: "no recent data",
-  device_status: "device flag",
-  low_battery: "low battery",
-};
+// Labels and title templates come from the service's rule kinds (GET /v1/alert-rule-kinds, loaded
+// once at sign-in through the api module); a kind it does not describe reads as its name.
+const DEFAULT_TITLE = "{metric}{value} \u2014 {label}";
 
 export function kindLabel(kind) {
-  return KIND_LABELS[kind] ?? String(kind || "alert").replaceAll("_", " ");
+  return ruleKind(kind)?.label ?? String(kind || "alert").replaceAll("_", " ");
 }
 
 /** One-line description of what the alert is about. */
@@ -24,7 +21,8 @@ export function alertTitle(alert) {
   }
   const metric = alert.metric ? metricLabel(alert.metric) : "Alert";
   const value = alert.value !== undefined && alert.value !== null ? ` ${formatValue(alert.metric, alert.value, alert.unit)}` : "";
-  return `${metric}${value} \u2014 ${kindLabel(alert.kind)}`;
+  const parts = { metric, value, label: kindLabel(alert.kind) };
+  return (ruleKind(alert.kind)?.title ?? DEFAULT_TITLE).replace(/\{(metric|value|label)\}/g, (_, name) => parts[name]);
 }
 
 function timeEl(when) {
