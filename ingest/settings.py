@@ -169,7 +169,7 @@ class Settings(BaseSettings):
             try:
                 parse_broker_url(v)  # the rules every MQTT client of the project follows
             except BrokerConfigError as exc:
-                raise ValueError(f"RPM_MQTT_URL: {exc.reason}") from None
+                raise ValueError(exc.reason) from None
         return v
 
     @field_validator("fhir_base_url", mode="before")

@@ -14,7 +14,7 @@ from ingest.errors import ConfigurationError, TopicRejected
 from ingest.mqtt.config import options_from_settings
 from ingest.mqtt.delivery import to_delivery
 from ingest.mqtt.topics import device_from_topic, subscription
-from ingest.settings import Settings
+from ingest.settings import Settings, load_settings
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 
@@ -135,8 +135,10 @@ def test_refusals_name_the_variable(kw: dict[str, object], variable: str) -> Non
 
 @pytest.mark.parametrize("url", ["tcp://host:1883", "mqtt://host:0", "MQTT://host", "mqtt://host/path"])
 def test_a_bad_url_is_refused_when_the_settings_load(url: str) -> None:
-    with pytest.raises(ValidationError, match="RPM_MQTT_URL: broker URL"):
+    with pytest.raises(ValidationError, match="broker URL"):
         _settings(mqtt_url=url)
+    with pytest.raises(ConfigurationError, match="RPM_MQTT_URL: Value error, broker URL"):
+        load_settings(_env_file=None, database_url="postgresql://x@localhost/db", mqtt_url=url)
     with pytest.raises(ConfigurationError, match="RPM_MQTT_URL: broker URL"):
         options_from_settings(_settings().model_copy(update={"mqtt_url": url}))  # as simulate does
 
