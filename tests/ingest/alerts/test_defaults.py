@@ -1,5 +1,5 @@
-"""The clinical defaults seeded by the migration: complete, valid, plausible, and exactly what
-docs/alerts.md says they are."""
+"""The clinical defaults seeded at migrate (from the registry of rule kinds): complete, valid,
+plausible, and exactly what docs/alerts.md says they are."""
 
 from __future__ import annotations
 
