@@ -39,9 +39,16 @@ class BrokerAddress:
 
     @property
     def display(self) -> str:
-        """The address for logs and status: the user name but never the password."""
+        """The address without credentials, fit for anyone to see (the public readiness check)."""
+        return self._url(with_user=False)
+
+    def redacted(self) -> str:
+        """The address with the user name but never the password, for the operator's logs."""
+        return self._url(with_user=True)
+
+    def _url(self, *, with_user: bool) -> str:
         scheme = "mqtts" if self.tls else "mqtt"
-        user = f"{self.username}@" if self.username else ""
+        user = f"{self.username}@" if with_user and self.username else ""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{user}{host}:{self.port}"
 

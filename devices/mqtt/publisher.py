@@ -81,7 +81,7 @@ class Publisher:
         published before the connection is up wait in the client.
         """
         logger.info(
-            "MQTT publisher %s connecting to %s", self.options.client_id, self.options.address.display
+            "MQTT publisher %s connecting to %s", self.options.client_id, self.options.address.redacted()
         )
         connect_async(self._client, self.options)
         if timeout_s is None:
@@ -148,12 +148,16 @@ class Publisher:
     ) -> None:
         if reason.is_failure:
             self._refused = str(reason)
-            logger.warning("MQTT broker %s refused the publisher: %s", self.options.address.display, reason)
+            logger.warning(
+                "MQTT broker %s refused the publisher: %s", self.options.address.redacted(), reason
+            )
             self._answered.set()
             return
         self._connected.set()
         self._answered.set()
-        logger.info("MQTT publisher %s connected to %s", self.options.client_id, self.options.address.display)
+        logger.info(
+            "MQTT publisher %s connected to %s", self.options.client_id, self.options.address.redacted()
+        )
         if self._listener is not None:
             self._listener.on_connected()
 
@@ -165,7 +169,7 @@ class Publisher:
         if was and not self._closing:
             logger.warning(
                 "MQTT publisher lost the connection to %s (%s); reconnecting",
-                self.options.address.display, reason,
+                self.options.address.redacted(), reason,
             )
         if self._listener is not None:
             self._listener.on_disconnected(str(reason))
