@@ -8,6 +8,7 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import dict_row
 
+from fhir_export.panels import LATE_KIND
 from ingest.errors import Conflict, NotFound
 from ingest.outbox import row_readings
 from ingest.store.roster import PATIENT_COLUMNS
@@ -82,7 +83,7 @@ def requeue(conn: psycopg.Connection[Any], export_id: int) -> dict[str, Any]:
         row = cur.fetchone()
         if row is None:
             raise NotFound(f"export {export_id} not found")
-        if row["kind"] == "late_component":
+        if row["kind"] == LATE_KIND:
             raise Conflict(
                 "this blood-pressure component arrived after its panel was sent; conditional"
                 " create cannot add it to the panel in the EHR"
@@ -109,7 +110,7 @@ def requeue_failed(
     """Every failed row (of one patient, when given) goes out again now; late components stay."""
     return conn.execute(
         "UPDATE fhir_outbox SET status = 'pending', attempts = 0, next_attempt_at = now(),"
-        " updated_at = now() WHERE status = 'failed' AND kind <> 'late_component'"
+        f" updated_at = now() WHERE status = 'failed' AND kind <> '{LATE_KIND}'"
         f" AND (%(patient)s::uuid IS NULL OR patient_id = %(patient)s) AND {_CLINICS}",
         {"patient": patient_id, "clinics": clinic_ids},
     ).rowcount
