@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ingest.components import default_components
+from ingest.runtime import default_components
 from ingest.settings import Settings
 from tests.e2e.helpers import NOW, iso, publish
 from tests.support.fhir_checks import assert_valid
