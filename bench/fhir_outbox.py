@@ -43,6 +43,7 @@ from ingest.db.pool import open_pool  # noqa: E402
 from ingest.export.fhir_devices import DeviceRegistry  # noqa: E402
 from ingest.outbox import OutboxWriter, PgOutbox  # noqa: E402
 from ingest.pipeline import Envelope, Pipeline  # noqa: E402
+from ingest.store.readings import prepare_session  # noqa: E402
 from tests.support.fhir_test_server import run_fhir_server  # noqa: E402
 
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=5)
@@ -117,7 +118,7 @@ class Instant:
 
 def drain(url: str, transport_for: Any, workers: int, bundle: int) -> float:
     mapper = ObservationMapper(build_table())
-    pool = open_pool(url, min_size=workers, max_size=workers * 2 + 1)
+    pool = open_pool(url, min_size=workers, max_size=workers * 2 + 1, prepare=prepare_session)
     try:
 
         def work(n: int) -> None:
