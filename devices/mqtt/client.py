@@ -2,19 +2,24 @@
 
 The one place a paho client is built: protocol version and session, credentials, TLS context,
 reconnect backoff (paho reconnects by itself once its network loop runs), and the arguments of
-``connect``. The publisher and the service's consumer add their own callbacks.
+``connect``. The only module of ``devices`` that imports paho: :func:`on_publisher_events` and
+:func:`publish_qos1` give the publisher paho's events and results as plain values. The service's
+consumer adds its own callbacks.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
+from devices.errors import PublishError
 from devices.mqtt.options import BrokerOptions
 
 logger = logging.getLogger(__name__)
@@ -70,3 +75,40 @@ def connect_async(client: paho.Client, options: BrokerOptions, *, persistent: bo
     kwargs = connect_kwargs(options, persistent=persistent)
     client.connect_async(options.address.host, options.address.port, **kwargs)
     client.loop_start()
+
+
+def on_publisher_events(
+    client: paho.Client,
+    *,
+    connected: Callable[[bool, str], None],
+    disconnected: Callable[[str], None],
+    acknowledged: Callable[[int, bool, str], None],
+) -> None:
+    """Report the connection's answers (accepted?, reason), losses (reason) and PUBACKs
+    (message id, accepted?, reason), on paho's network thread."""
+
+    def on_connect(
+        _c: paho.Client, _u: Any, _f: paho.ConnectFlags, reason: ReasonCode, _p: Properties | None
+    ) -> None:
+        connected(not reason.is_failure, str(reason))
+
+    def on_disconnect(
+        _c: paho.Client, _u: Any, _f: paho.DisconnectFlags, reason: ReasonCode, _p: Properties | None
+    ) -> None:
+        disconnected(str(reason))
+
+    def on_publish(_c: paho.Client, _u: Any, mid: int, reason: ReasonCode, _p: Properties | None) -> None:
+        acknowledged(mid, not reason.is_failure, str(reason))
+
+    client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
+    client.on_publish = on_publish
+
+
+def publish_qos1(client: paho.Client, topic: str, payload: bytes) -> int:
+    """Hand a QoS 1 message to the client and return its message id; :class:`PublishError` if
+    the client refuses it. While disconnected the client keeps it and sends it on reconnect."""
+    info = client.publish(topic, payload, qos=1)
+    if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+        raise PublishError(f"the MQTT client refused the message: {paho.error_string(info.rc)}")
+    return info.mid

@@ -15,15 +15,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Protocol
-
-import paho.mqtt.client as paho
-from paho.mqtt.enums import MQTTErrorCode
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
+from typing import Protocol
 
 from devices.errors import PublishError, PublishTimeout
-from devices.mqtt.client import connect_async, new_client
+from devices.mqtt.client import connect_async, new_client, on_publisher_events, publish_qos1
 from devices.mqtt.options import BrokerOptions
 
 logger = logging.getLogger(__name__)
@@ -53,9 +48,12 @@ class Publisher:
         self._client = new_client(options)
         self._client.max_inflight_messages_set(max_pending)
         self._client.max_queued_messages_set(0)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_publish = self._on_publish
+        on_publisher_events(
+            self._client,
+            connected=self._on_connect,
+            disconnected=self._on_disconnect,
+            acknowledged=self._on_publish,
+        )
         self._cond = threading.Condition()
         self._pending = 0
         self._connected = threading.Event()
@@ -107,15 +105,15 @@ class Publisher:
                     raise PublishTimeout("broker stopped acknowledging (publish timed out)")
                 self._cond.wait(remaining if remaining is not None else 1.0)
             self._pending += 1
-        info = self._client.publish(topic, payload, qos=1)
-        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-            # paho keeps NO_CONN messages and sends them on reconnect; anything else is refused
+        try:
+            mid = publish_qos1(self._client, topic, payload)
+        except PublishError:
             with self._cond:
                 self._pending -= 1
                 self._cond.notify_all()
-            raise PublishError(f"the MQTT client refused the message: {paho.error_string(info.rc)}")
+            raise
         self.published += 1
-        return info.mid
+        return mid
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Wait until every published message was acknowledged; False on timeout."""
@@ -141,13 +139,11 @@ class Publisher:
         self._client.loop_stop()
         self._connected.clear()
 
-    # paho callbacks (network thread) ----------------------------------------------------------
+    # the client's events (network thread) -----------------------------------------------------
 
-    def _on_connect(
-        self, _c: paho.Client, _u: Any, _f: paho.ConnectFlags, reason: ReasonCode, _p: Properties | None
-    ) -> None:
-        if reason.is_failure:
-            self._refused = str(reason)
+    def _on_connect(self, accepted: bool, reason: str) -> None:
+        if not accepted:
+            self._refused = reason
             logger.warning(
                 "MQTT broker %s refused the publisher: %s", self.options.address.redacted(), reason
             )
@@ -161,9 +157,7 @@ class Publisher:
         if self._listener is not None:
             self._listener.on_connected()
 
-    def _on_disconnect(
-        self, _c: paho.Client, _u: Any, _f: paho.DisconnectFlags, reason: ReasonCode, _p: Properties | None
-    ) -> None:
+    def _on_disconnect(self, reason: str) -> None:
         was = self._connected.is_set()
         self._connected.clear()
         if was and not self._closing:
@@ -172,16 +166,14 @@ class Publisher:
                 self.options.address.redacted(), reason,
             )
         if self._listener is not None:
-            self._listener.on_disconnected(str(reason))
+            self._listener.on_disconnected(reason)
 
-    def _on_publish(
-        self, _c: paho.Client, _u: Any, mid: int, reason: ReasonCode, _p: Properties | None
-    ) -> None:
+    def _on_publish(self, mid: int, accepted: bool, reason: str) -> None:
         with self._cond:
             self._pending -= 1
             self.acked += 1
-            if reason.is_failure:
+            if not accepted:
                 self.failed += 1
             self._cond.notify_all()
         if self._listener is not None:
-            self._listener.on_acknowledged(mid, not reason.is_failure, str(reason))
+            self._listener.on_acknowledged(mid, accepted, reason)
