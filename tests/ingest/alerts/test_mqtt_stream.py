@@ -10,8 +10,8 @@ from ingest.alerts.component import alerts_component
 from ingest.mqtt.consumer import mqtt_component
 from ingest.settings import Settings
 from tests.ingest.alerts.sse import SSEClient
-from tests.ingest.mqtt.conftest import publisher_options, wait_ready
 from tests.support.alerts import Clinic, ago, alert_settings, reading
+from tests.support.mqtt_ingest import publisher_options, wait_ready
 from tests.support.service import running_service
 
 

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from psycopg_pool import ConnectionPool
 
 from devices.mqtt.publisher import Publisher
-from tests.ingest.mqtt.conftest import (
+from tests.support.mosquitto import Mosquitto
+from tests.support.mqtt_ingest import (
     CommitChecker,
     count_readings,
     dead_letters,
@@ -18,12 +19,11 @@ from tests.ingest.mqtt.conftest import (
     reading,
     register,
     topic,
-    wait_until,
 )
-from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_tap import MqttTap
 from tests.support.service import RunningService
 from tests.support.tcpproxy import TcpProxy
+from tests.support.waiting import wait_until
 
 N = 3000
 RATE = 1000  # messages per second: the restart lands in the middle of the burst

@@ -9,8 +9,9 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from devices.mqtt.publisher import Publisher
-from tests.ingest.mqtt.conftest import count_readings, metric, reading, register, topic, wait_until
+from tests.support.mqtt_ingest import count_readings, metric, reading, register, topic
 from tests.support.service import RunningService
+from tests.support.waiting import wait_until
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])

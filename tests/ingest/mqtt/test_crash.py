@@ -18,7 +18,8 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from devices.mqtt.publisher import Publisher
-from tests.ingest.mqtt.conftest import (
+from tests.support.mosquitto import Mosquitto
+from tests.support.mqtt_ingest import (
     count_readings,
     dead_letters,
     measured_at,
@@ -26,10 +27,9 @@ from tests.ingest.mqtt.conftest import (
     reading,
     register,
     topic,
-    wait_until,
 )
-from tests.support.mosquitto import Mosquitto
 from tests.support.service import free_port
+from tests.support.waiting import wait_until
 
 DEVICES = [f"OX-K{i}" for i in range(10)]
 

@@ -19,8 +19,9 @@ from devices.mqtt.publisher import Publisher
 from ingest.embedded.broker import embedded_broker, local_broker_url
 from ingest.mqtt.consumer import mqtt_component
 from ingest.settings import Settings
-from tests.ingest.mqtt.conftest import count_readings, publisher_options, reading, register, topic, wait_until
+from tests.support.mqtt_ingest import count_readings, publisher_options, reading, register, topic
 from tests.support.service import free_port, running_service
+from tests.support.waiting import wait_until
 
 
 def test_serve_without_broker_url_runs_an_embedded_broker(

@@ -12,16 +12,9 @@ from collections.abc import Callable
 from psycopg_pool import ConnectionPool
 
 from devices.mqtt.publisher import Publisher
-from tests.ingest.mqtt.conftest import (
-    count_readings,
-    dead_letters,
-    metric,
-    reading,
-    register,
-    topic,
-    wait_until,
-)
+from tests.support.mqtt_ingest import count_readings, dead_letters, metric, reading, register, topic
 from tests.support.service import RunningService
+from tests.support.waiting import wait_until
 
 
 def test_a_message_the_database_refuses_is_isolated_and_dead_lettered(

@@ -14,7 +14,8 @@ from datetime import timedelta
 from psycopg_pool import ConnectionPool
 
 from devices.mqtt.publisher import Publisher
-from tests.ingest.mqtt.conftest import (
+from tests.support.mosquitto import Mosquitto
+from tests.support.mqtt_ingest import (
     count_readings,
     dead_letters,
     measured_at,
@@ -22,10 +23,9 @@ from tests.ingest.mqtt.conftest import (
     reading,
     register,
     topic,
-    wait_until,
 )
-from tests.support.mosquitto import Mosquitto
 from tests.support.service import RunningService
+from tests.support.waiting import wait_until
 
 
 def iso(i: int, shift: timedelta = timedelta(0)) -> str:

@@ -12,7 +12,8 @@ from psycopg_pool import ConnectionPool
 from devices.mqtt.publisher import Publisher
 from ingest.mqtt.consumer import mqtt_component
 from ingest.settings import Settings
-from tests.ingest.mqtt.conftest import (
+from tests.support.mosquitto import Mosquitto
+from tests.support.mqtt_ingest import (
     consumer_of,
     count_readings,
     metric,
@@ -20,10 +21,9 @@ from tests.ingest.mqtt.conftest import (
     register,
     topic,
     wait_ready,
-    wait_until,
 )
-from tests.support.mosquitto import Mosquitto
 from tests.support.service import RunningService, running_service
+from tests.support.waiting import wait_until
 
 
 @contextmanager

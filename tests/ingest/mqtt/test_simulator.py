@@ -16,8 +16,9 @@ import pytest
 
 from devices.message import parse_message
 from ingest.simulator.simulated_devices import KINDS, build_fleet
-from tests.ingest.mqtt.conftest import count_readings, dead_letters, wait_until
+from tests.support.mqtt_ingest import count_readings, dead_letters
 from tests.support.service import RunningService
+from tests.support.waiting import wait_until
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 RPM_INGEST = str(Path(sys.executable).with_name("rpm-ingest"))

@@ -20,9 +20,10 @@ from pydantic import SecretStr
 from devices.mqtt.publisher import Publisher
 from ingest.mqtt.config import options_from_settings
 from ingest.settings import Settings
-from tests.ingest.mqtt.conftest import count_readings, reading, register, topic, wait_until
 from tests.support.mosquitto import Mosquitto
+from tests.support.mqtt_ingest import count_readings, reading, register, topic
 from tests.support.service import RunningService, free_port
+from tests.support.waiting import wait_until
 
 
 def _pem(cert: x509.Certificate) -> bytes:

@@ -224,7 +224,8 @@ def test_the_service_dead_letters_what_the_topic_does_not_vouch_for(
         update={"mqtt_url": f"mqtt://rpm-service:{SERVICE_PASSWORD}@127.0.0.1:{broker.port}"}
     )
     from ingest.mqtt.consumer import mqtt_component
-    from tests.ingest.mqtt.conftest import wait_ready, wait_until
+    from tests.support.mqtt_ingest import wait_ready
+    from tests.support.waiting import wait_until
 
     with running_service(service_settings, factories=[mqtt_component]) as svc:
         wait_ready(svc)

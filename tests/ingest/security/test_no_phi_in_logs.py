@@ -64,7 +64,8 @@ def publish(url: str, topic: str, payloads: list[bytes]) -> None:
 
 def full_flow(svc: RunningService, topic_prefix: str, mqtt_url: str) -> list[str]:
     """Exercise the service the way a clinic does, mistakes included; return the tokens used."""
-    from tests.ingest.mqtt.conftest import wait_ready, wait_until
+    from tests.support.mqtt_ingest import wait_ready
+    from tests.support.waiting import wait_until
 
     admin_token = svc.token("admin", name="site-admin")
     admin = svc.client(admin_token)

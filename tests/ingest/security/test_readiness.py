@@ -8,9 +8,10 @@ import httpx
 
 from ingest.mqtt.consumer import mqtt_component
 from ingest.settings import Settings
-from tests.ingest.mqtt.conftest import wait_ready, wait_until
+from tests.support.mqtt_ingest import wait_ready
 from tests.support.service import running_service
 from tests.support.tcpproxy import TcpProxy
+from tests.support.waiting import wait_until
 
 
 def via(url: str, proxy: TcpProxy) -> str:
