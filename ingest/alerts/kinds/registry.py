@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, Final
 
 from ingest.alerts.kinds.base import RuleKind
 from ingest.alerts.rules import ParamModels, Rule, RuleParams, RuleRow, merge, parse_params
 from ingest.errors import InvalidRule
+
+NAME: Final = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # as alert_rule_kinds.name allows
 
 
 class KindRegistry:
@@ -17,6 +20,8 @@ class KindRegistry:
     def __init__(self, kinds: Iterable[RuleKind]) -> None:
         self._kinds: dict[str, RuleKind] = {}
         for kind in kinds:
+            if not NAME.match(kind.name):
+                raise ValueError(f"rule kind name {kind.name!r} is not lower_snake_case (<= 64)")
             if kind.name in self._kinds:
                 raise ValueError(f"two rule kinds are named {kind.name!r}")
             if kind.scope not in ("metric", "device"):
@@ -38,6 +43,7 @@ class KindRegistry:
         return name in self._kinds
 
     def __getitem__(self, name: str) -> RuleKind:
+        """The kind; :class:`InvalidRule` (an API caller's 422) when there is none of that name."""
         found = self._kinds.get(name)
         if found is None:
             raise InvalidRule(f"unknown rule kind {name!r}")
