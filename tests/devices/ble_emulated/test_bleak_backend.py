@@ -17,7 +17,7 @@ from devices.ble import decode
 from devices.ble.emulated.bleak_backend import BumbleAdapter, parse_advertisement
 from devices.ble.emulated.live_devices import HeartRateStrap, Thermometer
 from devices.ble.emulated.record_devices import GlucoseMeter
-from tests.devices.ble_emulated.support import on_air, run, until, uuid16
+from tests.support.emulated_ble import on_air, run, until, uuid16
 
 STRAP = "F1:00:00:00:00:01"
 THERMOMETER = "F1:00:00:00:00:04"

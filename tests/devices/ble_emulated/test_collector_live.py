@@ -14,7 +14,7 @@ from devices.ble.emulated.live_devices import HeartRateStrap, PulseOximeter, Sca
 from devices.ble.emulated.peripheral import DeviceClock
 from devices.ble.emulated.record_devices import GlucoseMeter
 from devices.message import parse_message
-from tests.devices.ble_emulated.support import Harness, collecting, run, until
+from tests.support.emulated_ble import Harness, collecting, run, until
 
 STRAP = "F1:00:00:00:00:01"
 OTHER_STRAP = "F1:00:00:00:00:09"

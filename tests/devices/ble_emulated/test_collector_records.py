@@ -9,7 +9,7 @@ from pathlib import Path
 from devices.ble.collector_transfer import Outcome
 from devices.ble.emulated import encoding
 from devices.ble.emulated.record_devices import BloodPressureCuff, GlucoseMeter
-from tests.devices.ble_emulated.support import Harness, collecting, run, until
+from tests.support.emulated_ble import Harness, collecting, run, until
 
 METER = "F1:00:00:00:00:06"
 CUFF = "F1:00:00:00:00:02"

@@ -13,8 +13,8 @@ from pathlib import Path
 from devices.ble.emulated.home import home_devices, run_emulated_home
 from devices.gateway.runner import Gateway
 from devices.message import parse_message
-from tests.devices.ble_emulated.support import run, until
-from tests.devices.gateway.support import Subscriber
+from tests.support.emulated_ble import run, until
+from tests.support.gateway import Subscriber
 
 METRICS_BY_TYPE = {
     "heart_rate_monitor": {"heart_rate"},

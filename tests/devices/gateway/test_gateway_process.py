@@ -21,7 +21,7 @@ from devices.errors import QueueStorageError
 from devices.gateway.queue_store import QueueStore
 from devices.gateway.runner import QUEUE_FILE
 from ingest.cli import cli
-from tests.devices.gateway.support import Subscriber, entries
+from tests.support.gateway import Subscriber, entries
 from tests.support.mosquitto import Mosquitto
 from tests.support.tcpproxy import TcpProxy
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from devices.gateway.queue_store import Entry
 from devices.gateway.runner import Gateway
 from devices.message import parse_message
-from tests.devices.ble_emulated.support import run, until
-from tests.devices.gateway.support import Subscriber, drain_gateway, entries, reading
+from tests.support.emulated_ble import run, until
+from tests.support.gateway import Subscriber, drain_gateway, entries, reading
 from tests.support.mosquitto import Mosquitto
 
 

@@ -16,7 +16,7 @@ import pytest
 from devices.ble.collector_api import RecordCursor
 from devices.errors import QueueStorageError
 from devices.gateway.queue_store import Entry, QueueStore
-from tests.devices.gateway.support import entries, reading
+from tests.support.gateway import entries, reading
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -152,7 +152,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from devices.ble.collector_api import RecordCursor
 from devices.gateway.queue_store import Entry, QueueStore
-from tests.devices.gateway.support import reading
+from tests.support.gateway import reading
 store = QueueStore(Path(sys.argv[1]), max_bytes=10**8)
 i = 0
 while True:

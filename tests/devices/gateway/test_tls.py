@@ -11,8 +11,8 @@ from pathlib import Path
 
 from devices.gateway.runner import Gateway, GatewaySettings
 from devices.mqtt.options import broker_options
-from tests.devices.ble_emulated.support import run
-from tests.devices.gateway.support import Subscriber, entries
+from tests.support.emulated_ble import run
+from tests.support.gateway import Subscriber, entries
 from tests.support.mosquitto import Mosquitto
 from tests.support.pki import make_pki
 from tests.support.service import free_port
