@@ -12,7 +12,9 @@ bound is enforced in one place:
   too many readings). An HTTP body is bounded by the body limit, not the payload limit;
 - one request head (``RPM_MAX_HEADER_BYTES``): ``ingest.security.limits.HeaderLimit``, 431;
 - one dead letter (fixed): ``ingest.store.deadletters.DeadLetter.build`` keeps at most
-  ``MAX_RAW_BYTES`` raw bytes and ``MAX_REASON_CHARS`` of reason.
+  ``MAX_RAW_BYTES`` raw bytes and ``MAX_REASON_CHARS`` of reason;
+- one MQTT packet: the broker's ``max_packet_size`` (``deploy/mosquitto/mosquitto.conf``), no more
+  than ``MAX_RAW_BYTES``, so the dead letter of an MQTT message keeps it whole.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 from ingest.pipeline import Envelope
 from ingest.store.deadletters import MAX_RAW_BYTES, MAX_REASON_CHARS, DeadLetter
@@ -44,3 +46,10 @@ def test_an_envelope_letters_itself_or_one_of_its_readings() -> None:
     assert (reading.raw, reading.reading_index, reading.topic) == (b'{"value": 900}', 2, "rpm/D-1/readings")
     huge = Envelope(source="http", raw=b"x" * (MAX_RAW_BYTES + 10), received_at=datetime.now(UTC))
     assert len(huge.dead_letter("not JSON").raw) == MAX_RAW_BYTES
+
+
+def test_the_broker_never_delivers_a_message_its_dead_letter_would_cut() -> None:
+    conf = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "mosquitto.conf"
+    found = re.search(r"^max_packet_size\s+(\d+)\s*$", conf.read_text(), re.MULTILINE)
+    assert found is not None
+    assert int(found.group(1)) <= MAX_RAW_BYTES
