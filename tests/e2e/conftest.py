@@ -18,8 +18,6 @@ from ingest.settings import Settings
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, PageProblems
 from tests.support.service import RunningService, running_service
 
-pytestmark = pytest.mark.browser
-
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
