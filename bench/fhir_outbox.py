@@ -41,7 +41,7 @@ from fhir_export.table import build_table  # noqa: E402
 from fhir_export.worker import ExportWorker, Transport  # noqa: E402
 from ingest.db.pool import open_pool  # noqa: E402
 from ingest.export.fhir_devices import DeviceRegistry  # noqa: E402
-from ingest.outbox import OutboxWriter, PgOutbox  # noqa: E402
+from ingest.export.outbox import OutboxWriter, PgOutbox  # noqa: E402
 from ingest.pipeline import Envelope, Pipeline  # noqa: E402
 from ingest.store.readings import prepare_session  # noqa: E402
 from tests.support.fhir_test_server import run_fhir_server  # noqa: E402

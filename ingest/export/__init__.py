@@ -1,4 +1,5 @@
-"""The FHIR export inside the service: outbox upkeep, Device registry, API queries, workers.
+"""The FHIR export inside the service: the outbox (rows written with the readings, claimed by
+workers), its upkeep, the Device registry, the exports API and the workers.
 
-The mapping and delivery live in ``fhir_export``; the outbox itself in :mod:`ingest.outbox`.
+The mapping and delivery live in ``fhir_export``.
 """

@@ -17,7 +17,7 @@ from ingest.export import routes
 from ingest.export.context import EXTRAS_KEY, ExportContext
 from ingest.export.delivery import Delivery, ErrorCount
 from ingest.export.metrics import ExportCollector
-from ingest.outbox import OutboxWriter
+from ingest.export.outbox import OutboxWriter
 from ingest.services import Services
 
 logger = logging.getLogger(__name__)

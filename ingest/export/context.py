@@ -17,7 +17,7 @@ from fhir_export.table import MappingTable
 from fhir_export.worker import ExportStats
 from ingest.api.deps import ServicesDep
 from ingest.export.delivery import Delivery, ErrorCount
-from ingest.outbox import OutboxWriter
+from ingest.export.outbox import OutboxWriter
 from ingest.services import Services
 
 EXTRAS_KEY: Final = "fhir_export"

@@ -24,7 +24,7 @@ from fhir_export.worker import ExportWorker
 from ingest.errors import ConfigurationError
 from ingest.export import store
 from ingest.export.fhir_devices import DeviceRegistry
-from ingest.outbox import PgOutbox
+from ingest.export.outbox import PgOutbox
 from ingest.services import Services
 
 logger = logging.getLogger(__name__)

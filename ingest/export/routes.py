@@ -17,7 +17,7 @@ from ingest.api.deps import ServicesDep, StaffDep, ensure_clinic_visible
 from ingest.api.schemas import ClinicId
 from ingest.export import store
 from ingest.export.context import ExportDep
-from ingest.outbox import WAITING_REASON
+from ingest.export.outbox import WAITING_REASON
 from ingest.store.tokens import Principal
 
 router = APIRouter(prefix="/v1/exports", tags=["exports"])

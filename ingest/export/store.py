@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 
 from fhir_export.panels import LATE_KIND
 from ingest.errors import Conflict, NotFound
-from ingest.outbox import row_readings
+from ingest.export.outbox import row_readings
 from ingest.store.roster import PATIENT_COLUMNS
 
 STATUSES: Final = ("pending", "waiting", "sent", "failed")

@@ -14,7 +14,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from fhir_export.table import build_table
-from ingest.outbox import OutboxWriter
+from ingest.export.outbox import OutboxWriter
 from ingest.pipeline import Envelope, Outcome, Pipeline
 from ingest.store import roster
 from tests.support.fhir_test_server import FhirTestServer

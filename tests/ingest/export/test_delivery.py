@@ -20,7 +20,7 @@ from fhir_export.table import build_table
 from fhir_export.worker import Backoff, ExportWorker
 from ingest.export import store
 from ingest.export.fhir_devices import DeviceRegistry
-from ingest.outbox import PgOutbox
+from ingest.export.outbox import PgOutbox
 from tests.support.export import Home, add_patient, at, bp, ehr_patient, hr, make_home
 from tests.support.fhir_checks import assert_valid
 from tests.support.fhir_test_server import FhirTestServer

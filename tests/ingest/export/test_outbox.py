@@ -15,7 +15,7 @@ from devices.models import Reading
 from fhir_export.outbox import Delivered
 from ingest.errors import Conflict
 from ingest.export import store
-from ingest.outbox import LATE_REASON, WAITING_REASON, PgOutbox, reading_from_json, reading_json
+from ingest.export.outbox import LATE_REASON, WAITING_REASON, PgOutbox, reading_from_json, reading_json
 from tests.support.export import T0, Home, bp, hr, make_home
 
 

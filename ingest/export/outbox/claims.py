@@ -23,7 +23,7 @@ from psycopg_pool import ConnectionPool
 
 from fhir_export.models import DeviceInfo, ExportItem
 from fhir_export.outbox import Delivered, OutboxItem
-from ingest.outbox.rows import MAX_REASON, WAITING_REASON, readings_of, row_readings
+from ingest.export.outbox.rows import MAX_REASON, WAITING_REASON, readings_of, row_readings
 
 logger = logging.getLogger(__name__)
 

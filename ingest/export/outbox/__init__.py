@@ -1,14 +1,14 @@
 """The FHIR export outbox on PostgreSQL: rows written with the readings, claimed by workers.
 
-* :mod:`ingest.outbox.writer` — :class:`OutboxWriter`, the pipeline hook that writes rows inside
+* :mod:`ingest.export.outbox.writer` — :class:`OutboxWriter`, the pipeline hook that writes rows inside
   the ingest transaction (which readings share a row is :mod:`fhir_export.panels`);
-* :mod:`ingest.outbox.claims` — :class:`PgOutbox`, the :class:`fhir_export.outbox.Outbox` the
+* :mod:`ingest.export.outbox.claims` — :class:`PgOutbox`, the :class:`fhir_export.outbox.Outbox` the
   export workers claim rows from;
-* :mod:`ingest.outbox.rows` — what a row keeps of its readings and the reasons it shows.
+* :mod:`ingest.export.outbox.rows` — what a row keeps of its readings and the reasons it shows.
 """
 
-from ingest.outbox.claims import PgClaim, PgOutbox
-from ingest.outbox.rows import (
+from ingest.export.outbox.claims import PgClaim, PgOutbox
+from ingest.export.outbox.rows import (
     LATE_REASON,
     MAX_REASON,
     WAITING_REASON,
@@ -16,7 +16,7 @@ from ingest.outbox.rows import (
     reading_json,
     row_readings,
 )
-from ingest.outbox.writer import OutboxWriter
+from ingest.export.outbox.writer import OutboxWriter
 
 __all__ = [
     "LATE_REASON",

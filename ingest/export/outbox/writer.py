@@ -36,7 +36,7 @@ from fhir_export.panels import (
     late_key,
 )
 from fhir_export.table import MappingTable
-from ingest.outbox.rows import LATE_REASON, WAITING_REASON, reading_json
+from ingest.export.outbox.rows import LATE_REASON, WAITING_REASON, reading_json
 from ingest.pipeline import StoredReading
 from ingest.store.readings import NEW_READINGS
 
