@@ -17,6 +17,8 @@ How a statement becomes arrows:
   each such package, except to packages the importing module is itself inside (they already ran).
   So a package ``__init__`` that imports its submodules is an arrow package -> submodule, and a
   module outside the package that imports one of them also depends on the package's ``__init__``.
+- A package ``__init__`` that discovers its submodules (it calls ``pkgutil.iter_modules``, as the
+  registry of alert rule kinds does) imports each of them at run time: an arrow to every one.
 
 Pure BLE decoders importing no bleak is checked at import time (transitively) by
 ``tests/devices/ble/test_purity.py``; here only the static complement: no such import hides inside
@@ -177,7 +179,23 @@ def imports_of(module: str) -> tuple[Import, ...]:
             for t in _with_packages(module, target):
                 if t != module:
                     found.append(Import(module, t, node.lineno, internal=True))
+    found.extend(_discovered(module))
     return tuple(dict.fromkeys(found))
+
+
+def _discovered(package: str) -> Iterator[Import]:
+    """Arrows to the submodules a package ``__init__`` imports by ``pkgutil.iter_modules``."""
+    if not _is_package(package):
+        return
+    for node in ast.walk(_tree(package)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "iter_modules"
+        ):
+            for sub in _sources():
+                if sub.rpartition(".")[0] == package:
+                    yield Import(package, sub, node.lineno, internal=True)
 
 
 @cache
@@ -261,6 +279,8 @@ def test_the_graph_sees_lazy_type_checking_and_reexported_imports() -> None:
     # `from devices.ble import DecodeResult, decode`: the submodules defining them, and the package
     # whose __init__ runs first.
     assert {"devices.ble.result", "devices.ble.characteristics", "devices.ble"} <= g["ingest.commands.ble"]
+    # The rule kinds package discovers its kind modules: an arrow to each.
+    assert {"ingest.alerts.kinds.threshold", "ingest.alerts.kinds.sync"} <= g["ingest.alerts.kinds"]
     # `from devices.ble import racp` inside devices.ble: the submodule, not the package it is in.
     assert "devices.ble.racp" in g["devices.ble.collector_session"]
     assert "devices.ble" not in g["devices.ble.collector_session"]

@@ -24,18 +24,10 @@ import psycopg
 
 from devices.catalogue import Metric
 from ingest.alerts import store
-from ingest.alerts.history import (
-    UNSET,
-    Group,
-    GroupKey,
-    History,
-    Plan,
-    absorb,
-    group_readings,
-    plan_history,
-)
+from ingest.alerts.history import UNSET, Group, GroupKey, History, Plan, group_readings
 from ingest.alerts.kinds import REGISTRY, KindRegistry
 from ingest.alerts.kinds.base import Measurement
+from ingest.alerts.planner import absorb, plan_history
 from ingest.alerts.rulebook import RuleBook
 from ingest.alerts.rules_cache import RuleCache
 from ingest.alerts.writer import AlertWriter

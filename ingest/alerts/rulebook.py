@@ -17,7 +17,8 @@ RULE_COLUMNS: Final = "id, key, kind, metric, clinic_id, patient_id, enabled, pa
 
 @dataclass(frozen=True, slots=True)
 class MetricRules:
-    """The rules a patient's readings of one metric go through (enabled ones only)."""
+    """The rules a patient's readings of one metric go through (enabled ones only), as the
+    history planner (:func:`ingest.alerts.planner.metric_rules`) finds them."""
 
     threshold: Rule | None  # None also when it sets no bound
     rates: tuple[Rule, ...]
@@ -67,25 +68,6 @@ class RuleBook:
         if own is None:
             own = self.memo[("patients with rules",)] = frozenset(p.int for p, _ in self.patient_rows)
         return own
-
-    def metric_rules(self, patient_id: UUID, metric: str, clinic: str | None = None) -> MetricRules | None:
-        """Memoised per clinic (or per patient, for patients with overrides of their own)."""
-        if clinic is None:
-            clinic = self.clinic_of.get(patient_id)
-            if clinic is None:
-                return None
-        pint = patient_id.int
-        memo = ("metric", pint if pint in self.patients_with_rules() else clinic, metric)
-        found: MetricRules | None = self.memo.get(memo)
-        if found is None:
-            threshold = self.rule(patient_id, f"threshold:{metric}")
-            if threshold is not None and not (threshold.enabled and threshold.threshold.active):
-                threshold = None
-            rates = (self.rule(patient_id, k) for k in self.keys(kind="rate_of_change", metric=metric))
-            found = self.memo[memo] = MetricRules(
-                threshold, tuple(r for r in rates if r is not None and r.enabled)
-            )
-        return found
 
 
 def rule_row(r: dict[str, Any]) -> RuleRow:

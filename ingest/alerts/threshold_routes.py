@@ -16,7 +16,8 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from ingest.alerts import config, webhooks
 from ingest.alerts.context import AlertsDep
-from ingest.alerts.rules import Rule, ThresholdParams
+from ingest.alerts.kinds.threshold import ThresholdParams, threshold_params
+from ingest.alerts.rules import Rule
 from ingest.alerts.schemas import (
     DeliveriesPage,
     RuleIn,
@@ -46,7 +47,7 @@ ClinicPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 
 
 def _threshold_public(services: Services, rule: Rule) -> ThresholdPublic:
-    p = rule.threshold
+    p = threshold_params(rule)
     assert rule.metric is not None
     metric = services.pipeline.catalogue.get(rule.metric)
     return ThresholdPublic(

@@ -108,6 +108,9 @@ class RuleKind(ABC):
     a kind with time-driven alerts also ``tick``."""
 
     name: ClassVar[str]  # stored in alert_rules.kind and alerts.kind
+    # Where the kind comes in the registry's order: the order of evaluation, and so of the alert
+    # events a batch writes (lowest first; unique among the service's kinds).
+    order: ClassVar[int]
     params: ClassVar[type[RuleParams]]
     scope: ClassVar[Scope]  # what an alert is about: a patient's metric, or one of their devices
     label: ClassVar[str]  # short, for people: "out of range"

@@ -66,6 +66,7 @@ DEFAULTS: Final = (
 
 class DeviceStatusKind(RuleKind):
     name = "device_status"
+    order = 40
     params = StatusParams
     scope = "device"
     label = "device flag"
@@ -86,3 +87,6 @@ class DeviceStatusKind(RuleKind):
                 p.flags, p.severity, p.auto_resolve, m.at, m.flags, run.writer.state(key)
             )
             apply_flags(run, m, rule, key, decision, "reports")
+
+
+KIND: Final = DeviceStatusKind()

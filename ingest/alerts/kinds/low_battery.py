@@ -59,6 +59,7 @@ DEFAULTS: Final = (
 
 class LowBatteryKind(RuleKind):
     name = "low_battery"
+    order = 50
     params = BatteryParams
     scope = "device"
     label = "low battery"
@@ -186,3 +187,6 @@ def _by_level(run: ReadingsRun, m: Measurement, rule: Rule, key_name: str) -> No
         raised_message=lambda _severity: f"device {m.device_id} battery at {level} %",
         clear_note="battery recharged",
     )
+
+
+KIND: Final = LowBatteryKind()

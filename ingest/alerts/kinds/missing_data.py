@@ -57,6 +57,7 @@ DEFAULTS: Final = (
 
 class MissingDataKind(RuleKind):
     name = "missing_data"
+    order = 30
     params = MissingParams
     scope = "metric"
     label = "no recent data"
@@ -212,3 +213,6 @@ def _silence(seconds: int) -> str:
 
 def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at is not None else None
+
+
+KIND: Final = MissingDataKind()

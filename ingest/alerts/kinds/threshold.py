@@ -1,24 +1,207 @@
 """``threshold``: a metric's value out of its range (warning and critical bounds, debounced).
 
-The parameter model and the pure decision live in :mod:`ingest.alerts.rules` and
-:mod:`ingest.alerts.evaluate`, shared with the history planner (which fetches the runs around
-out-of-range readings of debounced thresholds) and the thresholds API.
+Everything about the kind is here: its parameter model and pure decision (no I/O and no clock:
+the bounds, the debounce run around a new reading, the message), its defaults, and its evaluation
+of a batch. The history planner (:mod:`ingest.alerts.planner`, which fetches the runs around
+out-of-range readings of debounced thresholds) and the thresholds API read the model from here.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Sequence
-from typing import Final
+from datetime import timedelta
+from typing import Annotated, Any, Final, Literal
 
-from ingest.alerts import evaluate
-from ingest.alerts.evaluate import Decision, Open, Point
-from ingest.alerts.history import Group, GroupKey, clusters, new_point
+from pydantic import Field, PrivateAttr, model_validator
+
+from ingest.alerts.evaluate import AlertState, Clear, Decision, Keep, Open, Point, escalation, run_around
+from ingest.alerts.history import Group, GroupKey, new_point
 from ingest.alerts.kinds.base import DefaultRule, ReadingsRun, RuleKind, opened
-from ingest.alerts.rules import Rule, ThresholdParams
+from ingest.alerts.rules import Margin, Number, Rule, RuleParams, Severity
 from ingest.alerts.store import AlertKey, NewAlert
+from ingest.pipeline import StoredReading
 
 logger = logging.getLogger(__name__)
+
+Level = Literal["critical", "warning", "margin", "normal"]
+OUT_OF_RANGE: Final = frozenset({"warning", "critical"})
+CLUSTER_GAP: Final = timedelta(hours=1)
+
+# --------------------------------------------------------------------------- parameters (pure)
+
+
+class ThresholdParams(RuleParams):
+    """Bounds are the last normal values: below ``low`` or above ``high`` is out of range."""
+
+    low: Number | None = None
+    high: Number | None = None
+    critical_low: Number | None = None
+    critical_high: Number | None = None
+    hysteresis: Margin = 0.0
+    consecutive: Annotated[int, Field(ge=1, le=100)] = 1
+    sustained_seconds: Annotated[int, Field(ge=0, le=7 * 86400)] = 0
+    debounce_critical: bool = False
+    _cuts: tuple[float, float, float, float, float, float] = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThresholdParams:
+        lo, hi, clo, chi = self.low, self.high, self.critical_low, self.critical_high
+        # (smaller, larger, may they be equal?, reason)
+        checks = [
+            (clo, lo, True, "critical_low must not be above low"),
+            (hi, chi, True, "critical_high must not be below high"),
+            (lo, hi, False, "low must be below high"),
+            (clo, chi, False, "critical_low must be below critical_high"),
+            (lo, chi, False, "low must be below critical_high"),
+            (clo, hi, False, "critical_low must be below high"),
+        ]
+        for a, b, equal_ok, reason in checks:
+            if a is not None and b is not None and (a > b or (a == b and not equal_ok)):
+                raise ValueError(reason)
+        wlo, whi = self.warning_low, self.warning_high
+        if wlo is not None and whi is not None and wlo + self.hysteresis >= whi - self.hysteresis:
+            raise ValueError("hysteresis leaves no room to clear between the bounds")
+        return self
+
+    @property
+    def warning_low(self) -> float | None:
+        return self.low if self.low is not None else self.critical_low
+
+    @property
+    def warning_high(self) -> float | None:
+        return self.high if self.high is not None else self.critical_high
+
+    @property
+    def active(self) -> bool:
+        return self.warning_low is not None or self.warning_high is not None
+
+    @property
+    def debounced(self) -> bool:
+        return self.consecutive > 1 or self.sustained_seconds > 0
+
+    def model_post_init(self, context: Any, /) -> None:
+        inf = float("inf")
+        wlo, whi, h = self.warning_low, self.warning_high, self.hysteresis
+        self._cuts = (
+            -inf if self.critical_low is None else self.critical_low,
+            inf if self.critical_high is None else self.critical_high,
+            -inf if wlo is None else wlo,
+            inf if whi is None else whi,
+            -inf if wlo is None else wlo + h,
+            inf if whi is None else whi - h,
+        )
+
+    def warning_band(self) -> tuple[float, float]:
+        """(low, high): a value outside is out of range (infinite where there is no bound)."""
+        _, _, wlo, whi, _, _ = self._cuts
+        return wlo, whi
+
+    def out_of_range(self, value: float) -> bool:
+        """Beyond a warning (or critical) bound: what ``level`` calls warning or critical."""
+        _, _, wlo, whi, _, _ = self._cuts
+        return value < wlo or value > whi
+
+    def level(self, value: float) -> Level:
+        clo, chi, wlo, whi, mlo, mhi = self._cuts
+        if value < clo or value > chi:
+            return "critical"
+        if value < wlo or value > whi:
+            return "warning"
+        if value < mlo or value > mhi:
+            return "margin"
+        return "normal"
+
+    def direction(self, value: float) -> Literal["low", "high"]:
+        wlo = self.warning_low
+        return "low" if wlo is not None and value < wlo else "high"
+
+
+def threshold_params(rule: Rule) -> ThresholdParams:
+    """The parameters of a ``threshold`` rule."""
+    p = rule.params
+    assert isinstance(p, ThresholdParams)
+    return p
+
+
+# --------------------------------------------------------------------------- decision (pure)
+
+
+def _debounced(p: ThresholdParams, points: Sequence[Point], run: tuple[int, int]) -> bool:
+    start, end = run
+    span = (points[end].at - points[start].at).total_seconds()
+    return end - start + 1 >= p.consecutive and span >= p.sustained_seconds
+
+
+def decide(p: ThresholdParams, points: Sequence[Point], i: int, alert: AlertState | None) -> Decision:
+    """Decide for ``points[i]`` (a new reading) with ``points`` the time-ordered context."""
+    point = points[i]
+    level = p.level(point.value)
+    if level in OUT_OF_RANGE:
+        run = run_around(points, i, lambda x: p.level(x.value) in OUT_OF_RANGE)
+        severity: Severity | None = "warning" if _debounced(p, points, run) else None
+        if level == "critical":
+            if not p.debounce_critical:
+                severity = "critical"
+            elif _debounced(p, points, run_around(points, i, lambda x: p.level(x.value) == "critical")):
+                severity = "critical"
+        if alert is not None:
+            return Keep(point.at, point.value, escalation(alert, severity))
+        if severity is None:
+            return None
+        first, last = points[run[0]], points[run[1]]
+        return Open(
+            severity=severity,
+            onset_at=first.at,
+            latest_at=max(last.at, point.at),
+            value=point.value,
+            last_value=last.value,
+            details={
+                "direction": p.direction(point.value),
+                "readings_in_episode": run[1] - run[0] + 1,
+                "bounds": _bounds(p),
+            },
+        )
+    if level == "normal" and alert is not None and point.at > alert.latest_at:
+        return Clear(point.at, point.value)
+    return None
+
+
+def _bounds(p: ThresholdParams) -> dict[str, float | None]:
+    return {
+        "low": p.low,
+        "high": p.high,
+        "critical_low": p.critical_low,
+        "critical_high": p.critical_high,
+        "hysteresis": p.hysteresis,
+    }
+
+
+def message(p: ThresholdParams, metric: str, value: float, unit: str, sev: str) -> str:
+    if p.direction(value) == "low":
+        bound = p.critical_low if sev == "critical" and p.critical_low is not None else p.warning_low
+        side = "below"
+    else:
+        bound = p.critical_high if sev == "critical" and p.critical_high is not None else p.warning_high
+        side = "above"
+    which = "critical " if sev == "critical" else ""
+    limit = "low" if side == "below" else "high"
+    return f"{metric} {value:g} {unit} {side} {which}{limit} {bound:g}"
+
+
+def clusters(g: Group, p: ThresholdParams) -> list[list[StoredReading]]:
+    """New readings split where they are further apart than a run could bridge cheaply."""
+    gap = CLUSTER_GAP + timedelta(seconds=p.sustained_seconds)
+    found: list[list[StoredReading]] = []
+    for sr in g.readings:
+        if found and sr.reading.measured_at - found[-1][-1].reading.measured_at <= gap:
+            found[-1].append(sr)
+        else:
+            found.append([sr])
+    return found
+
+
+# --------------------------------------------------------------------------- defaults
 
 
 def _default(
@@ -93,9 +276,12 @@ DEFAULTS: Final = (
     _default("steps", _NONE, 0, 1, "Not a vital sign: no default bounds"),
 )
 
+# --------------------------------------------------------------------------- the kind
+
 
 class ThresholdKind(RuleKind):
     name = "threshold"
+    order = 10
     params = ThresholdParams
     scope = "metric"
     label = "out of range"
@@ -114,27 +300,30 @@ class ThresholdKind(RuleKind):
         if rules is None or rules.threshold is None:
             return
         rule = rules.threshold
-        p = rule.threshold
+        p = threshold_params(rule)
         key: AlertKey = (g.patient_id, rule.key, "")
         for n, cluster in enumerate(clusters(g, p)):
             points = run.history.contexts.get((gkey, n)) or [new_point(sr) for sr in cluster]
             for i, point in enumerate(points):
                 if point.new:
-                    decision = evaluate.threshold(p, points, i, run.writer.state(key))
+                    decision = decide(p, points, i, run.writer.state(key))
                     if decision is not None:
                         _apply(run, g, rule, key, point, decision)
 
 
 def _apply(run: ReadingsRun, g: Group, rule: Rule, key: AlertKey, point: Point, decision: Decision) -> None:
-    p = rule.threshold
+    p = threshold_params(rule)
     unit = run.unit(g.metric)
     late = isinstance(decision, Open) and run.late(g, point.at)
 
     def new_alert(d: Open) -> NewAlert:
-        message = evaluate.threshold_message(p, g.metric, point.value, unit, d.severity)
-        return opened(d, g.patient_id, rule, "", message, point.device_id, unit=unit, late=late)
+        text = message(p, g.metric, point.value, unit, d.severity)
+        return opened(d, g.patient_id, rule, "", text, point.device_id, unit=unit, late=late)
 
     def raised(severity: str) -> str:
-        return evaluate.threshold_message(p, g.metric, point.value, unit, severity)
+        return message(p, g.metric, point.value, unit, severity)
 
     run.writer.apply(key, decision, new_alert=new_alert, raised_message=raised, late=late)
+
+
+KIND: Final = ThresholdKind()

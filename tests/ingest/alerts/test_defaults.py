@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 
 from devices.catalogue import load_catalogue
 from ingest.alerts.kinds import parse_params
-from ingest.alerts.rules import ThresholdParams
+from ingest.alerts.kinds.threshold import ThresholdParams
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "alerts.md"
 

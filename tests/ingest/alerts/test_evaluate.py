@@ -10,9 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest.alerts import evaluate
-from ingest.alerts.evaluate import AlertState, Baseline, Clear, Keep, Open, Point
-from ingest.alerts.kinds import merge, parse_params
-from ingest.alerts.rules import RateParams, RuleRow, ThresholdParams
+from ingest.alerts.evaluate import AlertState, Clear, Keep, Open, Point
+from ingest.alerts.kinds import merge, parse_params, rate_of_change, threshold
+from ingest.alerts.kinds.rate_of_change import Baseline, RateParams
+from ingest.alerts.kinds.threshold import ThresholdParams, threshold_params
+from ingest.alerts.rules import RuleRow
 from ingest.errors import InvalidRule
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -42,38 +44,38 @@ def test_levels_at_the_edges() -> None:
 
 def test_warning_needs_the_run_and_critical_does_not() -> None:
     one = pts(120)
-    assert evaluate.threshold(HR, one, 0, None) is None
+    assert threshold.decide(HR, one, 0, None) is None
     two = pts(120, 121)
-    decision = evaluate.threshold(HR, two, 1, None)
+    decision = threshold.decide(HR, two, 1, None)
     assert isinstance(decision, Open) and decision.severity == "warning"
     assert decision.onset_at == T0 and decision.details["readings_in_episode"] == 2
-    critical = evaluate.threshold(HR, pts(135), 0, None)
+    critical = threshold.decide(HR, pts(135), 0, None)
     assert isinstance(critical, Open) and critical.severity == "critical"
     strict = ThresholdParams(**{**HR.model_dump(), "debounce_critical": True})
-    assert evaluate.threshold(strict, pts(135), 0, None) is None
+    assert threshold.decide(strict, pts(135), 0, None) is None
 
 
 def test_a_late_reading_joins_newer_stored_readings_into_a_run() -> None:
     points = [Point(T0, 120, "D", True), Point(T0 + timedelta(minutes=1), 121, "D", False)]
-    decision = evaluate.threshold(HR, points, 0, None)
+    decision = threshold.decide(HR, points, 0, None)
     assert isinstance(decision, Open) and decision.latest_at == T0 + timedelta(minutes=1)
 
 
 def test_sustained_span() -> None:
     p = ThresholdParams(low=92, hysteresis=1, sustained_seconds=600)
-    assert evaluate.threshold(p, pts(90, 90, step_s=599), 1, None) is None
-    assert isinstance(evaluate.threshold(p, pts(90, 90, step_s=600), 1, None), Open)
+    assert threshold.decide(p, pts(90, 90, step_s=599), 1, None) is None
+    assert isinstance(threshold.decide(p, pts(90, 90, step_s=600), 1, None), Open)
 
 
 def test_open_alert_is_kept_raised_or_cleared() -> None:
     state = AlertState("warning", T0)
-    keep = evaluate.threshold(HR, pts(0, 118, new_from=1), 1, state)
+    keep = threshold.decide(HR, pts(0, 118, new_from=1), 1, state)
     assert keep == Keep(T0 + timedelta(minutes=1), 118, None)
-    raised = evaluate.threshold(HR, pts(0, 140, new_from=1), 1, state)
+    raised = threshold.decide(HR, pts(0, 140, new_from=1), 1, state)
     assert isinstance(raised, Keep) and raised.raise_to == "critical"
-    assert evaluate.threshold(HR, pts(0, 107, new_from=1), 1, state) is None  # margin
-    assert evaluate.threshold(HR, pts(0, 80, new_from=1), 1, state) == Clear(T0 + timedelta(minutes=1), 80)
-    lower = evaluate.threshold(HR, pts(0, 120, new_from=1), 1, AlertState("critical", T0))
+    assert threshold.decide(HR, pts(0, 107, new_from=1), 1, state) is None  # margin
+    assert threshold.decide(HR, pts(0, 80, new_from=1), 1, state) == Clear(T0 + timedelta(minutes=1), 80)
+    lower = threshold.decide(HR, pts(0, 120, new_from=1), 1, AlertState("critical", T0))
     assert isinstance(lower, Keep) and lower.raise_to is None
 
 
@@ -90,9 +92,9 @@ def test_a_reading_never_clears_an_alert_held_by_a_newer_one(
     at = latest - timedelta(seconds=behind)
     state = AlertState(severity, latest)  # type: ignore[arg-type]
     point = Point(at, value, "D", True)
-    assert not isinstance(evaluate.threshold(HR, [point], 0, state), Clear)
+    assert not isinstance(threshold.decide(HR, [point], 0, state), Clear)
     rate = RateParams(delta=1.0, window_seconds=86400)
-    assert not isinstance(evaluate.rate(rate, point, Baseline(value, at), state), Clear)
+    assert not isinstance(rate_of_change.decide(rate, point, Baseline(value, at), state), Clear)
     assert not isinstance(evaluate.flags(["x"], "warning", True, at, set(), state), Clear)
 
 
@@ -103,7 +105,7 @@ def test_a_reading_never_clears_an_alert_held_by_a_newer_one(
 def test_an_alert_opens_only_on_an_out_of_range_reading(values: list[float]) -> None:
     points = pts(*values)
     for i, point in enumerate(points):
-        decision = evaluate.threshold(HR, points, i, None)
+        decision = threshold.decide(HR, points, i, None)
         if isinstance(decision, Open):
             assert HR.level(point.value) in ("warning", "critical")
             assert decision.onset_at <= point.at <= decision.latest_at
@@ -112,12 +114,13 @@ def test_an_alert_opens_only_on_an_out_of_range_reading(values: list[float]) -> 
 def test_rate_tolerance_and_missing_baseline() -> None:
     p = RateParams(delta=2.3, window_seconds=7 * 86400)
     point = Point(T0, 82.3, "D", True)
-    decision = evaluate.rate(p, point, Baseline(80.0, T0 - timedelta(days=6)), None)
+    decision = rate_of_change.decide(p, point, Baseline(80.0, T0 - timedelta(days=6)), None)
     assert isinstance(decision, Open)  # 82.3 - 80.0 = 2.2999999999999972
-    assert evaluate.rate(p, point, None, None) is None
-    assert evaluate.rate(p, point, None, AlertState("warning", T0 - timedelta(days=1))) == Clear(T0, 82.3)
+    assert rate_of_change.decide(p, point, None, None) is None
+    held = AlertState("warning", T0 - timedelta(days=1))
+    assert rate_of_change.decide(p, point, None, held) == Clear(T0, 82.3)
     falling = RateParams(delta=5, window_seconds=3600, direction="fall")
-    assert isinstance(evaluate.rate(falling, Point(T0, 85, "D", True), Baseline(91, T0), None), Open)
+    assert isinstance(rate_of_change.decide(falling, Point(T0, 85, "D", True), Baseline(91, T0), None), Open)
 
 
 def test_flags() -> None:
@@ -153,7 +156,8 @@ def test_merge_applies_overrides_and_skips_one_that_no_longer_fits() -> None:
     base = RuleRow(1, "threshold:x", "threshold", "x", None, None, True, {"low": 10, "high": 20})
     clinic = RuleRow(2, "threshold:x", "threshold", "x", "c", None, None, {"high": 30})
     rule = merge([base, clinic])
-    assert (rule.threshold.low, rule.threshold.high, rule.source, rule.enabled) == (10, 30, "clinic", True)
+    p = threshold_params(rule)
+    assert (p.low, p.high, rule.source, rule.enabled) == (10, 30, "clinic", True)
     broken = RuleRow(3, "threshold:x", "threshold", "x", "c", None, False, {"low": 40})  # low above high
     rule = merge([base, clinic, broken])
-    assert (rule.threshold.low, rule.source, rule.enabled) == (10, "clinic", True)
+    assert (threshold_params(rule).low, rule.source, rule.enabled) == (10, "clinic", True)

@@ -1,13 +1,15 @@
-"""The registry of rule kinds: complete and consistent, known to the database (kinds and default
-rules, written by code without touching existing rows), listed by the API, and open to a new kind
-by one module: a kind defined here, in a registry of this test's own, is evaluated by the engine
-and accepted by the API."""
+"""The registry of rule kinds: found by itself (every module of the kinds package is one kind),
+complete and consistent, known to the database (kinds and default rules, written by code without
+touching existing rows), listed by the API, and open to a new kind by one module: a kind defined
+here, in a registry of this test's own, is evaluated by the engine and accepted by the API."""
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Collection, Iterator, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Annotated, Any
 
 import psycopg
@@ -15,10 +17,11 @@ import pytest
 from psycopg.rows import dict_row
 from pydantic import Field
 
+from ingest.alerts import kinds as kinds_package
 from ingest.alerts.component import alerts_component
 from ingest.alerts.evaluate import Open
 from ingest.alerts.history import Group, GroupKey
-from ingest.alerts.kinds import KINDS, REGISTRY, KindRegistry
+from ingest.alerts.kinds import KINDS, MACHINERY, REGISTRY, KindRegistry, discover
 from ingest.alerts.kinds.base import DefaultRule, ReadingsRun, RuleKind, opened
 from ingest.alerts.kinds.sync import sync_kinds
 from ingest.alerts.rules import Rule, RuleParams, Severity
@@ -54,6 +57,73 @@ def test_every_kind_is_complete() -> None:
 
 def _fields(template: str) -> list[str]:
     return [part[: part.index("}") + 1] for part in ("{" + p for p in template.split("{")[1:])]
+
+
+def test_every_module_of_the_package_is_one_kind() -> None:
+    """Adding a kind is adding a module: the registry finds every module of the package (but the
+    machinery) and takes its KIND, in the order the kinds set."""
+    folder = Path(kinds_package.__file__ or "").parent
+    modules = sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__" and p.stem not in MACHINERY)
+    kind_of = {type(k).__module__: k for k in KINDS}
+    assert sorted(kind_of) == [f"ingest.alerts.kinds.{m}" for m in modules], (
+        f"modules without a kind: {sorted(set(modules) - {m.rpartition('.')[2] for m in kind_of})}"
+    )
+    for module, kind in kind_of.items():
+        assert sys.modules[module].KIND is kind, module
+    assert MACHINERY <= {p.stem for p in folder.glob("*.py")}
+    assert REGISTRY.names == ("threshold", "rate_of_change", "missing_data", "device_status", "low_battery")
+    orders = [k.order for k in REGISTRY]
+    assert orders == sorted(set(orders)), "the kinds' orders are not unique"
+
+
+KIND_MODULE = """
+from ingest.alerts.kinds.device_status import DeviceStatusKind
+
+
+class Kind(DeviceStatusKind):
+    name = "{name}"
+    order = {order}
+
+
+KIND = Kind()
+"""
+
+
+@pytest.fixture
+def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
+    """An empty package of this test's own, importable (and forgotten afterwards)."""
+    name = f"rule_kinds_{uuid.uuid4().hex[:10]}"
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "__init__.py").write_text("", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name, tmp_path / name
+    for module in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        del sys.modules[module]
+
+
+def test_discovery_takes_each_kind_in_its_order(package: tuple[str, Path]) -> None:
+    name, folder = package
+    (folder / "late.py").write_text(KIND_MODULE.format(name="late", order=2), encoding="utf-8")
+    (folder / "early.py").write_text(KIND_MODULE.format(name="early", order=1), encoding="utf-8")
+    (folder / "base.py").write_text("X = 1\n", encoding="utf-8")  # machinery: no kind
+    assert [k.name for k in discover(name, [str(folder)])] == ["early", "late"]
+
+
+def test_discovery_refuses_a_module_without_a_kind(package: tuple[str, Path]) -> None:
+    name, folder = package
+    (folder / "ceiling.py").write_text(KIND_MODULE.format(name="ceiling", order=1), encoding="utf-8")
+    (folder / "helpers.py").write_text("LIMIT = 3\n", encoding="utf-8")
+    refused = rf"^{name}\.helpers is in the rule kinds package but defines no KIND"
+    with pytest.raises(ImportError, match=refused):
+        discover(name, [str(folder)])
+
+
+def test_discovery_refuses_two_kinds_of_one_order(package: tuple[str, Path]) -> None:
+    name, folder = package
+    (folder / "one.py").write_text(KIND_MODULE.format(name="one", order=7), encoding="utf-8")
+    (folder / "two.py").write_text(KIND_MODULE.format(name="two", order=7), encoding="utf-8")
+    with pytest.raises(ImportError, match=rf"{name}\.two and {name}\.one: two rule kinds of order 7"):
+        discover(name, [str(folder)])
 
 
 def test_names_are_unique() -> None:
