@@ -93,13 +93,7 @@ def set_override(
     kind = kinds[base.kind]  # raises InvalidRule for a kind this code does not know
     kinds.parse(base.kind, merged)  # raises InvalidRule
     conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"rule:{clinic_id}:{patient_id}:{key}",))
-    if patient_id is None:
-        conn.execute(
-            "DELETE FROM alert_rules WHERE clinic_id = %s AND patient_id IS NULL AND key = %s",
-            (clinic_id, key),
-        )
-    else:
-        conn.execute("DELETE FROM alert_rules WHERE patient_id = %s AND key = %s", (patient_id, key))
+    _delete_row(conn, key, clinic_id, patient_id)
     conn.execute(
         "INSERT INTO alert_rules (key, kind, metric, clinic_id, patient_id, enabled, params,"
         " updated_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
@@ -108,6 +102,17 @@ def set_override(
     if patient_id is not None:
         kind.after_patient_override(conn, patient_id, base)
     return effective_rule(conn, key, clinic_id=clinic_id, patient_id=patient_id, kinds=kinds)
+
+
+def _delete_row(conn: psycopg.Connection[Any], key: str, clinic_id: str, patient_id: UUID | None) -> None:
+    """Delete the patient's override of rule ``key`` (or, without a patient, the clinic's)."""
+    if patient_id is None:
+        conn.execute(
+            "DELETE FROM alert_rules WHERE clinic_id = %s AND patient_id IS NULL AND key = %s",
+            (clinic_id, key),
+        )
+    else:
+        conn.execute("DELETE FROM alert_rules WHERE patient_id = %s AND key = %s", (patient_id, key))
 
 
 def delete_override(
@@ -119,13 +124,7 @@ def delete_override(
     kinds: KindRegistry = REGISTRY,
 ) -> Rule:
     effective_rule(conn, key, clinic_id=clinic_id, patient_id=patient_id, kinds=kinds)  # UnknownRule if none
-    if patient_id is None:
-        conn.execute(
-            "DELETE FROM alert_rules WHERE clinic_id = %s AND patient_id IS NULL AND key = %s",
-            (clinic_id, key),
-        )
-    else:
-        conn.execute("DELETE FROM alert_rules WHERE patient_id = %s AND key = %s", (patient_id, key))
+    _delete_row(conn, key, clinic_id, patient_id)
     return effective_rule(conn, key, clinic_id=clinic_id, patient_id=patient_id, kinds=kinds)
 
 
