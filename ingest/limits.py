@@ -13,6 +13,9 @@ bound is enforced in one place:
 - one request head (``RPM_MAX_HEADER_BYTES``): ``ingest.security.limits.HeaderLimit``, 431;
 - one dead letter (fixed): ``ingest.store.deadletters.DeadLetter.build`` keeps at most
   ``MAX_RAW_BYTES`` raw bytes and ``MAX_REASON_CHARS`` of reason;
+- dead letters of one source and device (else topic) per window (``RPM_DEAD_LETTER_LIMIT`` per
+  ``RPM_DEAD_LETTER_WINDOW_S``): ``ingest.store.deadletters.insert_dead_letters``, called once per
+  transaction by ``Services.ingest``; beyond the limit they are counted into one summary row;
 - one MQTT packet: the broker's ``max_packet_size`` (``deploy/mosquitto/mosquitto.conf``), no more
   than ``MAX_RAW_BYTES``, so the dead letter of an MQTT message keeps it whole.
 """
@@ -24,12 +27,14 @@ from datetime import timedelta
 
 from devices.message import Rules
 from ingest.settings import Settings
+from ingest.store.deadletters import DeadLetterLimit
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
     message: Rules  # one message: payload bytes, readings, how far in the future a reading may be
     body_bytes: int  # one HTTP request body
+    dead_letters: DeadLetterLimit = DeadLetterLimit()  # full dead letters per key and window
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -40,4 +45,7 @@ class Limits:
                 future_tolerance=timedelta(seconds=settings.future_tolerance_s),
             ),
             body_bytes=settings.max_body_bytes,
+            dead_letters=DeadLetterLimit(
+                per_window=settings.dead_letter_limit, window_s=settings.dead_letter_window_s
+            ),
         )

@@ -30,6 +30,23 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.dead_letters_suppressed = Counter(
+            "rpm_dead_letters_suppressed",
+            "Dead letters over their key's limit per window, counted into a summary row instead"
+            " of kept in full (also counted in rpm_readings_rejected / rpm_messages_dead_lettered)",
+            ["source"],
+            registry=r,
+        )
+        self.dead_letter_rows = Gauge(
+            "rpm_dead_letter_rows", "Rows in the dead-letter table (set by the retention job)",
+            registry=r,
+        )
+        self.dead_letters_deleted = Counter(
+            "rpm_dead_letters_deleted",
+            "Dead-letter rows deleted by the retention job (reason: retention, cap)",
+            ["reason"],
+            registry=r,
+        )
         self.batch_seconds = Histogram(
             "rpm_ingest_batch_seconds",
             "Time to store one batch, transaction included",

@@ -109,8 +109,13 @@ class Pipeline:
         envelopes: Sequence[Envelope],
         *,
         dead_letter: bool = True,
+        collect: list[DeadLetter] | None = None,
     ) -> list[Outcome]:
-        """Store a batch of envelopes in the caller's transaction; one outcome per envelope."""
+        """Store a batch of envelopes in the caller's transaction; one outcome per envelope.
+
+        What is refused is dead-lettered here, unless ``dead_letter`` is False (nothing kept) or
+        ``collect`` is given: then the dead letters are appended to it, for the caller to write
+        (``Services.ingest`` writes all of a transaction's dead letters at once, bounded)."""
         now = self.clock()
         outcomes = [Outcome() for _ in envelopes]
         letters: list[DeadLetter] = []
@@ -165,7 +170,9 @@ class Pipeline:
                 letters.append(env.dead_letter(reason, raw=_raw_of(rejection), index=index))
         for outcome in outcomes:
             outcome.rejected.sort(key=lambda r: r.index)
-        if dead_letter:
+        if collect is not None:
+            collect.extend(letters)
+        elif dead_letter:
             insert_dead_letters(conn, letters, received_at=now)
         if new:
             for hook in self.hooks:

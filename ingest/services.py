@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,8 +16,9 @@ from ingest.limits import Limits
 from ingest.metrics import Metrics
 from ingest.pipeline import Envelope, Outcome, Pipeline
 from ingest.settings import Settings
-from ingest.store.deadletters import DeadLetter, insert_dead_letters
+from ingest.store.deadletters import DeadLetter, DeadLetterWrite, insert_dead_letters
 
+logger = logging.getLogger(__name__)
 ReadinessCheck = Callable[[], tuple[bool, str]]
 BeforeCommit = Callable[[psycopg.Connection[Any], list[Outcome]], None]
 
@@ -61,20 +63,47 @@ class Services:
         ``envelopes`` go through the pipeline (what it refuses is dead-lettered, unless
         ``dead_letter`` is False: a replay records its result on the dead letter instead);
         ``refused`` are dead letters of messages refused before parsing (an unusable topic, a
-        body that is not JSON); ``before_commit`` writes what must commit with the batch (the
+        body that is not JSON). All of the transaction's dead letters are written at once, after
+        the readings and their hooks, bounded by ``limits.dead_letters`` (beyond it a key's
+        letters are counted into its summary row; none: no dead-letter work at all);
+        ``before_commit`` writes what must commit with the batch (the
         request's audit row); ``connect_timeout_s`` bounds the wait for a pooled connection
         (None: the pool's own). Raises when the transaction did not commit: nothing counted then.
         """
         started = time.perf_counter()
         with self.pool.connection(timeout=connect_timeout_s) as conn, conn.transaction():
+            letters: list[DeadLetter] = []
             outcomes = (
-                self.pipeline.process(conn, envelopes, dead_letter=dead_letter) if envelopes else []
+                self.pipeline.process(
+                    conn, envelopes, dead_letter=dead_letter, collect=letters if dead_letter else None
+                )
+                if envelopes
+                else []
             )
-            insert_dead_letters(conn, refused, received_at=self.pipeline.clock())
+            letters.extend(refused)
+            written = insert_dead_letters(
+                conn, letters, received_at=self.pipeline.clock(), limit=self.limits.dead_letters
+            )
             if before_commit is not None:
                 before_commit(conn, outcomes)
         if envelopes:
             self.metrics.observe(source, outcomes, time.perf_counter() - started)
         if refused:
             self.metrics.messages_dead_lettered.labels(source).inc(len(refused))
+        if written.suppressed or written.floods:
+            self._report_suppressed(written)
         return outcomes
+
+    def _report_suppressed(self, written: DeadLetterWrite) -> None:
+        """After commit: count the letters summarised, and warn once per key and window (the
+        key is a device id or a topic, never a patient's)."""
+        for source, count in written.suppressed.items():
+            self.metrics.dead_letters_suppressed.labels(source).inc(count)
+        for flood in written.floods:
+            logger.warning(
+                "dead letters from %s key %r are over the limit of %d per %d s (window from %s):"
+                " further ones in this window are counted into one summary row"
+                " (GET /v1/dead-letters/summary)",
+                flood.source, flood.key, flood.per_window, flood.window_s,
+                flood.window_start.isoformat(),
+            )

@@ -131,6 +131,20 @@ class Settings(BaseSettings):
         default=None, ge=1, le=36500, description="delete raw readings older than this; none = keep"
     )
     retention_interval_s: int = Field(default=3600, ge=1, le=7 * 86400)
+    # dead letters (see docs/security.md): bounded per device/topic and window, capped, expiring
+    dead_letter_limit: int = Field(
+        default=100, ge=0, le=1_000_000,
+        description="dead letters kept in full per source and device (else topic) per window;"
+        " the rest are counted into one summary row; 0 = no limit",
+    )
+    dead_letter_window_s: int = Field(default=60, ge=1, le=86_400)
+    dead_letter_max_rows: int = Field(
+        default=100_000, ge=0, le=1_000_000_000,
+        description="the oldest dead letters beyond this many rows are deleted; 0 = no cap",
+    )
+    dead_letter_retention_days: int = Field(
+        default=30, ge=0, le=36500, description="delete dead letters older than this; 0 = keep"
+    )
     mqtt_password_file: Path | None = Field(default=None, description="Mosquitto password_file")
     mqtt_acl_file: Path | None = Field(default=None, description="Mosquitto acl_file")
 

@@ -128,10 +128,46 @@ class DeadLetterPublic(BaseModel):
     raw_size: int
     replayed_at: datetime | None
     replay_result: str | None
+    summary: bool = Field(
+        default=False,
+        description="a summary row: letters of this source and device (else topic) over the limit"
+        " in one window, counted, not kept; reason and raw are the first one's, as a sample",
+    )
+    suppressed_count: int = Field(default=0, description="letters counted into this summary")
+    last_seen: datetime | None = Field(
+        default=None, description="summary: when its last letter came (received_at: the first)"
+    )
+    window_start: datetime | None = Field(default=None, description="summary: its window")
 
 
 class DeadLettersPage(BaseModel):
     dead_letters: list[DeadLetterPublic]
+
+
+class DeadLetterFlood(BaseModel):
+    """One source and device (else topic) that went over the dead-letter limit in one window."""
+
+    id: int = Field(description="the summary row (GET /v1/dead-letters?summaries=true)")
+    source: str
+    device_id: str | None
+    topic: str | None
+    window_start: datetime
+    first_seen: datetime
+    last_seen: datetime
+    kept: int = Field(description="letters kept in full in this window (the limit)")
+    suppressed_count: int
+    reason: str = Field(description="the first suppressed letter's reason, as a sample")
+
+
+class DeadLetterSummary(BaseModel):
+    limit_per_window: int = Field(description="RPM_DEAD_LETTER_LIMIT; 0 = no limit")
+    window_s: int
+    max_rows: int = Field(description="RPM_DEAD_LETTER_MAX_ROWS; 0 = no cap")
+    retention_days: int = Field(description="RPM_DEAD_LETTER_RETENTION_DAYS; 0 = kept")
+    rows: int = Field(description="rows in the dead-letter table now")
+    since: datetime
+    floods: list[DeadLetterFlood] = Field(description="keys over the limit since `since`, busiest first")
+    warnings: list[str] = Field(description="for an administrator; empty when all is well")
 
 
 class ReplayResult(BaseModel):

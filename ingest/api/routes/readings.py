@@ -48,7 +48,9 @@ async def post_readings(
     try:
         body = decode_json(raw, max_bytes=None)
     except MalformedPayload as exc:
-        letter = DeadLetter.build(SOURCE, str(exc), raw)
+        # a device token vouches for its device: its refused bodies are limited per device
+        device = principal.device_id if principal.role == "device" else None
+        letter = DeadLetter.build(SOURCE, str(exc), raw, device_id=device)
         await run_in_threadpool(services.ingest, SOURCE, [], refused=[letter])
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
     try:

@@ -127,6 +127,7 @@ CASES: dict[tuple[str, str], Cases] = {
     ),
     # --- administration
     ("GET", "/v1/dead-letters"): _one(lambda a, v: Probe("GET", "/v1/dead-letters")),
+    ("GET", "/v1/dead-letters/summary"): _one(lambda a, v: Probe("GET", "/v1/dead-letters/summary")),
     ("POST", "/v1/dead-letters/{letter_id}/replay"): _one(
         lambda a, v: Probe("POST", "/v1/dead-letters/1/replay")
     ),
