@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, LiteralString
 from uuid import UUID
 
 import psycopg
@@ -83,6 +83,34 @@ def rule_row(r: dict[str, Any]) -> RuleRow:
     )
 
 
+def read_rule_rows(
+    conn: psycopg.Connection[Any], where: LiteralString = "", params: Any = None
+) -> list[RuleRow]:
+    """The rule rows ``where`` selects (every row without it)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(f"SELECT {RULE_COLUMNS} FROM alert_rules {where}", params)
+        return [rule_row(r) for r in cur.fetchall()]
+
+
+ByLevel = tuple[dict[str, RuleRow], dict[tuple[str, str], RuleRow], dict[tuple[UUID, str], RuleRow]]
+
+
+def by_level(rows: Iterable[RuleRow]) -> ByLevel:
+    """Rows split by level: service defaults by key, clinic rows by (clinic, key), patient rows by
+    (patient, key)."""
+    defaults: dict[str, RuleRow] = {}
+    clinic_rows: dict[tuple[str, str], RuleRow] = {}
+    patient_rows: dict[tuple[UUID, str], RuleRow] = {}
+    for row in rows:
+        if row.patient_id is not None:
+            patient_rows[(row.patient_id, row.key)] = row
+        elif row.clinic_id is not None:
+            clinic_rows[(row.clinic_id, row.key)] = row
+        else:
+            defaults[row.key] = row
+    return defaults, clinic_rows, patient_rows
+
+
 def load_rule_book(
     conn: psycopg.Connection[Any],
     patient_ids: Iterable[UUID],
@@ -96,21 +124,18 @@ def load_rule_book(
         cur.execute("SELECT id, clinic_id FROM patients WHERE id = ANY(%s)", (pids,))
         clinic_of: dict[UUID, str] = {r[0]: r[1] for r in cur.fetchall()}
     clinics = sorted(set(clinic_of.values()) | set(clinic_ids))
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            f"SELECT {RULE_COLUMNS} FROM alert_rules"
-            " WHERE (clinic_id IS NULL AND patient_id IS NULL)"
-            " OR (patient_id IS NULL AND clinic_id = ANY(%(c)s))"
-            " OR patient_id = ANY(%(p)s)",
-            {"c": clinics, "p": pids},
-        )
-        rows = [rule_row(r) for r in cur.fetchall()]
-    book = RuleBook(clinic_of=clinic_of, defaults={}, clinic_rows={}, patient_rows={}, models=models)
-    for row in rows:
-        if row.patient_id is not None:
-            book.patient_rows[(row.patient_id, row.key)] = row
-        elif row.clinic_id is not None:
-            book.clinic_rows[(row.clinic_id, row.key)] = row
-        else:
-            book.defaults[row.key] = row
-    return book
+    rows = read_rule_rows(
+        conn,
+        "WHERE (clinic_id IS NULL AND patient_id IS NULL)"
+        " OR (patient_id IS NULL AND clinic_id = ANY(%(c)s))"
+        " OR patient_id = ANY(%(p)s)",
+        {"c": clinics, "p": pids},
+    )
+    defaults, clinic_rows, patient_rows = by_level(rows)
+    return RuleBook(
+        clinic_of=clinic_of,
+        defaults=defaults,
+        clinic_rows=clinic_rows,
+        patient_rows=patient_rows,
+        models=models,
+    )

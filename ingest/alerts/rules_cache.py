@@ -14,9 +14,8 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import dict_row
 
-from ingest.alerts.rulebook import RULE_COLUMNS, RuleBook, rule_row
+from ingest.alerts.rulebook import RuleBook, by_level, read_rule_rows
 from ingest.alerts.rules import ParamModels, Rule, RuleRow
 
 logger = logging.getLogger(__name__)
@@ -72,19 +71,15 @@ class RuleCache:
             return snap
 
     def _load(self, conn: psycopg.Connection[Any], version: int) -> RuleSnapshot:
-        with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(f"SELECT {RULE_COLUMNS} FROM alert_rules")
-            rows = [rule_row(r) for r in cur.fetchall()]
+        rows = read_rule_rows(conn)
+        defaults, clinic_rows, patient_rows = by_level(rows)
         snap = RuleSnapshot(
-            version=version, defaults={}, clinic_rows={}, patient_rows={}, models=self.models
+            version=version,
+            defaults=defaults,
+            clinic_rows=clinic_rows,
+            patient_rows=patient_rows,
+            models=self.models,
         )
-        for row in rows:
-            if row.patient_id is not None:
-                snap.patient_rows[(row.patient_id, row.key)] = row
-            elif row.clinic_id is not None:
-                snap.clinic_rows[(row.clinic_id, row.key)] = row
-            else:
-                snap.defaults[row.key] = row
         self.loads += 1
         logger.debug("loaded %d alert rule rows (version %d)", len(rows), version)
         return snap

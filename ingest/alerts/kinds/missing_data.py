@@ -19,7 +19,7 @@ from pydantic import Field
 from ingest.alerts import evaluate, store
 from ingest.alerts.history import Group, GroupKey
 from ingest.alerts.kinds.base import CURRENT_ASSIGNMENTS, DefaultRule, ReadingsRun, RuleKind, TickRun
-from ingest.alerts.rulebook import RULE_COLUMNS, load_rule_book, rule_row
+from ingest.alerts.rulebook import load_rule_book, read_rule_rows
 from ingest.alerts.rules import MAX_DAYS, RuleParams, RuleRow, Severity
 from ingest.alerts.store import AlertKey, NewAlert
 
@@ -156,9 +156,7 @@ class MissingDataKind(RuleKind):
     def _cutoffs(self, conn: psycopg.Connection[Any], now: datetime) -> dict[str, datetime]:
         """Per metric, a reference time before which a patient may be overdue (a lower bound: the
         shortest cadence and grace any rule row sets; each candidate is then checked exactly)."""
-        with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(f"SELECT {RULE_COLUMNS} FROM alert_rules WHERE kind = %s", (self.name,))
-            rows = [rule_row(r) for r in cur.fetchall()]
+        rows = read_rule_rows(conn, "WHERE kind = %s", (self.name,))
         metric_of = {r.key: r.metric for r in rows if r.source == "default" and r.metric is not None}
         enabled: set[str] = set()
         every: dict[str, int] = {}
