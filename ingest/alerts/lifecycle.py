@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 
 from ingest.alerts.events import PendingEvent, write_events
 from ingest.alerts.public import ALERT_COLUMNS
-from ingest.alerts.store import lock_key
+from ingest.alerts.store import lock_key, one_row
 from ingest.errors import AlertNotFound, InvalidTransition
 
 
@@ -34,9 +34,7 @@ def _locked(conn: psycopg.Connection[Any], alert_id: UUID, actor: Actor) -> dict
     found = conn.execute("SELECT patient_id FROM alerts WHERE id = %s", (alert_id,)).fetchone()
     if found is not None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(found[0]),))
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = %s FOR UPDATE", (alert_id,))
-        row = cur.fetchone()
+    row = one_row(conn, f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = %s FOR UPDATE", (alert_id,))
     if row is None or (actor.clinic_id is not None and row["clinic_id"] != actor.clinic_id):
         raise AlertNotFound(f"alert {alert_id} not found")
     return row
@@ -82,21 +80,18 @@ def _record(
     assignments: LiteralString,
 ) -> dict[str, Any]:
     """Apply one human step (``assignments`` take actor name, token id and note) and log its event."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            f"UPDATE alerts SET {assignments}, updated_at = now() WHERE id = %s RETURNING {ALERT_COLUMNS}",
-            (actor.name, actor.token_id, note, alert_id),
-        )
-        updated = cur.fetchone()
+    updated = one_row(
+        conn,
+        f"UPDATE alerts SET {assignments}, updated_at = now() WHERE id = %s RETURNING {ALERT_COLUMNS}",
+        (actor.name, actor.token_id, note, alert_id),
+    )
     assert updated is not None
     write_events(conn, [PendingEvent(event, updated, actor=actor.name, note=note)], origin=origin)
     return updated
 
 
 def get_alert(conn: psycopg.Connection[Any], alert_id: UUID) -> dict[str, Any]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = %s", (alert_id,))
-        row = cur.fetchone()
+    row = one_row(conn, f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = %s", (alert_id,))
     if row is None:
         raise AlertNotFound(f"alert {alert_id} not found")
     return row

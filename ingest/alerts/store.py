@@ -9,7 +9,7 @@ import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, LiteralString
 from uuid import UUID
 
 import psycopg
@@ -24,6 +24,13 @@ logger = logging.getLogger(__name__)
 PATIENT_LOCK_SALT: Final = 0x2B7E151628AED2A6  # keeps patient locks apart from other advisory locks
 
 AlertKey = tuple[UUID, str, str]  # (patient, rule key, subject)
+
+
+def one_row(conn: psycopg.Connection[Any], query: LiteralString, params: Any) -> dict[str, Any] | None:
+    """The first row the statement returns, as a dict (None when it returns none)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, params)
+        return cur.fetchone()
 
 
 # --------------------------------------------------------------------------- batch locks
@@ -152,13 +159,12 @@ def active_alerts(
 
 
 def active_alert(conn: psycopg.Connection[Any], key: AlertKey) -> dict[str, Any] | None:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE patient_id = %s AND rule_key = %s"
-            " AND subject = %s AND status <> 'resolved'",
-            key,
-        )
-        return cur.fetchone()
+    return one_row(
+        conn,
+        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE patient_id = %s AND rule_key = %s"
+        " AND subject = %s AND status <> 'resolved'",
+        key,
+    )
 
 
 def episode_reported(conn: psycopg.Connection[Any], key: AlertKey, at: datetime) -> bool:
@@ -191,54 +197,52 @@ class NewAlert:
 
 def insert_alert(conn: psycopg.Connection[Any], a: NewAlert) -> dict[str, Any] | None:
     """Open an alert; None when one is already active for the condition (another transaction)."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            "INSERT INTO alerts (clinic_id, patient_id, rule_key, rule_id, kind, metric, subject,"
-            " device_id, severity, value, unit, last_value, message, details, onset_at, latest_at,"
-            " late, critical_since)"
-            " VALUES ((SELECT clinic_id FROM patients WHERE id = %(patient)s), %(patient)s, %(key)s,"
-            " %(rule_id)s, %(kind)s, %(metric)s,"
-            " %(subject)s, %(device)s, %(severity)s, %(value)s, %(unit)s, %(last)s, %(message)s,"
-            " %(details)s, %(onset)s, %(latest)s, %(late)s,"
-            " CASE WHEN %(severity)s = 'critical' THEN now() END)"
-            " ON CONFLICT (patient_id, rule_key, subject) WHERE status <> 'resolved' DO NOTHING"
-            f" RETURNING {ALERT_COLUMNS}",
-            {
-                "patient": a.patient_id,
-                "key": a.rule.key,
-                "rule_id": a.rule.id,
-                "kind": a.rule.kind,
-                "metric": a.rule.metric,
-                "subject": a.subject,
-                "device": a.device_id,
-                "severity": a.severity,
-                "value": a.value,
-                "unit": a.unit,
-                "last": a.last_value if a.last_value is not None else a.value,
-                "message": a.message[:500],
-                "details": Jsonb(a.details),
-                "onset": a.onset_at,
-                "latest": a.latest_at,
-                "late": a.late,
-            },
-        )
-        return cur.fetchone()
+    return one_row(
+        conn,
+        "INSERT INTO alerts (clinic_id, patient_id, rule_key, rule_id, kind, metric, subject,"
+        " device_id, severity, value, unit, last_value, message, details, onset_at, latest_at,"
+        " late, critical_since)"
+        " VALUES ((SELECT clinic_id FROM patients WHERE id = %(patient)s), %(patient)s, %(key)s,"
+        " %(rule_id)s, %(kind)s, %(metric)s,"
+        " %(subject)s, %(device)s, %(severity)s, %(value)s, %(unit)s, %(last)s, %(message)s,"
+        " %(details)s, %(onset)s, %(latest)s, %(late)s,"
+        " CASE WHEN %(severity)s = 'critical' THEN now() END)"
+        " ON CONFLICT (patient_id, rule_key, subject) WHERE status <> 'resolved' DO NOTHING"
+        f" RETURNING {ALERT_COLUMNS}",
+        {
+            "patient": a.patient_id,
+            "key": a.rule.key,
+            "rule_id": a.rule.id,
+            "kind": a.rule.kind,
+            "metric": a.rule.metric,
+            "subject": a.subject,
+            "device": a.device_id,
+            "severity": a.severity,
+            "value": a.value,
+            "unit": a.unit,
+            "last": a.last_value if a.last_value is not None else a.value,
+            "message": a.message[:500],
+            "details": Jsonb(a.details),
+            "onset": a.onset_at,
+            "latest": a.latest_at,
+            "late": a.late,
+        },
+    )
 
 
 def raise_severity(
     conn: psycopg.Connection[Any], alert_id: UUID, severity: str, message: str
 ) -> dict[str, Any] | None:
     """Escalate an active alert's severity; None when it is resolved or already as severe."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            "UPDATE alerts SET severity = %(s)s, message = %(m)s, updated_at = now(),"
-            " critical_since = CASE WHEN %(s)s = 'critical' THEN now() ELSE critical_since END"
-            " WHERE id = %(id)s AND status <> 'resolved' AND severity <> %(s)s"
-            " AND (severity = 'warning' AND %(s)s = 'critical')"
-            f" RETURNING {ALERT_COLUMNS}",
-            {"id": alert_id, "s": severity, "m": message[:500]},
-        )
-        return cur.fetchone()
+    return one_row(
+        conn,
+        "UPDATE alerts SET severity = %(s)s, message = %(m)s, updated_at = now(),"
+        " critical_since = CASE WHEN %(s)s = 'critical' THEN now() ELSE critical_since END"
+        " WHERE id = %(id)s AND status <> 'resolved' AND severity <> %(s)s"
+        " AND (severity = 'warning' AND %(s)s = 'critical')"
+        f" RETURNING {ALERT_COLUMNS}",
+        {"id": alert_id, "s": severity, "m": message[:500]},
+    )
 
 
 def auto_resolve(
@@ -250,16 +254,15 @@ def auto_resolve(
     last_value: float | None = None,
 ) -> dict[str, Any] | None:
     """Resolve because the condition cleared; None when it was resolved meanwhile."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            "UPDATE alerts SET status = 'resolved', resolved_at = now(), resolved_by = 'system',"
-            " resolution = 'auto', resolve_note = %(note)s, cleared_at = %(cleared)s,"
-            " last_value = coalesce(%(value)s, last_value), updated_at = now()"
-            " WHERE id = %(id)s AND status <> 'resolved'"
-            f" RETURNING {ALERT_COLUMNS}",
-            {"id": alert_id, "note": note[:2000], "cleared": cleared_at, "value": last_value},
-        )
-        return cur.fetchone()
+    return one_row(
+        conn,
+        "UPDATE alerts SET status = 'resolved', resolved_at = now(), resolved_by = 'system',"
+        " resolution = 'auto', resolve_note = %(note)s, cleared_at = %(cleared)s,"
+        " last_value = coalesce(%(value)s, last_value), updated_at = now()"
+        " WHERE id = %(id)s AND status <> 'resolved'"
+        f" RETURNING {ALERT_COLUMNS}",
+        {"id": alert_id, "note": note[:2000], "cleared": cleared_at, "value": last_value},
+    )
 
 
 def touch_alerts(conn: psycopg.Connection[Any], touches: dict[UUID, tuple[datetime, float | None]]) -> None:
