@@ -1,24 +1,43 @@
 """Service configuration, built once in ``main()`` or the app lifespan and injected.
 
 Every variable is ``RPM_<NAME>`` (also read from a ``.env`` file); see ``docs/contract/cli-and-api.md``.
+Any of them may also be a file named after the variable (``rpm_database_password``, case does not
+matter) in ``RPM_SECRETS_DIR`` (default ``/run/secrets``, where docker compose mounts its
+``secrets:``); a variable in the environment or ``.env`` wins over the file.
+
+Outside ``RPM_ENVIRONMENT=development`` a placeholder secret (``change-me...``, ``password``, empty;
+see ``ingest/placeholders.py``) in any secret setting is refused, naming the variable.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import warnings
 from pathlib import Path
 from typing import Annotated, Final, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 from devices.errors import BrokerConfigError
 from devices.message import FUTURE_TOLERANCE, MAX_PAYLOAD_BYTES
 from devices.models import MAX_READINGS_PER_MESSAGE
 from devices.mqtt.address import parse_broker_url
 from ingest.errors import ConfigurationError
+from ingest.placeholders import placeholder_reason, url_password
 
 _ORIGIN_RE: Final = re.compile(r"^(https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\*)$")
+#: Where docker compose (and Kubernetes, by convention) mounts secrets; RPM_SECRETS_DIR overrides.
+SECRETS_DIR_VARIABLE: Final = "RPM_SECRETS_DIR"
+DEFAULT_SECRETS_DIR: Final = Path("/run/secrets")
 
 
 class Settings(BaseSettings):
@@ -26,9 +45,34 @@ class Settings(BaseSettings):
         env_prefix="RPM_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then ``.env``, then the files of RPM_SECRETS_DIR."""
+        if isinstance(file_secret_settings, SecretsSettingsSource) and file_secret_settings.secrets_dir:
+            return init_settings, env_settings, dotenv_settings, file_secret_settings  # _secrets_dir=
+        directory = secrets_dir()
+        if directory is None:
+            return init_settings, env_settings, dotenv_settings
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            SecretsSettingsSource(settings_cls, secrets_dir=directory),
+        )
+
     # --- storage
     database_url: str | None = Field(
         default=None, description="postgresql://... ; none starts an embedded PostgreSQL"
+    )
+    database_password: SecretStr | None = Field(
+        default=None, description="replaces the password of RPM_DATABASE_URL (keeps it out of the URL)"
     )
     db_pool_min: int = Field(default=1, ge=1, le=100)
     db_pool_max: int = Field(default=10, ge=1, le=200)
@@ -213,9 +257,72 @@ class Settings(BaseSettings):
             raise ValueError("production needs RPM_DATABASE_URL and RPM_MQTT_URL (no embedded servers)")
         return self
 
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> Settings:
+        """Refuse example secrets outside development (there: a warning)."""
+        problems = [
+            f"{variable} is a placeholder, not a secret ({reason})"
+            for variable, value in self.secret_values()
+            if (reason := placeholder_reason(value)) is not None
+        ]
+        if not problems:
+            return self
+        message = "; ".join(problems)
+        if self.environment == "development":
+            warnings.warn(f"{message} (accepted because RPM_ENVIRONMENT=development)", stacklevel=2)
+            return self
+        raise ValueError(
+            f"{message}: set a real secret (e.g. `openssl rand -base64 32`); placeholders are"
+            " accepted only with RPM_ENVIRONMENT=development"
+        )
+
+    @model_validator(mode="after")
+    def _database_password(self) -> Settings:
+        """RPM_DATABASE_PASSWORD goes into the URL every database client is given."""
+        if self.database_password is None:
+            return self
+        if self.database_url is None:
+            raise ValueError("RPM_DATABASE_PASSWORD needs RPM_DATABASE_URL (the embedded database has none)")
+        self.database_url = with_password(self.database_url, self.database_password.get_secret_value())
+        return self
+
+    def secret_values(self) -> list[tuple[str, str]]:
+        """(variable, value) of every secret that is set, for the placeholder check."""
+        found: list[tuple[str, str]] = []
+        if self.database_url is not None and (password := url_password(self.database_url)) is not None:
+            found.append(("RPM_DATABASE_URL (its password)", password))
+        if self.mqtt_url is not None and (password := url_password(self.mqtt_url)) is not None:
+            found.append(("RPM_MQTT_URL (its password)", password))
+        secrets = {
+            "RPM_DATABASE_PASSWORD": self.database_password,
+            "RPM_MQTT_PASSWORD": self.mqtt_password,
+            "RPM_FHIR_TOKEN": self.fhir_token,
+        }
+        found.extend((name, value.get_secret_value()) for name, value in secrets.items() if value is not None)
+        return found
+
     @property
     def readings_topic(self) -> str:
         return f"{self.mqtt_topic_prefix}/+/readings"
+
+
+def secrets_dir() -> Path | None:
+    """The directory of secret files: RPM_SECRETS_DIR (which must exist), else /run/secrets if present."""
+    configured = os.environ.get(SECRETS_DIR_VARIABLE, "").strip()
+    if configured:
+        directory = Path(configured)
+        if not directory.is_dir():
+            raise ConfigurationError(f"{SECRETS_DIR_VARIABLE}={configured} is not a directory")
+        return directory
+    return DEFAULT_SECRETS_DIR if DEFAULT_SECRETS_DIR.is_dir() else None
+
+
+def with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` (percent-encoded) in place of the password in its user part."""
+    parts = urlsplit(url)
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]  # as written (already percent-encoded)
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -226,7 +333,9 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = "; ".join(
-            f"RPM_{'_'.join(str(p) for p in e['loc']).upper() or 'SETTINGS'}: {e['msg']}"
+            f"RPM_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            if e["loc"]
+            else e["msg"].removeprefix("Value error, ")  # a rule across settings names its variables
             for e in exc.errors(include_url=False)
         )
         raise ConfigurationError(f"invalid configuration: {problems}") from None

@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 import click
 
 from ingest.errors import IngestError
+from ingest.placeholders import placeholder_reason
 from ingest.security import mosquitto
 from ingest.settings import load_settings
 
@@ -51,6 +52,14 @@ def _password(from_stdin: bool) -> str:
     password = sys.stdin.readline().rstrip("\r\n")
     if len(password) < 12:
         raise click.UsageError("a password from standard input needs at least 12 characters")
+    return _not_placeholder(password, "the password from standard input")
+
+
+def _not_placeholder(password: str, where: str) -> str:
+    """The broker's password file never holds an example password, whatever RPM_ENVIRONMENT says."""
+    reason = placeholder_reason(password)
+    if reason is not None:
+        raise click.UsageError(f"{where} is a placeholder, not a secret ({reason}); set a real one")
     return password
 
 
@@ -124,21 +133,27 @@ def provision_service(
 ) -> None:
     """Give the ingest service's own MQTT user read access to every device's readings topic.
 
-    Without options the user and password come from RPM_MQTT_URL, so the broker and the
-    service are configured from the same secret.
+    Without options the user and password are the service's own (RPM_MQTT_USERNAME and
+    RPM_MQTT_PASSWORD, which may be a file in RPM_SECRETS_DIR, else those of RPM_MQTT_URL), so
+    the broker and the service are configured from the same secret. A placeholder password
+    (change-me...) is refused.
     """
     files, prefix = _files(password_file, acl_file)
     settings = load_settings()
     url = urlsplit(settings.mqtt_url or "")
-    user = username or (unquote(url.username) if url.username else None)
+    user = username or settings.mqtt_username or (unquote(url.username) if url.username else None)
     if user is None:
-        raise click.UsageError("no username: pass --username or put one in RPM_MQTT_URL")
+        raise click.UsageError("no username: pass --username or set RPM_MQTT_USERNAME or RPM_MQTT_URL")
     if password_stdin:
         password = _password(True)
+    elif settings.mqtt_password is not None:
+        password = _not_placeholder(settings.mqtt_password.get_secret_value(), "RPM_MQTT_PASSWORD")
     elif url.password:
-        password = unquote(url.password)
+        password = _not_placeholder(unquote(url.password), "the password of RPM_MQTT_URL")
     else:
-        raise click.UsageError("no password: pass --password-stdin or put one in RPM_MQTT_URL")
+        raise click.UsageError(
+            "no password: pass --password-stdin or set RPM_MQTT_PASSWORD (or put one in RPM_MQTT_URL)"
+        )
     mosquitto.set_user(files, mosquitto.check_username(user), password, mosquitto.service_acl(prefix))
     click.echo(f"provisioned service user {user}")
     click.echo(_RELOAD_HINT, err=True)
