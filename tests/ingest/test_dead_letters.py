@@ -1,4 +1,5 @@
-"""The one dead-letter builder: what every source keeps of refused input (no database needed)."""
+"""The one dead-letter builder: what every source keeps of refused input, and how the dead-letter
+limit keys, windows and splits letters (no database needed)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.pipeline import Envelope
-from ingest.store.deadletters import MAX_RAW_BYTES, MAX_REASON_CHARS, DeadLetter
+from ingest.store.deadletters import (
+    MAX_RAW_BYTES,
+    MAX_REASON_CHARS,
+    DeadLetter,
+    limit_key,
+    split,
+    window_start,
+)
 
 
 def test_small_input_is_kept_as_it_is() -> None:
@@ -53,3 +61,29 @@ def test_the_broker_never_delivers_a_message_its_dead_letter_would_cut() -> None
     found = re.search(r"^max_packet_size\s+(\d+)\s*$", conf.read_text(), re.MULTILINE)
     assert found is not None
     assert int(found.group(1)) <= MAX_RAW_BYTES
+
+
+def test_a_letter_is_limited_by_its_device_else_its_topic_else_its_source() -> None:
+    assert limit_key(DeadLetter.build("mqtt", "r", b"", topic="rpm/D/readings", device_id="D")) == "D"
+    assert limit_key(DeadLetter.build("mqtt", "r", b"", topic="rpm/bad id/readings")) == "rpm/bad id/readings"
+    assert limit_key(DeadLetter.build("http", "r", b"")) == ""
+
+
+def test_windows_start_at_multiples_of_their_length_from_the_epoch() -> None:
+    at = datetime(2026, 12, 5, 6, 7, 59, 999_999, tzinfo=UTC)
+    assert window_start(at, 60) == datetime(2026, 12, 5, 6, 7, tzinfo=UTC)
+    assert window_start(at, 3600) == datetime(2026, 12, 5, 6, 0, tzinfo=UTC)
+    edge = datetime(2026, 12, 5, 6, 8, tzinfo=UTC)
+    assert window_start(edge, 60) == edge
+
+
+def test_the_letters_that_bring_a_key_past_its_limit_are_not_kept_in_full() -> None:
+    groups = [("mqtt", "A", 4), ("mqtt", "B", 3), ("mqtt", "C", 2), ("http", "", 5)]
+    totals = {("mqtt", "A"): 4, ("mqtt", "B"): 9, ("mqtt", "C"): 12, ("http", ""): 5}
+    assert split(groups, totals, 5) == {
+        ("mqtt", "A"): 4,  # 0 before: all four fit
+        ("mqtt", "B"): 0,  # 6 before: already over
+        ("mqtt", "C"): 0,  # 10 before
+        ("http", ""): 5,  # exactly the limit
+    }
+    assert split([("mqtt", "A", 4)], {("mqtt", "A"): 7}, 5) == {("mqtt", "A"): 2}  # 3 before: 2 fit

@@ -1,4 +1,5 @@
-"""Retention of raw readings: a batched delete on plain PostgreSQL, a policy on TimescaleDB."""
+"""Retention of raw readings: a batched delete on plain PostgreSQL, a policy on TimescaleDB; and
+the dead-letter retention and cap."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pytest
 
 from ingest.db import timescale
 from ingest.db.migrate import migrate
-from ingest.security.retention import RetentionJob, retention_component
+from ingest.security.retention import DeadLetterPrune, RetentionJob, retention_component
 from ingest.settings import Settings
+from ingest.store.deadletters import DeadLetter, DeadLetterLimit, insert_dead_letters
 from tests.ingest.security.tenants import NOW, iso
 from tests.ingest.test_timescale import timescale_url  # noqa: F401 - the TimescaleDB server fixture
 from tests.support.service import RunningService, running_service
@@ -103,3 +105,66 @@ def test_timescaledb_gets_a_retention_policy(timescale_url: str) -> None:  # noq
         assert policies() == ["90 days"]
         timescale.set_retention(conn, None)
         assert policies() == []
+
+
+def test_dead_letters_past_their_retention_then_beyond_the_cap_are_deleted(settings: Settings) -> None:
+    update = {"dead_letter_retention_days": 30, "dead_letter_max_rows": 4, "dead_letter_window_s": 60}
+    with running_service(settings.model_copy(update=update), factories=[]) as svc:
+        job = RetentionJob(svc.services)  # not started: each pass is run here, at a fixed time
+        job.batch = 1  # several batches, each its own transaction
+
+        def letter(device: str) -> DeadLetter:
+            return DeadLetter.build("mqtt", "not registered", b"x", device_id=device)
+
+        flooding = DeadLetterLimit(per_window=1, window_s=60)
+        with svc.services.transaction() as conn:
+            for age in (40, 31, 29, 3, 2, 1):
+                insert_dead_letters(conn, [letter(f"D{age}")], received_at=NOW - timedelta(days=age))
+            # a flood 35 days ago (one full row, one summary) and one still counting
+            insert_dead_letters(conn, [letter("OLD")] * 3, received_at=NOW - timedelta(days=35),
+                                limit=flooding)
+            insert_dead_letters(conn, [letter("NOW")] * 3, received_at=NOW, limit=flooding)
+
+        def left() -> list[tuple[str, int]]:
+            with svc.services.transaction() as conn:
+                rows = conn.execute(
+                    "SELECT device_id, suppressed_count FROM dead_letters ORDER BY id"
+                ).fetchall()
+            return [(r[0], r[1]) for r in rows]
+
+        # retention: 40, 31 and the old flood (its summary by its last letter); then the cap of 4
+        # rows: the two oldest left (29, 3); the past window's count is forgotten
+        assert job.prune_dead_letters(NOW) == DeadLetterPrune(expired=4, over_cap=2, windows=1, rows=4)
+        assert left() == [("D2", 0), ("D1", 0), ("NOW", 0), ("NOW", 2)]
+        metrics = svc.services.metrics.registry
+        assert metrics.get_sample_value("rpm_dead_letter_rows") == 4
+        assert metrics.get_sample_value("rpm_dead_letters_deleted_total", {"reason": "retention"}) == 4
+        assert metrics.get_sample_value("rpm_dead_letters_deleted_total", {"reason": "cap"}) == 2
+        assert job.prune_dead_letters(NOW) == DeadLetterPrune(expired=0, over_cap=0, windows=0, rows=4)
+
+        # the summary of a window still counting is never deleted by the cap, even the oldest row
+        with svc.services.transaction() as conn:
+            insert_dead_letters(conn, [letter("NEWEST")], received_at=NOW)
+        job.dead_letter_max_rows = 1
+        assert job.prune_dead_letters(NOW) == DeadLetterPrune(expired=0, over_cap=4, windows=0, rows=1)
+        assert left() == [("NOW", 2)]
+        # once its window has passed, it is an ordinary old row
+        later = NOW + timedelta(minutes=5)
+        with svc.services.transaction() as conn:
+            insert_dead_letters(conn, [letter("LATER")], received_at=later)
+        assert job.prune_dead_letters(later) == DeadLetterPrune(expired=0, over_cap=1, windows=1, rows=1)
+        assert left() == [("LATER", 0)]
+
+
+def test_dead_letter_bounds_can_be_turned_off_and_are_validated(settings: Settings) -> None:
+    update = {"dead_letter_retention_days": 0, "dead_letter_max_rows": 0}
+    with running_service(settings.model_copy(update=update), factories=[]) as svc:
+        job = RetentionJob(svc.services)
+        with svc.services.transaction() as conn:
+            insert_dead_letters(conn, [DeadLetter.build("http", "bad", b"")] * 3,
+                                received_at=NOW - timedelta(days=3650))
+        assert job.prune_dead_letters(NOW) == DeadLetterPrune(expired=0, over_cap=0, windows=0, rows=3)
+    for name, bad in (("dead_letter_limit", -1), ("dead_letter_window_s", 0),
+                      ("dead_letter_max_rows", -1), ("dead_letter_retention_days", 100_000)):
+        with pytest.raises(ValueError):
+            Settings(_env_file=None, **{name: bad})  # type: ignore[arg-type, call-arg]
