@@ -7,12 +7,14 @@ import math
 from typing import Any
 
 import psycopg
-from fastapi import FastAPI, Request, status
+from fastapi import Depends, FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 
+from ingest.api.deps import require_json_body
+from ingest.api.docs import install_docs
 from ingest.api.routes import audit, clinics, deadletters, devices, health, patients, readings
 from ingest.errors import Conflict, NotFound
 from ingest.security import install_security
@@ -37,8 +39,12 @@ def create_app(services: Services, *, extra_routers: tuple[Any, ...] = ()) -> Fa
         title="RPM ingest",
         version="0.1.0",
         description="Remote patient monitoring: readings in, alerts out, FHIR R4 export.",
+        docs_url=None,  # served by install_docs, without a CDN
+        redoc_url=None,
+        dependencies=[Depends(require_json_body)],  # every body is JSON; anything else is a 415
     )
     app.state.services = services
+    install_docs(app)
     for module in (health, clinics, patients, devices, readings, deadletters, audit):
         app.include_router(module.router)
     for router in extra_routers:

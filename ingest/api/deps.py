@@ -1,9 +1,11 @@
-"""FastAPI dependencies: the injected services, the calling principal, role checks, and the
-visibility checks routes of every feature share (another clinic's data answers 404)."""
+"""FastAPI dependencies: the injected services, the calling principal, role checks, the JSON body
+check every route shares, and the visibility checks routes of every feature share (another
+clinic's data answers 404)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import email.message
+from typing import Annotated, Any, Final
 from uuid import UUID
 
 from fastapi import Depends, HTTPException, Request, status
@@ -14,6 +16,51 @@ from ingest.store import roster
 from ingest.store.tokens import Principal, Role, resolve_token
 
 _bearer = HTTPBearer(auto_error=False, description="API token: rpm-ingest token create")
+
+
+#: What a client sending a body in another format is told to do instead.
+JSON_BODY_HINT: Final = "send the body as JSON with Content-Type: application/json"
+
+
+def is_json_media_type(content_type: str) -> bool:
+    """``application/json`` or ``application/*+json``, with or without parameters (``charset``)."""
+    message = email.message.Message()
+    message["content-type"] = content_type
+    if message.get_content_maintype() != "application":
+        return False
+    subtype = message.get_content_subtype()
+    return subtype == "json" or subtype.endswith("+json")
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    if length is not None:
+        return length.strip() not in ("", "0")
+    return "transfer-encoding" in request.headers
+
+
+def require_json_body(request: Request) -> None:
+    """Every request body of this API is JSON: refuse any other with 415 and say what to send.
+
+    Applied to the whole application (``create_app``). A request without a body passes. A body
+    without a Content-Type passes where the route reads it as JSON itself (``POST /v1/readings``);
+    FastAPI would not read it for a route with a body model, so there it is refused too.
+    """
+    if not _has_body(request):
+        return
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        route = request.scope.get("route")
+        if getattr(route, "body_field", None) is None:
+            return
+        got = "no Content-Type"
+    elif is_json_media_type(content_type):
+        return
+    else:
+        got = f"Content-Type {content_type[:100]!r}"
+    raise HTTPException(
+        status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"this endpoint takes JSON ({got} given): {JSON_BODY_HINT}"
+    )
 
 
 def get_services(request: Request) -> Services:

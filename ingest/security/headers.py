@@ -15,8 +15,6 @@ CONTENT_SECURITY_POLICY: Final = (
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'; form-action 'self'"
 )
-#: The interactive API documentation pulls Swagger UI / ReDoc from their CDN; no patient data there.
-DOCS_PATHS: Final = ("/docs", "/redoc")
 
 BASE_HEADERS: Final[tuple[tuple[bytes, bytes], ...]] = (
     (b"x-content-type-options", b"nosniff"),
@@ -30,6 +28,9 @@ BASE_HEADERS: Final[tuple[tuple[bytes, bytes], ...]] = (
 
 class SecurityHeaders:
     """Add the security headers a response does not already set.
+
+    Pages with a policy of their own (the dashboard, the API documentation) keep it; every other
+    response gets ``CONTENT_SECURITY_POLICY``.
 
     A response without its own ``Cache-Control`` gets ``no-store``: API answers carry patient data
     that must not linger in browser or proxy caches.
@@ -46,8 +47,6 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope.get("path", "")
-        docs = path.startswith(DOCS_PATHS)
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -56,7 +55,7 @@ class SecurityHeaders:
                 for name, value in self.headers:
                     if name not in present:
                         headers.append((name, value))
-                if not docs and b"content-security-policy" not in present:
+                if b"content-security-policy" not in present:
                     headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
                 if b"cache-control" not in present:
                     headers.append((b"cache-control", b"no-store"))
