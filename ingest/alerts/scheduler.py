@@ -9,7 +9,6 @@ an argument (the database clock by default) so it can be driven deterministicall
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,6 +23,7 @@ from ingest.alerts.kinds import REGISTRY, KindRegistry
 from ingest.alerts.kinds.base import TickRun
 from ingest.alerts.public import ALERT_COLUMNS
 from ingest.alerts.writer import AlertWriter
+from ingest.background import BackgroundThread
 
 logger = logging.getLogger(__name__)
 
@@ -65,24 +65,18 @@ class Scheduler:
         self.interval_s = interval_s
         self.escalate_after = timedelta(seconds=escalate_after_s)
         self.escalation_max_level = escalation_max_level
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._background = BackgroundThread("alert-scheduler", self._loop)
 
     # ----------------------------------------------------------------- running
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="alert-scheduler", daemon=True)
-        self._thread.start()
+        self._background.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
+        self._background.stop()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
+        while not self._background.stopping.wait(self.interval_s):
             try:
                 self.tick()
             except psycopg.Error as exc:

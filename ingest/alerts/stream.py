@@ -20,6 +20,7 @@ from typing import Any, Final
 import psycopg
 
 from ingest.alerts.events import NOTIFY_CHANNEL, events_after, last_event_id
+from ingest.background import BackgroundThread
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +76,7 @@ class Broadcaster:
         self._listeners = list(listeners)
         self._subs: set[Subscription] = set()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._background = BackgroundThread("alert-events", self._run)
         self.last_id = 0
         self.ready = threading.Event()
 
@@ -118,21 +118,16 @@ class Broadcaster:
     # ----------------------------------------------------------------- thread
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="alert-events", daemon=True)
-        self._thread.start()
+        self._background.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
+        self._background.stop()
         self._dispatch(None)  # end every open stream
 
     def _run(self) -> None:
         backoff = 0.5
         first = True
-        while not self._stop.is_set():
+        while not self._background.stopping.is_set():
             try:
                 with psycopg.connect(self.conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
@@ -143,19 +138,19 @@ class Broadcaster:
                     backoff = 0.5
                     self._listen(conn)
             except psycopg.Error as exc:
-                if self._stop.is_set():
+                if self._background.stopping.is_set():
                     break
                 logger.warning(
                     "alert event listener lost the database (%s); retrying in %.1fs",
                     type(exc).__name__,
                     backoff,
                 )
-                self._stop.wait(backoff)
+                self._background.stopping.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
 
     def _listen(self, conn: psycopg.Connection[Any]) -> None:
         next_poll = 0.0
-        while not self._stop.is_set():
+        while not self._background.stopping.is_set():
             notified = False
             for _ in conn.notifies(timeout=0.25, stop_after=1):
                 notified = True

@@ -1,0 +1,35 @@
+"""A named daemon thread running one loop until it is asked to stop: the start and stop that the
+service's background loops (alert scheduler, alert event broadcaster, ...) share."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
+
+
+class BackgroundThread:
+    """Runs ``loop`` on a daemon thread; the loop returns once ``stopping`` is set."""
+
+    def __init__(self, name: str, loop: Callable[[], None], *, join_timeout_s: float = 30) -> None:
+        self.name = name
+        self.stopping = threading.Event()
+        self._loop = loop
+        self._join_timeout_s = join_timeout_s
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.stopping.clear()
+        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Set ``stopping`` and wait for the loop to return (at most ``join_timeout_s``)."""
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self._join_timeout_s)
+            if self._thread.is_alive():
+                logger.warning("%s did not stop within %.0f s", self.name, self._join_timeout_s)
+            self._thread = None
