@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Final, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -155,6 +156,11 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(default=8, ge=1, le=100)
     webhook_backoff_base_s: float = Field(default=2.0, gt=0, le=3600)
     webhook_backoff_max_s: float = Field(default=600.0, gt=0, le=86400)
+    webhook_allow_networks: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = Field(
+        default=(),
+        description="comma-separated networks (CIDR) webhooks may reach although internal"
+        " (loopback, private, link-local...); empty = only public addresses",
+    )
 
     # --- operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -207,6 +213,26 @@ class Settings(BaseSettings):
                 if not isinstance(origin, str) or not _ORIGIN_RE.match(origin):
                     raise ValueError(f"not an origin (scheme://host[:port]): {origin!r}")
         return v
+
+    @field_validator("webhook_allow_networks", mode="before")
+    @classmethod
+    def _networks(cls, v: object) -> object:
+        items = v.split(",") if isinstance(v, str) else v
+        if not isinstance(items, list | tuple):
+            return v
+        out: list[object] = []
+        for item in items:
+            if isinstance(item, str):
+                if not item.strip():
+                    continue
+                try:
+                    item = ip_network(item.strip())
+                except ValueError:
+                    raise ValueError(
+                        f"not a network (CIDR such as 10.20.0.0/16, or an address): {item!r}"
+                    ) from None
+            out.append(item)
+        return tuple(out)
 
     @field_validator("log_level", mode="before")
     @classmethod

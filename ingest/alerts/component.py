@@ -58,6 +58,7 @@ def alerts_component(services: Services, *, kinds: KindRegistry = REGISTRY) -> C
         timeout_s=s.webhook_timeout_s,
         max_attempts=s.webhook_max_attempts,
         backoff=Backoff(s.webhook_backoff_base_s, s.webhook_backoff_max_s),
+        allow_networks=s.webhook_allow_networks,
         on_result=lambda outcome: services.metrics.webhook_deliveries.labels(outcome).inc(),
     )
     conninfo = services.pool.conninfo

@@ -9,13 +9,14 @@ clinic default. Webhook management is for admins; staff of the clinic may read t
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from ingest.alerts import config, webhooks
-from ingest.alerts.context import AlertsDep
+from ingest.alerts.context import AlertsContext, AlertsDep
 from ingest.alerts.kinds.threshold import ThresholdParams, threshold_params
 from ingest.alerts.rules import Rule
 from ingest.alerts.schemas import (
@@ -32,6 +33,8 @@ from ingest.alerts.schemas import (
     WebhookIn,
     WebhookPublic,
 )
+from ingest.alerts.webhook_client import check_new_destination
+from ingest.alerts.webhook_policy import DestinationRefused
 from ingest.api.deps import AdminDep, ServicesDep, StaffDep, ensure_clinic_visible, visible_patient
 from ingest.errors import InvalidRule
 from ingest.services import Services
@@ -84,6 +87,44 @@ def _patient_and_rule_key(
     if metric not in services.pipeline.catalogue:
         raise HTTPException(404, f"unknown metric {metric[:64]!r}")
     return visible_patient(services, principal, patient_id), f"threshold:{metric}"
+
+
+def _set_override(
+    services: Services,
+    ctx: AlertsContext,
+    key: str,
+    clinic_id: str,
+    patient_id: UUID | None,
+    enabled: bool | None,
+    params: Mapping[str, Any],
+    principal: Principal,
+) -> Rule:
+    """Write the clinic's (or, with a patient, the patient's) override of rule ``key``; a 422 with
+    the reason when the merged parameters are invalid."""
+    with services.transaction() as conn:
+        try:
+            return config.set_override(
+                conn,
+                key,
+                clinic_id=clinic_id,
+                patient_id=patient_id,
+                enabled=enabled,
+                params=params,
+                updated_by=principal.name,
+                kinds=ctx.engine.kinds,
+            )
+        except InvalidRule as exc:
+            raise HTTPException(422, str(exc)) from None
+
+
+def _delete_override(
+    services: Services, ctx: AlertsContext, key: str, clinic_id: str, patient_id: UUID | None
+) -> Rule:
+    """Drop the clinic's (or the patient's) override of rule ``key``: the rule in force after."""
+    with services.transaction() as conn:
+        return config.delete_override(
+            conn, key, clinic_id=clinic_id, patient_id=patient_id, kinds=ctx.engine.kinds
+        )
 
 
 # --------------------------------------------------------------------------- rule kinds
@@ -160,20 +201,8 @@ def put_threshold(
 ) -> ThresholdPublic:
     patient, key = _patient_and_rule_key(services, principal, patient_id, metric)
     fields = {k: getattr(body, k) for k in body.model_fields_set if k != "enabled"}
-    with services.transaction() as conn:
-        try:
-            rule = config.set_override(
-                conn,
-                key,
-                clinic_id=patient["clinic_id"],
-                patient_id=patient_id,
-                enabled=body.enabled,
-                params=fields,
-                updated_by=principal.name,
-                kinds=ctx.engine.kinds,
-            )
-        except InvalidRule as exc:
-            raise HTTPException(422, str(exc)) from None
+    clinic_id = patient["clinic_id"]
+    rule = _set_override(services, ctx, key, clinic_id, patient_id, body.enabled, fields, principal)
     assert isinstance(rule.params, ThresholdParams)
     return _threshold_public(services, rule)
 
@@ -184,11 +213,7 @@ def delete_threshold(
 ) -> ThresholdPublic:
     """Drop the patient's override: the clinic default applies again."""
     patient, key = _patient_and_rule_key(services, principal, patient_id, metric)
-    with services.transaction() as conn:
-        rule = config.delete_override(
-            conn, key, clinic_id=patient["clinic_id"], patient_id=patient_id, kinds=ctx.engine.kinds
-        )
-    return _threshold_public(services, rule)
+    return _threshold_public(services, _delete_override(services, ctx, key, patient["clinic_id"], patient_id))
 
 
 # --------------------------------------------------------------------------- rules (any kind)
@@ -215,20 +240,8 @@ def put_patient_rule(
     patient_id: UUID, key: RuleKey, body: RuleIn, services: ServicesDep, ctx: AlertsDep, principal: StaffDep
 ) -> RulePublic:
     patient = visible_patient(services, principal, patient_id)
-    with services.transaction() as conn:
-        try:
-            rule = config.set_override(
-                conn,
-                key,
-                clinic_id=patient["clinic_id"],
-                patient_id=patient_id,
-                enabled=body.enabled,
-                params=body.params,
-                updated_by=principal.name,
-                kinds=ctx.engine.kinds,
-            )
-        except InvalidRule as exc:
-            raise HTTPException(422, str(exc)) from None
+    clinic_id = patient["clinic_id"]
+    rule = _set_override(services, ctx, key, clinic_id, patient_id, body.enabled, body.params, principal)
     return _rule_public(rule)
 
 
@@ -237,11 +250,7 @@ def delete_patient_rule(
     patient_id: UUID, key: RuleKey, services: ServicesDep, ctx: AlertsDep, principal: StaffDep
 ) -> RulePublic:
     patient = visible_patient(services, principal, patient_id)
-    with services.transaction() as conn:
-        rule = config.delete_override(
-            conn, key, clinic_id=patient["clinic_id"], patient_id=patient_id, kinds=ctx.engine.kinds
-        )
-    return _rule_public(rule)
+    return _rule_public(_delete_override(services, ctx, key, patient["clinic_id"], patient_id))
 
 
 def _clinic(services: Services, clinic_id: str) -> None:
@@ -271,20 +280,7 @@ def put_clinic_rule(
 ) -> RulePublic:
     """Change a rule for every patient of the clinic (patients' own overrides still win)."""
     _clinic(services, clinic_id)
-    with services.transaction() as conn:
-        try:
-            rule = config.set_override(
-                conn,
-                key,
-                clinic_id=clinic_id,
-                patient_id=None,
-                enabled=body.enabled,
-                params=body.params,
-                updated_by=principal.name,
-                kinds=ctx.engine.kinds,
-            )
-        except InvalidRule as exc:
-            raise HTTPException(422, str(exc)) from None
+    rule = _set_override(services, ctx, key, clinic_id, None, body.enabled, body.params, principal)
     return _rule_public(rule)
 
 
@@ -293,9 +289,7 @@ def delete_clinic_rule(
     clinic_id: ClinicPath, key: RuleKey, services: ServicesDep, ctx: AlertsDep, _: AdminDep
 ) -> RulePublic:
     _clinic(services, clinic_id)
-    with services.transaction() as conn:
-        rule = config.delete_override(conn, key, clinic_id=clinic_id, patient_id=None, kinds=ctx.engine.kinds)
-    return _rule_public(rule)
+    return _rule_public(_delete_override(services, ctx, key, clinic_id, None))
 
 
 # --------------------------------------------------------------------------- webhooks
@@ -320,6 +314,10 @@ def create_webhook(
         raise HTTPException(422, "url is longer than 2000 characters")
     if services.settings.environment == "production" and not url.startswith("https://"):
         raise HTTPException(422, "webhooks must use https in production")
+    try:
+        check_new_destination(url, services.settings.webhook_allow_networks)
+    except DestinationRefused as exc:
+        raise HTTPException(422, f"webhook destination refused: {exc.reason}") from None
     with services.transaction() as conn:
         row = webhooks.create_webhook(
             conn,

@@ -6,6 +6,12 @@ processes share the work and a delivery whose worker died is retried when the le
 Delivery is at least once: receivers de-duplicate on ``X-RPM-Delivery`` (or the event id).
 
 Signature: ``X-RPM-Signature: sha256=<hex HMAC-SHA256(secret, "<X-RPM-Timestamp>." + body)>``.
+
+Destinations are judged at every attempt (:mod:`ingest.alerts.webhook_policy`, enforced where the
+connection is opened: :mod:`ingest.alerts.webhook_client`). A refused destination fails the
+delivery at once, with the reason in the delivery log: retrying cannot change the verdict, only
+the operator's allow-list can. Redirects are not followed (a 3xx is a failed attempt, retried like
+any answer but 2xx) and at most 64 KiB of an answer is read.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -29,6 +35,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from ingest.alerts.webhook_client import drain_capped, webhook_client
+from ingest.alerts.webhook_policy import DestinationRefused, IPNetwork, url_refusal
 from ingest.errors import AlertsError
 
 logger = logging.getLogger(__name__)
@@ -172,17 +180,16 @@ class WebhookWorker:
         timeout_s: float,
         max_attempts: int,
         backoff: Backoff,
+        allow_networks: Sequence[IPNetwork] = (),
         on_result: Callable[[str], None] | None = None,
     ) -> None:
+        """``allow_networks``: internal networks deliveries may reach (``RPM_WEBHOOK_ALLOW_NETWORKS``)."""
         self.pool = pool
         self.max_attempts = max_attempts
         self.backoff = backoff
+        self.timeout_s = timeout_s
         self._on_result = on_result
-        self._client = httpx.Client(
-            timeout=timeout_s,
-            follow_redirects=False,
-            headers={"User-Agent": USER_AGENT},
-        )
+        self._client = webhook_client(timeout_s=timeout_s, allow=allow_networks, user_agent=USER_AGENT)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -283,8 +290,11 @@ class WebhookWorker:
         t0 = time.perf_counter()
         status_code: int | None = None
         error: str | None = None
+        refused = False
         if not item.enabled:
             error = "webhook disabled"
+        elif (reason := url_refusal(item.url)) is not None:
+            error, refused = f"destination refused: {reason}", True
         else:
             body = json.dumps(
                 {
@@ -306,15 +316,18 @@ class WebhookWorker:
                 "X-RPM-Delivery": str(item.id),
             }
             try:
-                response = self._client.post(item.url, content=body, headers=headers)
-                status_code = response.status_code
-                if not 200 <= status_code < 300:
+                status_code = self._post(item.url, body, headers)
+                if 300 <= status_code < 400:
+                    error = f"HTTP {status_code}: redirect not followed"
+                elif not 200 <= status_code < 300:
                     error = f"HTTP {status_code}"
+            except DestinationRefused as exc:
+                error, refused = f"destination refused: {exc.reason}"[:1000], True
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"[:1000]
         duration_ms = int((time.perf_counter() - t0) * 1000)
         delivered = error is None
-        final = delivered or not item.enabled or item.attempt >= self.max_attempts
+        final = delivered or refused or not item.enabled or item.attempt >= self.max_attempts
         outcome = "delivered" if delivered else ("failed" if final else "retry")
         delay = 0.0 if final else self.backoff.delay(item.attempt)
         with self.pool.connection() as conn, conn.transaction():
@@ -336,7 +349,17 @@ class WebhookWorker:
                     item.id,
                 ),
             )
-        if outcome != "delivered":
+        if refused:
+            logger.warning("webhook delivery %d refused by the destination policy (%s)", item.id, error)
+        elif outcome != "delivered":
             logger.info("webhook delivery %d attempt %d: %s (%s)", item.id, item.attempt, outcome, error)
         if self._on_result is not None:
             self._on_result(outcome)
+
+    def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """POST; read at most about 64 KiB of the answer within the timeout; its status code.
+        Raises :class:`DestinationRefused` or ``httpx.HTTPError``."""
+        deadline = time.monotonic() + self.timeout_s
+        with self._client.stream("POST", url, content=body, headers=headers) as response:
+            drain_capped(response, deadline=deadline)
+            return response.status_code

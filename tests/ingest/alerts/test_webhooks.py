@@ -1,52 +1,34 @@
 """Outbound webhooks: a real local HTTP receiver gets signed payloads; 500s are retried; every
-attempt is in the delivery log; management is for admins."""
+attempt is in the delivery log; redirects are not followed; a huge answer is not read; management
+is for admins. (Refused destinations: test_webhook_destinations.py.)"""
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from ipaddress import ip_network
+from typing import Any, Final
 
 import pytest
 
+from ingest.alerts.component import alerts_component
 from ingest.alerts.webhooks import verify
-from tests.support.alerts import Clinic, ago, reading
-from tests.support.service import RunningService
+from ingest.settings import Settings
+from tests.support.alerts import Clinic, ago, alert_settings, reading
+from tests.support.service import RunningService, running_service
+from tests.support.webhooks import LARGE_BODY_BYTES, Firehose, Receiver
+
+LOOPBACK: Final = (ip_network("127.0.0.1/32"),)
 
 
-class Receiver:
-    """A real HTTP server that records every POST and answers with the scripted status codes."""
-
-    def __init__(self, statuses: list[int]) -> None:
-        self.statuses = statuses
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with receiver.lock:
-                    receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                    code = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(code)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/rpm"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+@pytest.fixture
+def svc(settings: Settings) -> Iterator[RunningService]:
+    """The service of the alert tests, with the receivers' network allowed: they listen on
+    127.0.0.1, which webhooks reach only when the deployment allows it (RPM_WEBHOOK_ALLOW_NETWORKS)."""
+    allowed = alert_settings(settings).model_copy(update={"webhook_allow_networks": LOOPBACK})
+    with running_service(allowed, factories=[alerts_component]) as s:
+        yield s
 
 
 @pytest.fixture
@@ -180,6 +162,53 @@ def test_webhook_management_is_for_admins_and_checks_input(svc: RunningService, 
     assert r.status_code == 404
     unknown = "00000000-0000-0000-0000-000000000000"
     assert clinic.http.get(f"/v1/clinics/default/webhooks/{unknown}/deliveries").status_code == 404
+
+
+def _deliveries(clinic: Clinic, hook_id: str) -> list[dict[str, Any]]:
+    r = clinic.http.get(f"/v1/clinics/default/webhooks/{hook_id}/deliveries")
+    assert r.status_code == 200, r.text
+    rows: list[dict[str, Any]] = r.json()["deliveries"]
+    return rows
+
+
+def test_a_redirect_is_not_followed(
+    svc: RunningService, clinic: Clinic, receiver: Callable[[list[int]], Receiver]
+) -> None:
+    elsewhere = receiver([])
+    redirector = Receiver([302] * 50, location=elsewhere.url)
+    try:
+        r = clinic.http.post("/v1/clinics/default/webhooks", json={"url": redirector.url})
+        assert r.status_code == 201, r.text
+        hook_id = r.json()["id"]
+        clinic.patient("CUFF-1")
+        clinic.post("CUFF-1", reading("systolic_bp", 190, ago(minutes=1)))
+        [delivery] = wait_for(
+            lambda: [d for d in _deliveries(clinic, hook_id) if d["status"] == "failed"], timeout=60
+        )
+        assert delivery["attempts"] == svc.services.settings.webhook_max_attempts
+        assert delivery["last_status_code"] == 302
+        assert delivery["last_error"] == "HTTP 302: redirect not followed"
+        assert len(redirector.requests) == delivery["attempts"]
+        assert elsewhere.requests == []
+    finally:
+        redirector.close()
+
+
+def test_a_huge_answer_is_not_read_beyond_the_cap(svc: RunningService, clinic: Clinic) -> None:
+    hose = Firehose()
+    try:
+        r = clinic.http.post("/v1/clinics/default/webhooks", json={"url": hose.url})
+        assert r.status_code == 201, r.text
+        hook_id = r.json()["id"]
+        clinic.patient("CUFF-1")
+        clinic.post("CUFF-1", reading("systolic_bp", 190, ago(minutes=1)))
+        rows = wait_for(lambda: [d for d in _deliveries(clinic, hook_id) if d["status"] == "delivered"])
+        assert rows[0]["attempts"] == 1 and rows[0]["last_status_code"] == 200
+        # the worker hung up: the server's writes failed long before the 1 GiB it announced
+        assert hose.finished.wait(30) and hose.cut_off.is_set()
+        assert hose.requests == 1 and hose.sent < LARGE_BODY_BYTES // 8
+    finally:
+        hose.close()
 
 
 def _device(clinic: Clinic) -> str:
