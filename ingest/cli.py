@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from ingest.commands.ble import ble
@@ -12,6 +14,7 @@ from ingest.commands.migrate import migrate
 from ingest.commands.serve import demo, serve
 from ingest.commands.simulate import simulate
 from ingest.commands.token import token
+from ingest.errors import ConfigurationError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,4 +38,8 @@ cli.add_command(simulate)
 
 
 def main() -> None:
-    cli(prog_name="rpm-ingest")
+    try:
+        cli(prog_name="rpm-ingest")
+    except ConfigurationError as exc:  # says which variable is wrong: no traceback needed
+        click.echo(f"rpm-ingest: {exc}", err=True)
+        sys.exit(2)

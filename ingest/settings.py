@@ -16,16 +16,18 @@ import re
 import warnings
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
     SecretsSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from devices.errors import BrokerConfigError
@@ -61,12 +63,7 @@ class Settings(BaseSettings):
         directory = secrets_dir()
         if directory is None:
             return init_settings, env_settings, dotenv_settings
-        return (
-            init_settings,
-            env_settings,
-            dotenv_settings,
-            SecretsSettingsSource(settings_cls, secrets_dir=directory),
-        )
+        return init_settings, env_settings, dotenv_settings, _SecretFiles(settings_cls, secrets_dir=directory)
 
     # --- storage
     database_url: str | None = Field(
@@ -330,6 +327,28 @@ class Settings(BaseSettings):
     @property
     def readings_topic(self) -> str:
         return f"{self.mqtt_topic_prefix}/+/readings"
+
+
+class _SecretFiles(SecretsSettingsSource):
+    """pydantic-settings' secret files, with an unreadable file reported as a configuration error."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        try:
+            return super().get_field_value(field, field_name)
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigurationError(
+                f"cannot read the secret file of RPM_{field_name.upper()} in {self.secrets_dir}: {reason}"
+                " (the service's user must be able to read it; compose secrets keep the file's mode)"
+            ) from None
+
+    def __call__(self) -> dict[str, Any]:
+        try:
+            return super().__call__()
+        except SettingsError as exc:  # pydantic-settings wraps what a source raises
+            if isinstance(exc.__cause__, ConfigurationError):
+                raise exc.__cause__ from None
+            raise
 
 
 def secrets_dir() -> Path | None:

@@ -3,7 +3,10 @@ file of RPM_SECRETS_DIR (compose ``secrets:``), RPM_DATABASE_PASSWORD kept out o
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -207,3 +210,29 @@ def test_real_secrets_are_not_placeholders(value: str) -> None:
 )
 def test_url_password(url: str, password: str | None) -> None:
     assert url_password(url) == password
+
+
+def test_an_unreadable_secret_file_is_a_configuration_error(secrets_dir: Path) -> None:
+    (secrets_dir / "rpm_mqtt_password").write_bytes(b"\xff\xfe not text")
+    with pytest.raises(ConfigurationError, match="secret file of RPM_MQTT_PASSWORD in .*not UTF-8"):
+        production()
+
+
+def test_the_service_refuses_to_start_with_a_placeholder_and_says_why(tmp_path: Path) -> None:
+    """What an operator sees: one line naming the variable, no traceback, a non-zero exit."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RPM_")}
+    env.update(
+        RPM_ENVIRONMENT="production",
+        RPM_DATABASE_URL=DB,
+        RPM_MQTT_URL=MQTT,
+        RPM_DATA_DIR=str(tmp_path),
+        RPM_SECRETS_DIR=str(tmp_path),
+        RPM_DATABASE_PASSWORD="change-me-database-password",
+    )
+    rpm_ingest = Path(sys.executable).parent / "rpm-ingest"
+    result = subprocess.run(
+        [str(rpm_ingest), "serve"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+    )
+    assert result.returncode == 2
+    assert "RPM_DATABASE_PASSWORD is a placeholder" in result.stderr
+    assert "Traceback" not in result.stderr and "change-me-database-password" not in result.stderr
