@@ -67,10 +67,8 @@ def metric_rules(
         threshold = book.rule(patient_id, f"threshold:{metric}")
         if threshold is not None and not (threshold.enabled and threshold_params(threshold).active):
             threshold = None
-        rates = (book.rule(patient_id, k) for k in book.keys(kind="rate_of_change", metric=metric))
-        found = book.memo[memo] = MetricRules(
-            threshold, tuple(r for r in rates if r is not None and r.enabled)
-        )
+        rates = tuple(book.enabled_rules(patient_id, kind="rate_of_change", metric=metric))
+        found = book.memo[memo] = MetricRules(threshold, rates)
     return found
 
 

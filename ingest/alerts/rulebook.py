@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final, LiteralString
 from uuid import UUID
@@ -50,6 +50,13 @@ class RuleBook:
             layers = [base, *(r for r in (crow, prow) if r is not None)]
             found = self.cache[memo] = merge(layers, self.models)
         return found
+
+    def enabled_rules(self, patient_id: UUID, *, kind: str, metric: str | None = None) -> Iterator[Rule]:
+        """The patient's effective rules of a kind (and metric) that are enabled."""
+        for key in self.keys(kind=kind, metric=metric):
+            rule = self.rule(patient_id, key)
+            if rule is not None and rule.enabled:
+                yield rule
 
     def keys(self, *, kind: str | None = None, metric: str | None = None) -> list[str]:
         memo = ("keys", kind, metric)

@@ -76,13 +76,10 @@ class DeviceStatusKind(RuleKind):
         return DEFAULTS
 
     def on_measurement(self, run: ReadingsRun, m: Measurement) -> None:
-        for key_name in run.book.keys(kind=self.name):
-            rule = run.book.rule(m.patient_id, key_name)
-            if rule is None or not rule.enabled:
-                continue
+        for rule in run.book.enabled_rules(m.patient_id, kind=self.name):
             p = rule.params
             assert isinstance(p, StatusParams)
-            key: AlertKey = (m.patient_id, key_name, m.device_id)
+            key: AlertKey = (m.patient_id, rule.key, m.device_id)
             decision = evaluate.flags(
                 p.flags, p.severity, p.auto_resolve, m.at, m.flags, run.writer.state(key)
             )

@@ -72,12 +72,9 @@ class LowBatteryKind(RuleKind):
     # ------------------------------------------------------------------ new readings
 
     def on_measurement(self, run: ReadingsRun, m: Measurement) -> None:
-        for key_name in run.book.keys(kind=self.name):
-            rule = run.book.rule(m.patient_id, key_name)
-            if rule is None or not rule.enabled:
-                continue
-            _by_flag(run, m, rule, key_name)
-            _by_level(run, m, rule, key_name)
+        for rule in run.book.enabled_rules(m.patient_id, kind=self.name):
+            _by_flag(run, m, rule)
+            _by_level(run, m, rule)
 
     # ------------------------------------------------------------------ the tick
 
@@ -142,10 +139,10 @@ class LowBatteryKind(RuleKind):
         return {"battery_opened": opened_n, "battery_resolved": resolved}
 
 
-def _by_flag(run: ReadingsRun, m: Measurement, rule: Rule, key_name: str) -> None:
+def _by_flag(run: ReadingsRun, m: Measurement, rule: Rule) -> None:
     p = rule.params
     assert isinstance(p, BatteryParams)
-    key: AlertKey = (m.patient_id, key_name, m.device_id)
+    key: AlertKey = (m.patient_id, rule.key, m.device_id)
     row = run.writer.row(key)
     by_flag = row is None or row["details"].get("source") == "flag"
     decision = evaluate.flags(p.flags, p.severity, by_flag, m.at, m.flags, run.writer.state(key))
@@ -154,14 +151,14 @@ def _by_flag(run: ReadingsRun, m: Measurement, rule: Rule, key_name: str) -> Non
     apply_flags(run, m, rule, key, decision, "battery low:")
 
 
-def _by_level(run: ReadingsRun, m: Measurement, rule: Rule, key_name: str) -> None:
+def _by_level(run: ReadingsRun, m: Measurement, rule: Rule) -> None:
     """The battery level a reading carried (the tick also checks the stored level)."""
     level = m.battery_level
     if level is None:
         return
     p = rule.params
     assert isinstance(p, BatteryParams)
-    key: AlertKey = (m.patient_id, key_name, m.device_id)
+    key: AlertKey = (m.patient_id, rule.key, m.device_id)
     row = run.writer.row(key)
     decision: Decision = None
     if row is None:
