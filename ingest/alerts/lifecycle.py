@@ -28,15 +28,18 @@ class Actor:
     clinic_id: str | None  # None: may act on every clinic's alerts (admin)
 
 
-def _locked(conn: psycopg.Connection[Any], alert_id: UUID, actor: Actor) -> dict[str, Any]:
+def _locked_unresolved(conn: psycopg.Connection[Any], alert_id: UUID, actor: Actor) -> dict[str, Any]:
     """The alert, locked; first the patient's alert lock, so that a human step and the engine
-    deciding on a reading of the same patient never interleave."""
+    deciding on a reading of the same patient never interleave. A resolved alert takes no human
+    step: :class:`InvalidTransition` (409)."""
     found = conn.execute("SELECT patient_id FROM alerts WHERE id = %s", (alert_id,)).fetchone()
     if found is not None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(found[0]),))
     row = one_row(conn, f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = %s FOR UPDATE", (alert_id,))
     if row is None or (actor.clinic_id is not None and row["clinic_id"] != actor.clinic_id):
         raise AlertNotFound(f"alert {alert_id} not found")
+    if row["status"] == "resolved":
+        raise InvalidTransition(f"alert {alert_id} is already resolved")
     return row
 
 
@@ -44,9 +47,7 @@ def acknowledge(
     conn: psycopg.Connection[Any], alert_id: UUID, actor: Actor, note: str | None, *, origin: str
 ) -> dict[str, Any]:
     """Acknowledge an open alert. Acknowledging it again changes nothing; a resolved one is 409."""
-    row = _locked(conn, alert_id, actor)
-    if row["status"] == "resolved":
-        raise InvalidTransition(f"alert {alert_id} is already resolved")
+    row = _locked_unresolved(conn, alert_id, actor)
     if row["status"] == "acknowledged":
         return row
     return _record(
@@ -60,9 +61,7 @@ def resolve(
     conn: psycopg.Connection[Any], alert_id: UUID, actor: Actor, note: str | None, *, origin: str
 ) -> dict[str, Any]:
     """Resolve an open or acknowledged alert by hand; a resolved one is 409."""
-    row = _locked(conn, alert_id, actor)
-    if row["status"] == "resolved":
-        raise InvalidTransition(f"alert {alert_id} is already resolved")
+    _locked_unresolved(conn, alert_id, actor)
     return _record(
         conn, alert_id, actor, note, origin, "resolved",
         "status = 'resolved', resolved_at = now(), resolved_by = %s, resolved_by_token = %s,"
