@@ -160,9 +160,13 @@ def test_passwords_are_compose_secrets_never_environment_or_urls() -> None:
         "rpm_mqtt_password": "mqtt_service_password",
     }
     assert secret_targets(services["mqtt-auth"]) == {
+        "rpm_database_password": "postgres_password",  # checked before the database starts
         "rpm_mqtt_password": "mqtt_service_password",
         "mqtt_healthcheck_password": "mqtt_healthcheck_password",
     }
+    # nothing starts before the job that refuses placeholders has succeeded
+    for name in ("db", "mosquitto"):
+        assert services[name]["depends_on"]["mqtt-auth"]["condition"] == "service_completed_successfully"
     assert secret_targets(services["mosquitto"]) == {"mqtt_healthcheck_password": "mqtt_healthcheck_password"}
     for name, service in services.items():
         for variable, value in (service.get("environment") or {}).items():
@@ -422,6 +426,7 @@ def test_deployed_broker_config_authenticates_authorises_and_speaks_tls(deployed
         ("mqtt_service_password", "change-me-broker-password-of-the-service", "RPM_MQTT_PASSWORD"),
         ("mqtt_service_password", "password", "RPM_MQTT_PASSWORD"),
         ("mqtt_healthcheck_password", "change-me-broker-password-of-the-health-check", "standard input"),
+        ("postgres_password", "change-me-database-password", "RPM_DATABASE_PASSWORD"),
     ],
 )
 def test_the_broker_auth_job_refuses_placeholder_passwords(
