@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Final
+from typing import Final, TypeVar
+
+_T = TypeVar("_T")
 
 NAN_SFLOAT: Final = b"\xff\x07"
 NAN_FLOAT: Final = b"\xff\xff\x7f\x00"
@@ -74,21 +76,40 @@ def parse_current_time(data: bytes) -> datetime | None:
         return None
 
 
+def _present(encode: Callable[[_T], bytes], value: _T | None) -> bytes | None:
+    """``encode(value)``, or None for an absent field."""
+    return None if value is None else encode(value)
+
+
+def _u8(value: int) -> bytes:
+    return bytes((value,))
+
+
+def _u16(value: int) -> bytes:
+    return struct.pack("<H", value)
+
+
+def _flagged(flags: int, body: bytes, *optional: tuple[int, bytes | None]) -> bytes:
+    """Flags octet · body · each optional field that is present (not None), in order, with its
+    flag bit set: the layout the measurement encoders below share."""
+    for bit, field in optional:
+        if field is not None:
+            flags |= bit
+            body += field
+    return bytes((flags,)) + body
+
+
 def heart_rate(
     bpm: int, *, rr_intervals_s: Sequence[float] = (), energy_kj: int | None = None
 ) -> bytes:
     """Heart Rate Measurement (0x2A37), sensor contact detected."""
-    flags = 0x06
-    body = struct.pack("<H", bpm) if bpm > 0xFF else bytes((bpm,))
-    if bpm > 0xFF:
-        flags |= 0x01
-    if energy_kj is not None:
-        flags |= 0x08
-        body += struct.pack("<H", min(energy_kj, 0xFFFF))
-    if rr_intervals_s:
-        flags |= 0x10
-        body += b"".join(struct.pack("<H", round(rr * 1024)) for rr in rr_intervals_s)
-    return bytes((flags,)) + body
+    wide = bpm > 0xFF
+    return _flagged(
+        0x07 if wide else 0x06,
+        _u16(bpm) if wide else _u8(bpm),
+        (0x08, None if energy_kj is None else _u16(min(energy_kj, 0xFFFF))),
+        (0x10, b"".join(_u16(round(rr * 1024)) for rr in rr_intervals_s) if rr_intervals_s else None),
+    )
 
 
 def blood_pressure(
@@ -103,21 +124,14 @@ def blood_pressure(
     kpa: bool = False,
 ) -> bytes:
     """Blood Pressure Measurement (0x2A35); pressures in mmHg (or kPa when ``kpa``)."""
-    flags = 0x01 if kpa else 0x00
-    body = sfloat(systolic) + sfloat(diastolic) + sfloat(mean)
-    if at is not None:
-        flags |= 0x02
-        body += date_time(at)
-    if pulse is not None:
-        flags |= 0x04
-        body += sfloat(pulse)
-    if user_id is not None:
-        flags |= 0x08
-        body += bytes((user_id,))
-    if status is not None:
-        flags |= 0x10
-        body += struct.pack("<H", status)
-    return bytes((flags,)) + body
+    return _flagged(
+        0x01 if kpa else 0x00,
+        sfloat(systolic) + sfloat(diastolic) + sfloat(mean),
+        (0x02, _present(date_time, at)),
+        (0x04, _present(sfloat, pulse)),
+        (0x08, _present(_u8, user_id)),
+        (0x10, _present(_u16, status)),
+    )
 
 
 def intermediate_cuff_pressure(pressure: float) -> bytes:
@@ -139,27 +153,23 @@ def temperature(
     value: float, *, at: datetime | None, fahrenheit: bool = False, site: int | None = None
 ) -> bytes:
     """Temperature Measurement (0x2A1C)."""
-    flags = 0x01 if fahrenheit else 0x00
-    body = float32(value)
-    if at is not None:
-        flags |= 0x02
-        body += date_time(at)
-    if site is not None:
-        flags |= 0x04
-        body += bytes((site,))
-    return bytes((flags,)) + body
+    return _flagged(
+        0x01 if fahrenheit else 0x00,
+        float32(value),
+        (0x02, _present(date_time, at)),
+        (0x04, _present(_u8, site)),
+    )
 
 
 def plx_spot_check(
     spo2: float | None, pulse: float | None, *, at: datetime | None, clock_not_set: bool = False
 ) -> bytes:
     """PLX Spot-Check Measurement (0x2A5E)."""
-    flags = 0x10 if clock_not_set else 0x00
-    body = sfloat(spo2) + sfloat(pulse)
-    if at is not None:
-        flags |= 0x01
-        body += date_time(at)
-    return bytes((flags,)) + body
+    return _flagged(
+        0x10 if clock_not_set else 0x00,
+        sfloat(spo2) + sfloat(pulse),
+        (0x01, _present(date_time, at)),
+    )
 
 
 def plx_continuous(spo2: float | None, pulse: float | None) -> bytes:
@@ -171,16 +181,13 @@ def weight(
     kilograms: float, *, at: datetime | None, user_id: int | None = None, imperial: bool = False
 ) -> bytes:
     """Weight Measurement (0x2A9D): 0.005 kg (SI) or 0.01 lb (imperial) resolution."""
-    flags = 0x01 if imperial else 0x00
     raw = round(kilograms / 0.45359237 / 0.01) if imperial else round(kilograms / 0.005)
-    body = struct.pack("<H", raw)
-    if at is not None:
-        flags |= 0x02
-        body += date_time(at)
-    if user_id is not None:
-        flags |= 0x04
-        body += bytes((user_id,))
-    return bytes((flags,)) + body
+    return _flagged(
+        0x01 if imperial else 0x00,
+        _u16(raw),
+        (0x02, _present(date_time, at)),
+        (0x04, _present(_u8, user_id)),
+    )
 
 
 def glucose(
@@ -195,18 +202,13 @@ def glucose(
     context_follows: bool = False,
 ) -> bytes:
     """Glucose Measurement (0x2A18), concentration in kg/L (mg/dL = kg/L x 100 000)."""
-    flags = 0x02
-    body = struct.pack("<H", sequence) + date_time(base_time)
-    if time_offset_min is not None:
-        flags |= 0x01
-        body += struct.pack("<h", time_offset_min)
-    body += sfloat(mg_dl / 100_000) + bytes(((location << 4) | sample_type,))
-    if status is not None:
-        flags |= 0x08
-        body += struct.pack("<H", status)
-    if context_follows:
-        flags |= 0x10
-    return bytes((flags,)) + body
+    return _flagged(
+        0x10 if context_follows else 0x00,
+        _u16(sequence) + date_time(base_time),
+        (0x01, None if time_offset_min is None else struct.pack("<h", time_offset_min)),
+        (0x02, sfloat(mg_dl / 100_000) + _u8((location << 4) | sample_type)),
+        (0x08, _present(_u16, status)),
+    )
 
 
 def glucose_context(sequence: int, *, meal: int) -> bytes:
