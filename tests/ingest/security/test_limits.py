@@ -97,7 +97,7 @@ def test_security_headers(service: RunningService) -> None:
     assert len(h["x-request-id"]) == 36
     with service.client() as anonymous:
         docs = anonymous.get("/docs")
-        # the documentation has its own policy (its assets are served here, no CDN): tests/e2e/test_api_docs.py
+        # the documentation has its own policy (assets served here, no CDN): tests/e2e/test_api_docs.py
         assert docs.status_code == 200 and "script-src 'self'" in docs.headers["content-security-policy"]
         assert docs.headers["x-frame-options"] == "DENY"
 
