@@ -15,6 +15,7 @@ from ingest.alerts.kinds import REGISTRY, KindRegistry
 from ingest.alerts.kinds.sync import sync_kinds
 from ingest.alerts.scheduler import Scheduler
 from ingest.alerts.stream import Broadcaster
+from ingest.alerts.webhook_client import Resolver, resolve
 from ingest.alerts.webhooks import Backoff, WebhookWorker
 from ingest.components import Component
 from ingest.metrics import Metrics
@@ -40,9 +41,11 @@ class _Counter:
                 self.metrics.alerts_opened.labels(kind, severity).inc()
 
 
-def alerts_component(services: Services, *, kinds: KindRegistry = REGISTRY) -> Component:
+def alerts_component(
+    services: Services, *, kinds: KindRegistry = REGISTRY, resolver: Resolver = resolve
+) -> Component:
     """``kinds``: the rule kinds to run with; the database learns them (and their default rules)
-    here, before anything is evaluated."""
+    here, before anything is evaluated. ``resolver``: how webhook host names become addresses."""
     s = services.settings
     origin = uuid.uuid4().hex[:12]
     with services.transaction() as conn:
@@ -59,6 +62,7 @@ def alerts_component(services: Services, *, kinds: KindRegistry = REGISTRY) -> C
         max_attempts=s.webhook_max_attempts,
         backoff=Backoff(s.webhook_backoff_base_s, s.webhook_backoff_max_s),
         allow_networks=s.webhook_allow_networks,
+        resolver=resolver,
         on_result=lambda outcome: services.metrics.webhook_deliveries.labels(outcome).inc(),
     )
     conninfo = services.pool.conninfo

@@ -33,7 +33,6 @@ from ingest.alerts.schemas import (
     WebhookIn,
     WebhookPublic,
 )
-from ingest.alerts.webhook_client import check_new_destination
 from ingest.alerts.webhook_policy import DestinationRefused
 from ingest.api.deps import AdminDep, ServicesDep, StaffDep, ensure_clinic_visible, visible_patient
 from ingest.errors import InvalidRule
@@ -306,7 +305,11 @@ def _webhook_public(row: dict[str, Any]) -> dict[str, Any]:
     summary="Register a webhook; the answer shows its signing secret once",
 )
 def create_webhook(
-    clinic_id: ClinicPath, body: WebhookIn, services: ServicesDep, principal: AdminDep
+    clinic_id: ClinicPath,
+    body: WebhookIn,
+    services: ServicesDep,
+    principal: AdminDep,
+    alerts: AlertsDep,
 ) -> dict[str, Any]:
     _clinic(services, clinic_id)
     url = str(body.url)
@@ -315,7 +318,7 @@ def create_webhook(
     if services.settings.environment == "production" and not url.startswith("https://"):
         raise HTTPException(422, "webhooks must use https in production")
     try:
-        check_new_destination(url, services.settings.webhook_allow_networks)
+        alerts.webhooks.check_destination(url)
     except DestinationRefused as exc:
         raise HTTPException(422, f"webhook destination refused: {exc.reason}") from None
     with services.transaction() as conn:

@@ -35,7 +35,13 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from ingest.alerts.webhook_client import drain_capped, webhook_client
+from ingest.alerts.webhook_client import (
+    Resolver,
+    check_new_destination,
+    drain_capped,
+    resolve,
+    webhook_client,
+)
 from ingest.alerts.webhook_policy import DestinationRefused, IPNetwork, url_refusal
 from ingest.errors import AlertsError
 
@@ -181,18 +187,29 @@ class WebhookWorker:
         max_attempts: int,
         backoff: Backoff,
         allow_networks: Sequence[IPNetwork] = (),
+        resolver: Resolver = resolve,
         on_result: Callable[[str], None] | None = None,
     ) -> None:
-        """``allow_networks``: internal networks deliveries may reach (``RPM_WEBHOOK_ALLOW_NETWORKS``)."""
+        """``allow_networks``: internal networks deliveries may reach (``RPM_WEBHOOK_ALLOW_NETWORKS``);
+        ``resolver``: how host names become addresses, for registration and delivery alike."""
         self.pool = pool
+        self._allow = tuple(allow_networks)
+        self._resolve = resolver
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.timeout_s = timeout_s
         self._on_result = on_result
-        self._client = webhook_client(timeout_s=timeout_s, allow=allow_networks, user_agent=USER_AGENT)
+        self._client = webhook_client(
+            timeout_s=timeout_s, allow=self._allow, user_agent=USER_AGENT, resolver=resolver
+        )
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def check_destination(self, url: str) -> None:
+        """The check when a webhook is registered (:class:`DestinationRefused` if refused), with
+        the same allow-list and resolver as the deliveries."""
+        check_new_destination(url, self._allow, resolver=self._resolve)
 
     def wake(self, *_: object) -> None:
         self._wake.set()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
+
+from ingest.alerts.webhook_policy import IPAddress
 
 LARGE_BODY_BYTES: Final = 1024 * 1024 * 1024  # what the firehose promises to send (1 GiB)
 
@@ -84,3 +88,16 @@ class Firehose(_Server):
                 pass
 
         super().__init__(Handler)
+
+
+def offline_resolver(host: str, port: int) -> list[IPAddress]:
+    """A resolver that asks no name server: an address literal is itself and ``localhost`` is the
+    loopback address; any other name does not resolve. For tests whose webhook hosts are generated
+    (the API fuzzing), so that no generated name becomes a DNS query."""
+    try:
+        return [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        pass
+    if host.lower() == "localhost":
+        return [ipaddress.ip_address("127.0.0.1")]
+    raise socket.gaierror(socket.EAI_NONAME, f"{host} is not resolved in tests")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,13 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
+from ingest.alerts.component import alerts_component
+from ingest.runtime import default_components
 from ingest.settings import Settings
 from tests.ingest.security.tenants import make_tenants
 from tests.support.db import RUN_ID, create_database, drop_database
 from tests.support.service import RunningService, running_service
+from tests.support.webhooks import offline_resolver
 
 EXAMPLES = int(os.environ.get("RPM_FUZZ_EXAMPLES", "30"))
 #: Infinite by design (Server-Sent Events); its parameters are fuzzed by the alert stream's own tests.
@@ -42,7 +46,12 @@ def fuzzed(
         data_dir=Path(tmp_path_factory.mktemp("fuzz")),
     )
     try:
-        with running_service(service_settings, factories=None) as svc:
+        # Webhook hosts are generated: resolve none of them through a name server.
+        factories = [
+            partial(alerts_component, resolver=offline_resolver) if f is alerts_component else f
+            for f in default_components()
+        ]
+        with running_service(service_settings, factories=factories) as svc:
             make_tenants(svc)  # some data for the operations to find
             yield svc, svc.token("admin", name="fuzzer")
     finally:
