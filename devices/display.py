@@ -1,0 +1,67 @@
+"""How a person reads a metric: its label, short label, display unit and number of digits.
+
+Data (``data/display.csv``, next to the metric catalogue) loaded and checked once. UCUM codes stay
+in stored data, FHIR and HL7 (``mm[Hg]``, ``Cel``, ``/min``); everything a person reads (alert
+messages, webhooks, the dashboard) says ``mmHg``, ``°C``, ``bpm`` through this table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from devices.catalogue import Metric, load_catalogue
+from devices.errors import CatalogueError
+
+
+@dataclass(frozen=True, slots=True)
+class Display:
+    metric: str
+    label: str
+    short: str
+    unit: str  # the display unit, e.g. "mmHg"
+    digits: int  # decimals shown
+
+    def number(self, value: float) -> str:
+        """``value`` with the metric's decimals (``179``, ``38.2``)."""
+        return f"{value:.{self.digits}f}"
+
+    def quantity(self, value: float) -> str:
+        """``value`` with its display unit (``179 mmHg``, ``38.2 °C``, ``94 %``)."""
+        return f"{self.number(value)} {self.unit}"
+
+
+def parse_display(text: str, catalogue: Mapping[str, Metric]) -> dict[str, Display]:
+    """Parse and check the table: exactly one row per catalogue metric, sane digits."""
+    table: dict[str, Display] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        name = row["metric"]
+        if name not in catalogue:
+            raise CatalogueError(f"display table: {name!r} is not in the metric catalogue")
+        if name in table:
+            raise CatalogueError(f"display table: {name!r} appears twice")
+        digits = int(row["digits"])
+        if not 0 <= digits <= 3 or not row["label"] or not row["display_unit"]:
+            raise CatalogueError(f"display table: bad row for {name!r}")
+        table[name] = Display(name, row["label"], row["short"], row["display_unit"], digits)
+    missing = set(catalogue) - set(table)
+    if missing:
+        raise CatalogueError(f"display table: no row for {', '.join(sorted(missing))}")
+    return table
+
+
+@cache
+def load_display() -> Mapping[str, Display]:
+    """The packaged display table (cached; checked against the packaged catalogue)."""
+    text = resources.files("devices").joinpath("data/display.csv").read_text(encoding="utf-8")
+    return parse_display(text, load_catalogue())
+
+
+def display_of(metric: str) -> Display:
+    """The display entry of ``metric``; an unknown metric reads as its name, without a unit."""
+    found = load_display().get(metric)
+    return found if found is not None else Display(metric, metric.replace("_", " "), metric, "", 1)

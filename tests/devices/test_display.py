@@ -1,0 +1,65 @@
+"""The display table: what a person reads for each metric (UCUM codes stay in data)."""
+
+from __future__ import annotations
+
+import pytest
+
+from devices.catalogue import load_catalogue
+from devices.display import display_of, load_display, parse_display
+from devices.errors import CatalogueError
+
+HEADER = "metric,label,short,display_unit,digits\n"
+
+
+def test_every_catalogue_metric_has_a_display_row() -> None:
+    assert set(load_display()) == set(load_catalogue())
+
+
+def test_display_units_are_what_clinicians_read() -> None:
+    # Literal table: pins what people read, independently of the CSV it checks.
+    assert {m: d.unit for m, d in load_display().items()} == {
+        "heart_rate": "bpm",
+        "respiratory_rate": "breaths/min",
+        "spo2": "%",
+        "body_temperature": "°C",
+        "systolic_bp": "mmHg",
+        "diastolic_bp": "mmHg",
+        "mean_arterial_pressure": "mmHg",
+        "body_weight": "kg",
+        "blood_glucose": "mg/dL",
+        "steps": "steps",
+    }
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "text"),
+    [
+        ("systolic_bp", 185.0, "185 mmHg"),
+        ("body_temperature", 38.24, "38.2 °C"),
+        ("spo2", 85.0, "85 %"),
+        ("heart_rate", 121.6, "122 bpm"),
+        ("body_weight", 81.25, "81.2 kg"),
+        ("blood_glucose", 54.0, "54 mg/dL"),
+    ],
+)
+def test_quantities_read_with_display_units(metric: str, value: float, text: str) -> None:
+    assert display_of(metric).quantity(value) == text
+
+
+def test_an_unknown_metric_reads_as_its_name() -> None:
+    shown = display_of("peak_flow")
+    assert (shown.label, shown.unit, shown.number(3.14159)) == ("peak flow", "", "3.1")
+
+
+@pytest.mark.parametrize(
+    ("rows", "problem"),
+    [
+        ("nonsense,X,X,x,0\n", "not in the metric catalogue"),
+        ("heart_rate,Heart rate,HR,bpm,0\nheart_rate,Heart rate,HR,bpm,0\n", "appears twice"),
+        ("heart_rate,Heart rate,HR,bpm,9\n", "bad row"),
+        ("heart_rate,Heart rate,HR,bpm,0\n", "no row for"),
+    ],
+)
+def test_an_inconsistent_table_is_refused(rows: str, problem: str) -> None:
+    with pytest.raises(CatalogueError, match=problem):
+        parse_display(HEADER + rows, load_catalogue())
