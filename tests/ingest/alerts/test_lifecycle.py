@@ -133,7 +133,11 @@ def test_bad_filters_and_notes_are_refused(clinic: Clinic) -> None:
     assert http.post(f"/v1/alerts/{alert['id']}/acknowledge", json={"note": "x" * 2001}).status_code == 422
     assert http.post(f"/v1/alerts/{alert['id']}/acknowledge", json={"note": 5}).status_code == 422
     assert http.post(f"/v1/alerts/{alert['id']}/acknowledge", json={"nope": 1}).status_code == 422
-    assert http.post(f"/v1/alerts/{alert['id']}/acknowledge", content=b"{").status_code == 422
+    acknowledge = f"/v1/alerts/{alert['id']}/acknowledge"
+    as_json = {"content-type": "application/json"}
+    assert http.post(acknowledge, content=b"{", headers=as_json).status_code == 422
+    # A body that does not say it is JSON: 415 with what to send (not a confusing 422).
+    assert http.post(acknowledge, content=b"{").status_code == 415
     assert http.post("/v1/alerts/00000000-0000-0000-0000-000000000000/resolve").status_code == 404
     assert http.post("/v1/alerts/not-an-id/resolve").status_code == 422
     assert clinic.detail(alert["id"])["status"] == "open"
