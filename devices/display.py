@@ -1,14 +1,19 @@
 """How a person reads a metric: its label, short label, display unit and number of digits.
 
-Data (``data/display.csv``, next to the metric catalogue) loaded and checked once. UCUM codes stay
-in stored data, FHIR and HL7 (``mm[Hg]``, ``Cel``, ``/min``); everything a person reads (alert
-messages, webhooks, the dashboard) says ``mmHg``, ``°C``, ``bpm`` through this table.
+Data (``data/display.csv``, next to the metric catalogue) loaded and checked once; its rows are in
+the order people see the metrics. UCUM codes stay in stored data, FHIR and HL7 (``mm[Hg]``,
+``Cel``, ``/min``); everything a person reads (alert messages, webhooks, the dashboard, which is
+served this table) says ``mmHg``, ``°C``, ``bpm`` through it.
+
+Also here: the one rule for how long ago something was (:func:`age_text`), which the dashboard
+repeats in JavaScript against the same table of cases.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -32,7 +37,13 @@ class Display:
 
     def quantity(self, value: float) -> str:
         """``value`` with its display unit (``179 mmHg``, ``38.2 °C``, ``94 %``)."""
-        return f"{self.number(value)} {self.unit}"
+        return f"{self.number(value)} {self.unit}" if self.unit else self.number(value)
+
+    def exact(self, value: float) -> str:
+        """``value`` with the metric's decimals, or as many as it needs when those would round it
+        (alert messages state the reading that fired: ``38.0``, ``121.6``, never a rounded one)."""
+        text = self.number(value)
+        return text if float(text) == value else f"{value:g}"
 
 
 def parse_display(text: str, catalogue: Mapping[str, Metric]) -> dict[str, Display]:
@@ -65,3 +76,28 @@ def display_of(metric: str) -> Display:
     """The display entry of ``metric``; an unknown metric reads as its name, without a unit."""
     found = load_display().get(metric)
     return found if found is not None else Display(metric, metric.replace("_", " "), metric, "", 1)
+
+
+def display_unit(metric: str | None, ucum: str | None) -> str | None:
+    """What a person reads for a value of ``metric`` stored in ``ucum`` (``mm[Hg]`` -> ``mmHg``);
+    without a metric (a device's battery level in ``%``) the stored unit as it is."""
+    if metric is not None and metric in load_display():
+        return load_display()[metric].unit
+    return ucum
+
+
+def age_text(seconds: float) -> str:
+    """How long ago (or how long without data), for people: ``under 1 min``, ``5 min``, ``3 h``,
+    ``4 d``. The one rule, in words in docs/alerts.md: minutes below an hour, hours below two days,
+    days from then on, each rounded **up** so that data never reads fresher than it is (3 d 1 h
+    reads ``4 d``). The dashboard's ``ageText`` (format.js) is the same rule; both are tested
+    against tests/support/age_cases.json."""
+    if seconds < 60:
+        return "under 1 min"
+    minutes = math.ceil(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours = math.ceil(seconds / 3600)
+    if hours < 48:
+        return f"{hours} h"
+    return f"{math.ceil(seconds / 86400)} d"

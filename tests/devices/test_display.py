@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from devices.catalogue import load_catalogue
-from devices.display import display_of, load_display, parse_display
+from devices.display import age_text, display_of, display_unit, load_display, parse_display
 from devices.errors import CatalogueError
+from tests.support.paths import AGE_CASES
 
 HEADER = "metric,label,short,display_unit,digits\n"
 
@@ -63,3 +66,32 @@ def test_an_unknown_metric_reads_as_its_name() -> None:
 def test_an_inconsistent_table_is_refused(rows: str, problem: str) -> None:
     with pytest.raises(CatalogueError, match=problem):
         parse_display(HEADER + rows, load_catalogue())
+
+
+def _age_cases() -> list[tuple[float, str]]:
+    cases = json.loads(AGE_CASES.read_text(encoding="utf-8"))["cases"]
+    return [(c["seconds"], c["age"]) for c in cases]
+
+
+@pytest.mark.parametrize(("seconds", "text"), _age_cases())
+def test_ages_follow_the_one_rule(seconds: float, text: str) -> None:
+    # The same table the dashboard's format.js is checked against (tests/e2e/test_readable_values.py).
+    assert age_text(seconds) == text
+
+
+def test_an_age_never_reads_fresher_than_it_is() -> None:
+    units = {"min": 60, "h": 3600, "d": 86400}
+    for seconds in range(60, 40 * 86400, 577):
+        number, unit = age_text(seconds).split()
+        assert int(number) * units[unit] >= seconds
+
+
+def test_exact_keeps_the_reading_that_fired() -> None:
+    temp = display_of("body_temperature")
+    assert (temp.exact(38.0), temp.exact(38.24), display_of("heart_rate").exact(121.6)) == ("38.0", "38.24", "121.6")
+
+
+def test_display_units_of_alert_values() -> None:
+    assert display_unit("systolic_bp", "mm[Hg]") == "mmHg"
+    assert display_unit("body_temperature", "Cel") == "°C"
+    assert display_unit(None, "%") == "%"  # a battery level: no metric

@@ -10,3 +10,5 @@ DOCS_DIR: Final = ROOT / "docs"
 CONTRACT_DIR: Final = DOCS_DIR / "contract"
 # The contract as the project's steering keeps it, beside the checkout (absent in some clones).
 UPSTREAM_CONTRACT_DIR: Final = ROOT.parent / "shared" / "contract"
+#: (seconds -> age text) pairs that the Python and the JavaScript age rule must both give.
+AGE_CASES: Final = ROOT / "tests" / "support" / "age_cases.json"

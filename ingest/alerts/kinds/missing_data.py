@@ -16,6 +16,7 @@ import psycopg
 from psycopg.rows import dict_row
 from pydantic import Field
 
+from devices.display import age_text, display_of
 from ingest.alerts import evaluate, store
 from ingest.alerts.history import Group, GroupKey
 from ingest.alerts.kinds.base import CURRENT_ASSIGNMENTS, DefaultRule, ReadingsRun, RuleKind, TickRun
@@ -79,7 +80,11 @@ class MissingDataKind(RuleKind):
             return
         newest = g.readings[-1].reading
         if newest.measured_at > row["latest_at"]:
-            run.writer.clear(key, evaluate.Clear(newest.measured_at, newest.value), note="data arrived")
+            rule = run.book.rule(g.patient_id, key[1])
+            latch = rule.params.latch if rule is not None else None
+            run.writer.clear(
+                key, evaluate.Clear(newest.measured_at, newest.value), note="data arrived", latch=latch
+            )
 
     # ------------------------------------------------------------------ the tick opens it
 
@@ -130,9 +135,9 @@ class MissingDataKind(RuleKind):
                 continue
             if not _still_missing(conn, c["patient_id"], c["metric"], c["last_measured_at"]):
                 continue
-            silent = int((now - ref).total_seconds())
+            silent = (now - ref).total_seconds()
             message = (
-                f"no {c['metric']} reading for {_silence(silent)}"
+                f"No {display_of(c['metric']).label.lower()} reading for {age_text(silent)}"
                 f" (expected every {evaluate.duration_text(p.expected_every_seconds)})"
             )
             alert = NewAlert(
@@ -199,14 +204,6 @@ def _still_missing(
     ).fetchone()
     newest = row[0] if row else None
     return newest is None or (last is not None and newest <= last)
-
-
-def _silence(seconds: int) -> str:
-    if seconds >= 2 * 86400:
-        return f"{seconds // 86400} d"
-    if seconds >= 3600:
-        return f"{seconds // 3600} h"
-    return f"{max(seconds // 60, 1)} min"
 
 
 def _iso(at: datetime | None) -> str | None:

@@ -17,6 +17,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import Field, model_validator
 
+from devices.display import display_of
 from ingest.alerts.evaluate import AlertState, Clear, Decision, Keep, Open, Point, duration_text, escalation
 from ingest.alerts.history import Group, GroupKey
 from ingest.alerts.kinds.base import DefaultRule, ReadingsRun, RuleKind, opened
@@ -120,9 +121,11 @@ def decide(p: RateParams, point: Point, baseline: Baseline | None, alert: AlertS
     )
 
 
-def message(p: RateParams, metric: str, change: float, unit: str) -> str:
+def message(p: RateParams, metric: str, change: float) -> str:
+    """For people, in display units: ``Weight rose 1.2 kg within 24 h``."""
     verb = "rose" if p.direction == "rise" else "fell"
-    return f"{metric} {verb} {change:.2f} {unit} within {duration_text(p.window_seconds)}"
+    shown = display_of(metric)
+    return f"{shown.label} {verb} {shown.quantity(change)} within {duration_text(p.window_seconds)}"
 
 
 # --------------------------------------------------------------------------- defaults
@@ -196,7 +199,7 @@ def _evaluate(run: ReadingsRun, g: Group, rule: Rule, window: list[Point]) -> No
         change = 0.0
         if base is not None:
             change = r.value - base.value if p.direction == "rise" else base.value - r.value
-        text = message(p, g.metric, change, unit)
+        text = message(p, g.metric, change)
         late = isinstance(decision, Open) and run.late(g, r.measured_at)
 
         def new_alert(d: Open, text: str = text, late: bool = late, device: str = r.device_id) -> NewAlert:
@@ -205,7 +208,9 @@ def _evaluate(run: ReadingsRun, g: Group, rule: Rule, window: list[Point]) -> No
         def raised(_severity: str, text: str = text) -> str:
             return text
 
-        run.writer.apply(key, decision, new_alert=new_alert, raised_message=raised, late=late)
+        run.writer.apply(
+            key, decision, new_alert=new_alert, raised_message=raised, late=late, latch=p.latch
+        )
 
 
 KIND: Final = RateOfChangeKind()

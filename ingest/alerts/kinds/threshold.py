@@ -15,6 +15,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
+from devices.display import display_of
 from ingest.alerts.evaluate import AlertState, Clear, Decision, Keep, Open, Point, escalation, run_around
 from ingest.alerts.history import Group, GroupKey, new_point
 from ingest.alerts.kinds.base import DefaultRule, ReadingsRun, RuleKind, opened
@@ -177,7 +178,8 @@ def _bounds(p: ThresholdParams) -> dict[str, float | None]:
     }
 
 
-def message(p: ThresholdParams, metric: str, value: float, unit: str, sev: str) -> str:
+def message(p: ThresholdParams, metric: str, value: float, sev: str) -> str:
+    """For people, in display units: ``Systolic blood pressure 185 mmHg above critical high 180``."""
     if p.direction(value) == "low":
         bound = p.critical_low if sev == "critical" and p.critical_low is not None else p.warning_low
         side = "below"
@@ -186,7 +188,10 @@ def message(p: ThresholdParams, metric: str, value: float, unit: str, sev: str) 
         side = "above"
     which = "critical " if sev == "critical" else ""
     limit = "low" if side == "below" else "high"
-    return f"{metric} {value:g} {unit} {side} {which}{limit} {bound:g}"
+    shown = display_of(metric)
+    value_text = f"{shown.exact(value)} {shown.unit}".rstrip()
+    bound_text = "" if bound is None else f" {shown.exact(bound)}"
+    return f"{shown.label} {value_text} {side} {which}{limit}{bound_text}"
 
 
 def clusters(g: Group, p: ThresholdParams) -> list[list[StoredReading]]:
@@ -317,11 +322,11 @@ def _apply(run: ReadingsRun, g: Group, rule: Rule, key: AlertKey, point: Point, 
     late = isinstance(decision, Open) and run.late(g, point.at)
 
     def new_alert(d: Open) -> NewAlert:
-        text = message(p, g.metric, point.value, unit, d.severity)
+        text = message(p, g.metric, point.value, d.severity)
         return opened(d, g.patient_id, rule, "", text, point.device_id, unit=unit, late=late)
 
     def raised(severity: str) -> str:
-        return message(p, g.metric, point.value, unit, severity)
+        return message(p, g.metric, point.value, severity)
 
     run.writer.apply(key, decision, new_alert=new_alert, raised_message=raised, late=late)
 

@@ -21,7 +21,7 @@ def test_gain_of_1_kg_within_a_day_fires_and_0_99_does_not(clinic: Clinic) -> No
     )
     assert alert["details"]["baseline_value"] == 80.0
     assert abs(alert["details"]["change"] - 1.0) < 1e-6
-    assert "rose 1.00 kg within 24 h" in alert["message"]
+    assert alert["message"] == "Weight rose 1.0 kg within 24 h"  # display units (kg, one decimal)
 
 
 def test_gain_in_pounds_is_judged_in_kilograms(clinic: Clinic) -> None:

@@ -22,7 +22,7 @@ def test_missing_daily_weight_opens_once_and_data_resolves_it(clinic: Clinic) ->
         "warning",
         "body_weight",
     )
-    assert "no body_weight reading for 37 h (expected every 24 h)" == alert["message"]
+    assert alert["message"] == "No weight reading for 37 h (expected every 24 h)"
     assert tick(NOW + timedelta(hours=8)).missing_opened == 0  # one alert per silence
 
     clinic.post("SCALE-1", reading("body_weight", 80.1, ago(minutes=1)))
