@@ -78,12 +78,25 @@ def display_of(metric: str) -> Display:
     return found if found is not None else Display(metric, metric.replace("_", " "), metric, "", 1)
 
 
+@cache
+def unit_names() -> Mapping[str, str]:
+    """UCUM code -> display unit, for the codes every metric stored in them reads the same way
+    (``mm[Hg]`` -> ``mmHg``, ``Cel`` -> ``°C``; not ``/min``, which is bpm or breaths/min)."""
+    seen: dict[str, set[str]] = {}
+    for name, metric in load_catalogue().items():
+        seen.setdefault(metric.ucum_unit, set()).add(load_display()[name].unit)
+    return {code: next(iter(units)) for code, units in seen.items() if len(units) == 1}
+
+
 def display_unit(metric: str | None, ucum: str | None) -> str | None:
-    """What a person reads for a value of ``metric`` stored in ``ucum`` (``mm[Hg]`` -> ``mmHg``);
-    without a metric (a device's battery level in ``%``) the stored unit as it is."""
+    """What a person reads for a value of ``metric`` stored in ``ucum`` (``mm[Hg]`` -> ``mmHg``).
+    Without a catalogue metric (a blood-pressure pair, a battery level in ``%``) the unit the
+    code reads as (:func:`unit_names`), else the stored unit as it is."""
     if metric is not None and metric in load_display():
         return load_display()[metric].unit
-    return ucum
+    if ucum is None:
+        return None
+    return unit_names().get(ucum, ucum)
 
 
 def age_text(seconds: float) -> str:

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
+from devices.display import display_unit
+
 ALERT_COLUMNS: Final = (
     "id, clinic_id, patient_id, rule_key, kind, metric, subject, device_id, severity, status,"
     " value, unit, last_value, message, details, onset_at, latest_at, opened_at, late,"
@@ -33,4 +35,6 @@ def alert_public(row: Mapping[str, Any]) -> dict[str, Any]:
         if name in _HIDDEN or name in ("id", "patient_id"):
             continue
         out[name] = _json_value(value)
+    # For people: the unit to show with value and last_value (``unit`` stays the stored UCUM code).
+    out["display_unit"] = display_unit(row["metric"], row["unit"])
     return out

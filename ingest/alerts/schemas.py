@@ -35,7 +35,10 @@ class AlertPublic(BaseModel):
     value: float | None
     last_value: float | None
     unit: str | None
-    message: str
+    display_unit: str | None = Field(
+        default=None, description="the unit people read with `value` (`mmHg` where `unit` is `mm[Hg]`)"
+    )
+    message: str = Field(description="for people, in display units")
     details: dict[str, Any]
     onset_at: datetime = Field(description="measured time the condition began")
     latest_at: datetime = Field(description="measured time of the newest reading holding it")

@@ -178,6 +178,14 @@ class Claimed:
     alert: dict[str, Any]
 
 
+def payload_text(event_type: str, alert: dict[str, Any]) -> str:
+    """The event in one line for people (a chat message): ``Critical alert opened: Systolic blood
+    pressure 185 mmHg above critical high 180``. The alert's message is already in display units."""
+    severity = str(alert.get("severity") or "").capitalize()
+    message = str(alert.get("message") or "")
+    return f"{severity} alert {event_type.replace('_', ' ')}: {message[:1].upper()}{message[1:]}".strip()
+
+
 class WebhookWorker:
     def __init__(
         self,
@@ -320,6 +328,7 @@ class WebhookWorker:
                     "type": item.event_type,
                     "occurred_at": item.at.isoformat().replace("+00:00", "Z"),
                     "alert": item.alert,
+                    "text": payload_text(item.event_type, item.alert),
                 },
                 separators=(",", ":"),
             ).encode()

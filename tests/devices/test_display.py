@@ -95,3 +95,9 @@ def test_display_units_of_alert_values() -> None:
     assert display_unit("systolic_bp", "mm[Hg]") == "mmHg"
     assert display_unit("body_temperature", "Cel") == "°C"
     assert display_unit(None, "%") == "%"  # a battery level: no metric
+
+
+def test_ucum_codes_read_as_display_units_without_a_metric() -> None:
+    assert display_unit("blood_pressure", "mm[Hg]") == "mmHg"  # a pair of metrics, one alert
+    assert display_unit(None, "Cel") == "°C"
+    assert display_unit(None, "/min") == "/min"  # bpm or breaths/min: left as it is

@@ -81,6 +81,10 @@ def test_receiver_gets_a_signed_payload_and_a_500_is_retried(
     assert payload["type"] == "opened" and payload["alert"]["patient_id"] == pid
     assert payload["alert"]["rule"] == "threshold:systolic_bp" and payload["alert"]["severity"] == "critical"
     assert str(payload["event_id"]) == hook.requests[0][0]["x-rpm-event-id"]
+    # What people read says mmHg; the data keeps the UCUM code.
+    assert payload["alert"]["unit"] == "mm[Hg]" and payload["alert"]["display_unit"] == "mmHg"
+    assert payload["text"].startswith("Critical alert opened: ") and "190 mmHg" in payload["text"]
+    assert "mm[Hg]" not in payload["text"]
 
     def delivered() -> list[dict[str, Any]] | None:
         page = clinic.http.get(f"/v1/clinics/default/webhooks/{created['id']}/deliveries").json()
