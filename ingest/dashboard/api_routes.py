@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from devices.catalogue import load_catalogue
+from devices.display import load_display, unit_names
 from ingest.api.deps import ServicesDep, StaffDep, visible_patient
 from ingest.dashboard import queries
 from ingest.store import roster
@@ -35,6 +37,22 @@ class Me(BaseModel):
     name: str
     role: str
     clinic: str | None
+
+
+class MetricDisplay(BaseModel):
+    metric: str
+    label: str = Field(description="for people: `Systolic blood pressure`")
+    short: str = Field(description="short label: `SBP`")
+    unit: str = Field(description="the display unit people read: `mmHg`")
+    ucum_unit: str = Field(description="the unit stored and exported: `mm[Hg]`")
+    digits: int = Field(description="decimals shown")
+
+
+class MetricDisplays(BaseModel):
+    metrics: list[MetricDisplay] = Field(description="every metric, in the order people see them")
+    units: dict[str, str] = Field(
+        description="UCUM code -> display unit, for codes every metric stored in them reads the same"
+    )
 
 
 class LatestValue(BaseModel):
@@ -96,6 +114,28 @@ def _zone(name: str) -> ZoneInfo:
 @router.get("/me", response_model=Me, summary="Who the token belongs to (used to sign in)")
 def me(principal: StaffDep) -> Me:
     return Me(name=principal.name, role=principal.role, clinic=principal.clinic_id)
+
+
+@router.get(
+    "/metrics", response_model=MetricDisplays, summary="How people read each metric (labels, display units)"
+)
+def metric_displays(principal: StaffDep) -> MetricDisplays:
+    """The display table (devices/data/display.csv) the dashboard formats every value with."""
+    catalogue = load_catalogue()
+    return MetricDisplays(
+        metrics=[
+            MetricDisplay(
+                metric=d.metric,
+                label=d.label,
+                short=d.short,
+                unit=d.unit,
+                ucum_unit=catalogue[d.metric].ucum_unit,
+                digits=d.digits,
+            )
+            for d in load_display().values()
+        ],
+        units=dict(unit_names()),
+    )
 
 
 @router.get("/patients", response_model=PatientSummaries, summary="Patients, most in need of attention first")

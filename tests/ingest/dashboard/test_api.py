@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from devices.display import load_display
 from ingest.dashboard.queries import day_window
 from tests.support.service import RunningService
 
@@ -49,6 +50,19 @@ def test_me_tells_who_signed_in(dashboard: RunningService, admin: httpx.Client) 
     assert admin.get("/v1/dashboard/me").json() == {"name": "Dr Admin", "role": "admin", "clinic": None}
     with dashboard.client(dashboard.token("clinician", clinic="default", name="Nurse")) as c:
         assert c.get("/v1/dashboard/me").json() == {"name": "Nurse", "role": "clinician", "clinic": "default"}
+
+
+def test_metrics_serve_the_display_table(dashboard: RunningService, admin: httpx.Client) -> None:
+    # The dashboard formats every value with this answer: one table, no copy in JavaScript.
+    page = admin.get("/v1/dashboard/metrics").json()
+    by = {m["metric"]: m for m in page["metrics"]}
+    assert [m["metric"] for m in page["metrics"]] == list(load_display())  # presentation order
+    assert (by["systolic_bp"]["unit"], by["systolic_bp"]["ucum_unit"]) == ("mmHg", "mm[Hg]")
+    assert (by["body_temperature"]["unit"], by["body_temperature"]["digits"]) == ("°C", 1)
+    assert by["heart_rate"]["unit"] == "bpm" and by["spo2"]["short"] == "SpO₂"
+    assert page["units"]["mm[Hg]"] == "mmHg" and "/min" not in page["units"]
+    with dashboard.client() as anonymous:
+        assert anonymous.get("/v1/dashboard/metrics").status_code == 401
 
 
 def test_me_refuses_missing_wrong_and_device_tokens(dashboard: RunningService, admin: httpx.Client) -> None:
