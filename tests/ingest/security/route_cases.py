@@ -239,6 +239,7 @@ CASES: dict[tuple[str, str], Cases] = {
     ],
     # --- dashboard API
     ("GET", "/v1/dashboard/me"): _one(lambda a, v: Probe("GET", "/v1/dashboard/me", expect=LISTED)),
+    ("GET", "/v1/dashboard/metrics"): _one(lambda a, v: Probe("GET", "/v1/dashboard/metrics", expect=LISTED)),
     ("GET", "/v1/dashboard/patients"): _one(
         lambda a, v: Probe("GET", "/v1/dashboard/patients", expect=LISTED)
     ),
