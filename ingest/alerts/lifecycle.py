@@ -1,6 +1,7 @@
 """Human steps of an alert's life (acknowledge, resolve) and the queries behind the alerts API.
 
-open -> acknowledged -> resolved; open -> resolved. Each step records who, when and a note, and
+open -> acknowledged -> resolved; open -> resolved (acknowledging an alert that latched after its
+condition cleared resolves it as well). Each step records who, when and a note, and
 writes an event (history, live stream, webhooks) in the same transaction.
 """
 
@@ -17,7 +18,7 @@ from psycopg.rows import dict_row
 
 from ingest.alerts.events import PendingEvent, write_events
 from ingest.alerts.public import ALERT_COLUMNS
-from ingest.alerts.store import lock_key, one_row
+from ingest.alerts.store import auto_resolve, lock_key, one_row
 from ingest.errors import AlertNotFound, InvalidTransition
 
 
@@ -46,15 +47,24 @@ def _locked_unresolved(conn: psycopg.Connection[Any], alert_id: UUID, actor: Act
 def acknowledge(
     conn: psycopg.Connection[Any], alert_id: UUID, actor: Actor, note: str | None, *, origin: str
 ) -> dict[str, Any]:
-    """Acknowledge an open alert. Acknowledging it again changes nothing; a resolved one is 409."""
+    """Acknowledge an open alert. Acknowledging it again changes nothing; a resolved one is 409.
+    A latched alert whose condition has cleared (``cleared_at`` set) is resolved right after: it
+    was only waiting for someone to see it."""
     row = _locked_unresolved(conn, alert_id, actor)
     if row["status"] == "acknowledged":
         return row
-    return _record(
+    updated = _record(
         conn, alert_id, actor, note, origin, "acknowledged",
         "status = 'acknowledged', acknowledged_at = now(), acknowledged_by = %s,"
         " acknowledged_by_token = %s, acknowledge_note = %s",
     )  # fmt: skip
+    if updated["cleared_at"] is None:
+        return updated
+    reason = "condition had cleared before acknowledgement"
+    resolved = auto_resolve(conn, alert_id, cleared_at=updated["cleared_at"], note=reason)
+    assert resolved is not None
+    write_events(conn, [PendingEvent("resolved", resolved, actor="system", note=reason)], origin=origin)
+    return resolved
 
 
 def resolve(

@@ -40,6 +40,11 @@ class RuleParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
+    # Does an alert of this rule stay open, marked cleared, when its condition clears before anyone
+    # acknowledged it (until it is acknowledged or resolved by hand)? Unset: it does when the alert
+    # is critical at that moment, a warning resolves by itself. Every kind has it.
+    latch: bool | None = None
+
 
 ParamModels = Mapping[str, type[RuleParams]]  # kind name -> its parameter model
 

@@ -11,7 +11,9 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
 from ingest.alerts.rules import Margin, Number
 
 Note = Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)]
-EventType = Literal["opened", "severity_raised", "escalated", "acknowledged", "resolved"]
+EventType = Literal[
+    "opened", "severity_raised", "escalated", "acknowledged", "resolved", "cleared", "recurred"
+]
 
 
 class _In(BaseModel):
@@ -154,12 +156,13 @@ class WebhookIn(_In):
     url: Annotated[AnyHttpUrl, Field(description="http(s) URL receiving POSTs")]
     description: Annotated[str, StringConstraints(max_length=200, strip_whitespace=True)] | None = None
     min_severity: Literal["warning", "critical"] = "warning"
-    event_types: Annotated[list[EventType], Field(min_length=1, max_length=5)] = [
+    event_types: Annotated[list[EventType], Field(min_length=1, max_length=7)] = [
         "opened",
         "severity_raised",
         "escalated",
         "acknowledged",
         "resolved",
+        "cleared",
     ]
 
 

@@ -265,6 +265,41 @@ def auto_resolve(
     )
 
 
+def mark_cleared(
+    conn: psycopg.Connection[Any],
+    alert_id: UUID,
+    *,
+    cleared_at: datetime,
+    latest_at: datetime,
+    last_value: float | None,
+) -> dict[str, Any] | None:
+    """The condition of an open, latching alert cleared: it stays open, marked cleared (None when
+    it was acknowledged, resolved or marked meanwhile). ``latest_at`` carries the newest reading
+    that held it, should this transaction have moved it."""
+    return one_row(
+        conn,
+        "UPDATE alerts SET cleared_at = %(cleared)s, latest_at = greatest(latest_at, %(latest)s),"
+        " last_value = coalesce(%(value)s, last_value), updated_at = now()"
+        " WHERE id = %(id)s AND status = 'open' AND cleared_at IS NULL"
+        f" RETURNING {ALERT_COLUMNS}",
+        {"id": alert_id, "cleared": cleared_at, "latest": latest_at, "value": last_value},
+    )
+
+
+def recur(
+    conn: psycopg.Connection[Any], alert_id: UUID, *, latest_at: datetime, last_value: float | None
+) -> dict[str, Any] | None:
+    """The condition of a cleared alert is back: not cleared any more, newest reading moved."""
+    return one_row(
+        conn,
+        "UPDATE alerts SET cleared_at = NULL, latest_at = greatest(latest_at, %(latest)s),"
+        " last_value = coalesce(%(value)s, last_value), updated_at = now()"
+        " WHERE id = %(id)s AND status <> 'resolved' AND cleared_at IS NOT NULL"
+        f" RETURNING {ALERT_COLUMNS}",
+        {"id": alert_id, "latest": latest_at, "value": last_value},
+    )
+
+
 def touch_alerts(conn: psycopg.Connection[Any], touches: dict[UUID, tuple[datetime, float | None]]) -> None:
     """Move active alerts' newest supporting reading forward (no event: nothing changed state)."""
     if not touches:

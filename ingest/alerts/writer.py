@@ -1,4 +1,11 @@
-"""Applies decisions to the alerts of one transaction and records the events they cause."""
+"""Applies decisions to the alerts of one transaction and records the events they cause.
+
+Latching: when the condition of an alert clears while nobody has acknowledged it, a latching alert
+(the rule's ``latch``; unset, a critical alert latches and a warning does not) stays open with
+``cleared_at`` set and a ``cleared`` event, and keeps escalating; should the condition come back
+before someone looks, the same alert carries on (``recurred``). An acknowledged alert whose
+condition clears is resolved, as is a non-latching one.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +58,7 @@ class AlertWriter:
         raised_message: MessageFactory,
         late: bool = False,
         clear_note: str = "condition cleared",
+        latch: bool | None = None,
     ) -> None:
         if decision is None:
             return
@@ -59,7 +67,7 @@ class AlertWriter:
         elif isinstance(decision, Keep):
             self._keep(key, decision, raised_message)
         else:
-            self.clear(key, decision, note=clear_note)
+            self.clear(key, decision, note=clear_note, latch=latch)
 
     def _open(
         self,
@@ -96,6 +104,9 @@ class AlertWriter:
         row = self.active.get(key)
         if row is None:
             return
+        cleared_at = row.get("cleared_at")
+        if cleared_at is not None and decision.at > cleared_at:
+            row = self._recur(key, row, decision)
         if decision.at > row["latest_at"]:
             self._touches[row["id"]] = (decision.at, decision.value)
             row["latest_at"] = decision.at
@@ -111,10 +122,40 @@ class AlertWriter:
                 self.active[key] = raised
                 self.events.append(PendingEvent("severity_raised", raised))
 
-    def clear(self, key: AlertKey, decision: Clear, *, note: str) -> None:
-        row = self.active.pop(key, None)
+    def _recur(self, key: AlertKey, row: dict[str, Any], decision: Keep) -> dict[str, Any]:
+        """The condition of a cleared, unacknowledged alert is back: the same alert carries on."""
+        self._touches.pop(row["id"], None)
+        at = max(decision.at, row["latest_at"])
+        recurred = store.recur(self.conn, row["id"], latest_at=at, last_value=decision.value)
+        if recurred is None:
+            return row
+        self.active[key] = recurred
+        self.events.append(PendingEvent("recurred", recurred, actor="system", note="condition back"))
+        return recurred
+
+    def clear(self, key: AlertKey, decision: Clear, *, note: str, latch: bool | None = None) -> None:
+        """The condition cleared: resolve the alert, or mark it cleared when it latches."""
+        row = self.active.get(key)
         if row is None:
             return
+        latches = latch if latch is not None else row["severity"] == "critical"
+        if latches and row["status"] == "open":
+            if row.get("cleared_at") is None:
+                self._touches.pop(row["id"], None)
+                cleared = store.mark_cleared(
+                    self.conn,
+                    row["id"],
+                    cleared_at=decision.at,
+                    latest_at=row["latest_at"],
+                    last_value=decision.value,
+                )
+                if cleared is not None:
+                    self.active[key] = cleared
+                    self.events.append(PendingEvent("cleared", cleared, actor="system", note=note))
+            return
+        if latches:
+            note = f"{note} after acknowledgement"
+        del self.active[key]
         self._touches.pop(row["id"], None)
         resolved = store.auto_resolve(
             self.conn, row["id"], cleared_at=decision.at, note=note, last_value=decision.value

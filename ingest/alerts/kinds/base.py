@@ -210,4 +210,5 @@ def apply_flags(
         raised_message=lambda _severity: f"device {m.device_id} {verb}",
         late=late,
         clear_note="device no longer reports it",
+        latch=rule.params.latch,
     )

@@ -113,7 +113,9 @@ class LowBatteryKind(RuleKind):
                 level: int = d["battery_level"]
                 active = key in level_alerts
                 if active and level >= p.level_below + p.hysteresis:
-                    writer.clear(key, evaluate.Clear(now, float(level)), note="battery recharged")
+                    writer.clear(
+                        key, evaluate.Clear(now, float(level)), note="battery recharged", latch=p.latch
+                    )
                     resolved += 1
                 elif not active and rule.enabled and level < p.level_below:
                     if store.active_alert(conn, key) is not None:
@@ -183,6 +185,7 @@ def _by_level(run: ReadingsRun, m: Measurement, rule: Rule) -> None:
         new_alert=new_alert,
         raised_message=lambda _severity: f"device {m.device_id} battery at {level} %",
         clear_note="battery recharged",
+        latch=rule.params.latch,
     )
 
 

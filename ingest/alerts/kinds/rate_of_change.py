@@ -208,9 +208,7 @@ def _evaluate(run: ReadingsRun, g: Group, rule: Rule, window: list[Point]) -> No
         def raised(_severity: str, text: str = text) -> str:
             return text
 
-        run.writer.apply(
-            key, decision, new_alert=new_alert, raised_message=raised, late=late, latch=p.latch
-        )
+        run.writer.apply(key, decision, new_alert=new_alert, raised_message=raised, late=late, latch=p.latch)
 
 
 KIND: Final = RateOfChangeKind()

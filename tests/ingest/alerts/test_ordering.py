@@ -10,17 +10,18 @@ def test_duplicates_and_redeliveries_never_fire_twice(clinic: Clinic) -> None:
     body = [reading("systolic_bp", 190, ago(minutes=10)), reading("diastolic_bp", 125, ago(minutes=10))]
     assert clinic.post("CUFF-1", *body)["accepted"] == 2
     assert clinic.post("CUFF-1", *body)["duplicates"] == 2
-    assert len(clinic.active(pid)) == 2
+    assert len(clinic.active(pid)) == 1  # one blood-pressure measurement: one alert
     opened = [e for e in clinic.events() if e["type"] == "opened"]
-    assert len(opened) == 2
+    assert len(opened) == 1
 
     normal = [reading("systolic_bp", 120, ago(minutes=5)), reading("diastolic_bp", 80, ago(minutes=5))]
     clinic.post("CUFF-1", *normal)
-    assert clinic.active(pid) == []
+    [latched] = clinic.active(pid)  # critical and unacknowledged: it stays, marked cleared
+    assert latched["cleared_at"] == iso(ago(minutes=5))
     # The original abnormal reading delivered again after the episode ended: nothing happens.
     assert clinic.post("CUFF-1", *body)["duplicates"] == 2
-    assert clinic.active(pid) == []
-    assert [e["type"] for e in clinic.events()].count("opened") == 2
+    assert clinic.active(pid) == [latched]
+    assert [e["type"] for e in clinic.events()].count("opened") == 1
 
 
 def test_a_late_normal_reading_never_resolves_an_alert_held_by_a_newer_reading(clinic: Clinic) -> None:
@@ -28,9 +29,10 @@ def test_a_late_normal_reading_never_resolves_an_alert_held_by_a_newer_reading(c
     clinic.post("OXI-1", reading("spo2", 85, ago(minutes=10)))
     [alert] = clinic.active(pid)
     clinic.post("OXI-1", reading("spo2", 98, ago(minutes=20)))  # measured before, arrives after
-    assert [a["id"] for a in clinic.active(pid)] == [alert["id"]]
+    assert [(a["id"], a["cleared_at"]) for a in clinic.active(pid)] == [(alert["id"], None)]
     clinic.post("OXI-1", reading("spo2", 98, ago(minutes=5)))
-    assert clinic.active(pid) == []
+    # critical and unacknowledged, so it latches: still there, cleared by the newer reading
+    assert [(a["id"], a["cleared_at"]) for a in clinic.active(pid)] == [(alert["id"], iso(ago(minutes=5)))]
 
 
 def test_a_late_abnormal_reading_opens_an_alert_for_the_time_it_describes(clinic: Clinic) -> None:
@@ -40,9 +42,9 @@ def test_a_late_abnormal_reading_opens_an_alert_for_the_time_it_describes(clinic
     [alert] = clinic.active(pid)
     assert alert["late"] is True and alert["details"]["late"] is True
     assert alert["onset_at"] == iso(ago(hours=3)) and alert["severity"] == "critical"
-    # A newer normal reading than every one in its episode clears it.
+    # A newer normal reading than every one in its episode clears it (critical: it latches).
     clinic.post("OXI-1", reading("spo2", 97, ago(minutes=2)))
-    assert clinic.active(pid) == []
+    assert [a["cleared_at"] for a in clinic.active(pid)] == [iso(ago(minutes=2))]
 
 
 def test_a_late_reading_inside_an_episode_already_reported_opens_nothing(clinic: Clinic) -> None:
