@@ -2,15 +2,26 @@
 
 Everything about the kind is here: its parameter model and pure decision (no I/O and no clock:
 the bounds, the debounce run around a new reading, the message), its defaults, and its evaluation
-of a batch. The history planner (:mod:`ingest.alerts.planner`, which fetches the runs around
-out-of-range readings of debounced thresholds) and the thresholds API read the model from here.
+of a batch.
+
+Blood pressure is read as one value: the systolic and diastolic readings a device took at one
+time (one measurement) open, hold and clear one alert, ``threshold:blood_pressure`` (metric
+``blood_pressure``), with the worse severity of the two and a message such as "Blood pressure
+179/106 mmHg above 160/100". The rules stay per component (``threshold:systolic_bp``,
+``threshold:diastolic_bp``): each component is decided by its own rule, and the alert holds while
+either is out of range and clears once the measured components are back within their limits. A
+component measured alone is judged on its own value.
+
+The history planner (:mod:`ingest.alerts.planner`, which fetches the runs around out-of-range
+readings of debounced thresholds) and the thresholds API read the model from here.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
-from datetime import timedelta
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
@@ -19,7 +30,7 @@ from devices.display import display_of
 from ingest.alerts.evaluate import AlertState, Clear, Decision, Keep, Open, Point, escalation, run_around
 from ingest.alerts.history import Group, GroupKey, new_point
 from ingest.alerts.kinds.base import DefaultRule, ReadingsRun, RuleKind, opened
-from ingest.alerts.rules import Margin, Number, Rule, RuleParams, Severity
+from ingest.alerts.rules import Margin, Number, Rule, RuleParams, Severity, higher
 from ingest.alerts.store import AlertKey, NewAlert
 from ingest.pipeline import StoredReading
 
@@ -28,6 +39,12 @@ logger = logging.getLogger(__name__)
 Level = Literal["critical", "warning", "margin", "normal"]
 OUT_OF_RANGE: Final = frozenset({"warning", "critical"})
 CLUSTER_GAP: Final = timedelta(hours=1)
+
+SYSTOLIC: Final = "systolic_bp"
+DIASTOLIC: Final = "diastolic_bp"
+BP_COMPONENTS: Final = (SYSTOLIC, DIASTOLIC)
+BP_METRIC: Final = "blood_pressure"  # the metric of the one alert of a BP measurement
+BP_KEY: Final = f"threshold:{BP_METRIC}"
 
 # --------------------------------------------------------------------------- parameters (pure)
 
@@ -206,6 +223,92 @@ def clusters(g: Group, p: ThresholdParams) -> list[list[StoredReading]]:
     return found
 
 
+# --------------------------------------------------------------------------- blood pressure (pure)
+
+
+def _crossed(p: ThresholdParams, value: float) -> tuple[str, bool, float] | None:
+    """(side, critical?, the bound crossed) of an out-of-range value; None when within range."""
+    level = p.level(value)
+    if level not in OUT_OF_RANGE:
+        return None
+    critical = level == "critical"
+    if p.direction(value) == "low":
+        bound = p.critical_low if critical and p.critical_low is not None else p.warning_low
+        side = "below"
+    else:
+        bound = p.critical_high if critical and p.critical_high is not None else p.warning_high
+        side = "above"
+    assert bound is not None
+    return side, critical, bound
+
+
+def bp_message(parts: Mapping[str, tuple[ThresholdParams, float]]) -> str:
+    """A BP measurement for people: ``parts`` maps each measured component to its rule's
+    parameters and value. "Blood pressure 179/106 mmHg above 160/100", "Blood pressure 185/125
+    mmHg above critical 180/120", "Blood pressure 179/76 mmHg: systolic above 160"; a component
+    measured alone: "Systolic blood pressure 179 mmHg above high 160"."""
+    if len(parts) == 1:
+        ((metric, (p, value)),) = parts.items()
+        shown = display_of(metric)
+        crossed = _crossed(p, value)
+        text = f"{shown.label} {shown.exact(value)} {shown.unit}".rstrip()
+        if crossed is None:
+            return text
+        side, critical, bound = crossed
+        which = "critical " if critical else ""
+        limit = "low" if side == "below" else "high"
+        return f"{text} {side} {which}{limit} {shown.exact(bound)}"
+    sp, sv = parts[SYSTOLIC]
+    dp, dv = parts[DIASTOLIC]
+    sd, dd = display_of(SYSTOLIC), display_of(DIASTOLIC)
+    text = f"Blood pressure {sd.exact(sv)}/{dd.exact(dv)} {sd.unit}"
+    s, d = _crossed(sp, sv), _crossed(dp, dv)
+    if s is not None and d is not None and s[:2] == d[:2]:
+        which = "critical " if s[1] else ""
+        return f"{text} {s[0]} {which}{sd.exact(s[2])}/{dd.exact(d[2])}"
+    said = [
+        f"{name} {c[0]} {'critical ' if c[1] else ''}{shown.exact(c[2])}"
+        for name, c, shown in (("systolic", s, sd), ("diastolic", d, dd))
+        if c is not None
+    ]
+    return f"{text}: {', '.join(said)}" if said else text
+
+
+def bp_decide(
+    decisions: Mapping[str, Decision], alert: AlertState | None, alert_components: Collection[str]
+) -> Decision:
+    """One decision for a BP measurement from its components' decisions (each taken by the
+    component's rule against the measurement's alert): the alert opens with the worse severity
+    of the components that open it, holds while any component is out of range, and clears only
+    when every measured component clears and no component the alert was opened for is missing
+    from the measurement."""
+    opens = [d for d in decisions.values() if isinstance(d, Open)]
+    keeps = [d for d in decisions.values() if isinstance(d, Keep)]
+    if alert is None:
+        if not opens:
+            return None
+        severity: Severity = "warning"
+        for d in opens:
+            severity = higher(severity, d.severity)
+        return Open(
+            severity=severity,
+            onset_at=min(d.onset_at for d in opens),
+            latest_at=max(d.latest_at for d in opens),
+            value=None,
+            last_value=None,
+        )
+    if keeps:
+        raise_to: Severity | None = None
+        for k in keeps:
+            if k.raise_to is not None:
+                raise_to = k.raise_to if raise_to is None else higher(raise_to, k.raise_to)
+        return Keep(max(k.at for k in keeps), None, raise_to)
+    clears = [d for d in decisions.values() if isinstance(d, Clear)]
+    if clears and len(clears) == len(decisions) and set(alert_components) <= set(decisions):
+        return Clear(max(c.at for c in clears), None)
+    return None
+
+
 # --------------------------------------------------------------------------- defaults
 
 
@@ -298,22 +401,128 @@ class ThresholdKind(RuleKind):
     def select(self, run: ReadingsRun) -> Collection[GroupKey]:
         # Groups with a reading out of range, and groups whose open alert a reading may clear.
         # (A group with neither cannot change anything: every reading is within the band.)
-        return set(run.plan.out_of_range).union(run.alerted(self.name))
+        picked = set(run.plan.out_of_range).union(run.alerted(self.name))
+        # Blood pressure: both components of a patient are decided together, for one alert.
+        bp = {pint for pint, metric in picked if metric in BP_COMPONENTS}
+        bp.update(k[0].int for k in run.writer.active if k[1] == BP_KEY)
+        for pint in bp:
+            for metric in BP_COMPONENTS:
+                if (pint, metric) in run.groups:
+                    picked.add((pint, metric))
+        return picked
 
     def on_group(self, run: ReadingsRun, gkey: GroupKey, g: Group) -> None:
-        rules = g.rules
-        if rules is None or rules.threshold is None:
-            return
-        rule = rules.threshold
+        if g.metric in BP_COMPONENTS:
+            if g.metric == SYSTOLIC or (gkey[0], SYSTOLIC) not in run.groups:
+                _blood_pressure(run, gkey[0])
+            return  # a patient's diastolic readings are decided with their systolic ones
+        _decide_group(run, gkey, g)
+
+
+def _decide_group(run: ReadingsRun, gkey: GroupKey, g: Group) -> None:
+    """Each new reading of one patient's metric, in time order, against the metric's own alert."""
+    rules = g.rules
+    if rules is None or rules.threshold is None:
+        return
+    rule = rules.threshold
+    p = threshold_params(rule)
+    key: AlertKey = (g.patient_id, rule.key, "")
+    for n, cluster in enumerate(clusters(g, p)):
+        points = run.history.contexts.get((gkey, n)) or [new_point(sr) for sr in cluster]
+        for i, point in enumerate(points):
+            if point.new:
+                decision = decide(p, points, i, run.writer.state(key))
+                if decision is not None:
+                    _apply(run, g, rule, key, point, decision)
+
+
+_Component = tuple[Group, Rule, ThresholdParams]
+_Taken = tuple[Point, Sequence[Point], int]  # a new reading, its context, its index there
+
+
+def _blood_pressure(run: ReadingsRun, pint: int) -> None:
+    """A patient's new BP readings, measurement by measurement (a device at one time), against
+    the one alert of their blood pressure."""
+    components: dict[str, _Component] = {}
+    measurements: dict[tuple[datetime, str], dict[str, _Taken]] = {}
+    for metric in BP_COMPONENTS:
+        gkey = (pint, metric)
+        g = run.groups.get(gkey)
+        if g is None or g.rules is None or g.rules.threshold is None:
+            continue
+        rule = g.rules.threshold
+        if run.writer.row((g.patient_id, rule.key, "")) is not None:
+            # An alert of the component alone (opened before BP was one alert) runs its course.
+            _decide_group(run, gkey, g)
+            continue
         p = threshold_params(rule)
-        key: AlertKey = (g.patient_id, rule.key, "")
+        components[metric] = (g, rule, p)
         for n, cluster in enumerate(clusters(g, p)):
             points = run.history.contexts.get((gkey, n)) or [new_point(sr) for sr in cluster]
             for i, point in enumerate(points):
                 if point.new:
-                    decision = decide(p, points, i, run.writer.state(key))
-                    if decision is not None:
-                        _apply(run, g, rule, key, point, decision)
+                    measurements.setdefault((point.at, point.device_id), {})[metric] = (point, points, i)
+    if not components:
+        return
+    patient_id = next(iter(components.values()))[0].patient_id
+    key: AlertKey = (patient_id, BP_KEY, "")
+    explicit = [c[2].latch for c in components.values() if c[2].latch is not None]
+    latch = any(explicit) if explicit else None
+    for (at, device_id), taken in sorted(measurements.items()):
+        state = run.writer.state(key)
+        row = run.writer.row(key)
+        decisions = {m: decide(components[m][2], pts, i, state) for m, (_, pts, i) in taken.items()}
+        held = row["details"].get("components", ()) if row is not None else ()
+        decision = bp_decide(decisions, state, held)
+        if decision is None:
+            continue
+        parts = {m: (components[m][2], pt.value) for m, (pt, _, _) in taken.items()}
+        systolic = taken.get(SYSTOLIC)
+        value = systolic[0].value if systolic is not None else None
+        if isinstance(decision, Keep):
+            decision = Keep(decision.at, value, decision.raise_to)
+        elif isinstance(decision, Clear):
+            decision = Clear(decision.at, value)
+        _apply_bp(run, components, key, taken, parts, decision, latch, device_id, at)
+
+
+def _apply_bp(
+    run: ReadingsRun,
+    components: Mapping[str, _Component],
+    key: AlertKey,
+    taken: Mapping[str, _Taken],
+    parts: Mapping[str, tuple[ThresholdParams, float]],
+    decision: Decision,
+    latch: bool | None,
+    device_id: str,
+    at: datetime,
+) -> None:
+    unit = run.unit(SYSTOLIC)
+    late = isinstance(decision, Open) and any(run.late(components[m][0], at) for m in taken)
+
+    def new_alert(d: Open) -> NewAlert:
+        out = sorted(m for m, (p, v) in parts.items() if p.out_of_range(v))
+        lead = max(out, key=lambda m: (parts[m][0].level(parts[m][1]) == "critical", m == SYSTOLIC))
+        first = next(iter(taken.values()))[0]
+        value = taken[SYSTOLIC][0].value if SYSTOLIC in taken else first.value
+        rule = replace(components[lead][1], key=BP_KEY, metric=BP_METRIC)
+        details = {
+            "direction": parts[lead][0].direction(parts[lead][1]),
+            "values": {m: v for m, (_, v) in parts.items()},
+            "components": out,
+            "bounds": {m: _bounds(components[m][2]) for m in components},
+        }
+        full = Open(d.severity, d.onset_at, d.latest_at, value, value, details)
+        return opened(full, key[0], rule, "", bp_message(parts), device_id, unit=unit, late=late)
+
+    run.writer.apply(
+        key,
+        decision,
+        new_alert=new_alert,
+        raised_message=lambda _severity: bp_message(parts),
+        late=late,
+        latch=latch,
+    )
 
 
 def _apply(run: ReadingsRun, g: Group, rule: Rule, key: AlertKey, point: Point, decision: Decision) -> None:
@@ -328,7 +537,7 @@ def _apply(run: ReadingsRun, g: Group, rule: Rule, key: AlertKey, point: Point, 
     def raised(severity: str) -> str:
         return message(p, g.metric, point.value, severity)
 
-    run.writer.apply(key, decision, new_alert=new_alert, raised_message=raised, late=late)
+    run.writer.apply(key, decision, new_alert=new_alert, raised_message=raised, late=late, latch=p.latch)
 
 
 KIND: Final = ThresholdKind()

@@ -72,7 +72,7 @@ def test_status_and_threshold_alerts_live_side_by_side(clinic: Clinic) -> None:
     pid = clinic.patient("CUFF-1")
     clinic.post("CUFF-1", *bp(10, "irregular_pulse", systolic=190))
     rules = sorted(a["rule"] for a in clinic.active(pid))
-    assert rules == ["status:irregular_pulse", "threshold:systolic_bp"]
+    assert rules == ["status:irregular_pulse", "threshold:blood_pressure"]
 
 
 def test_battery_level_carried_by_readings_with_hysteresis(clinic: Clinic) -> None:

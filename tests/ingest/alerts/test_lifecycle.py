@@ -96,7 +96,7 @@ def test_list_filters_and_pagination(clinic: Clinic) -> None:
     )
     glucose = clinic.alerts(metric="blood_glucose")
     assert [a["metric"] for a in glucose] == ["blood_glucose"]
-    assert [a["metric"] for a in clinic.alerts(severity="critical")] == ["systolic_bp"]
+    assert [a["metric"] for a in clinic.alerts(severity="critical")] == ["blood_pressure"]
     assert len(clinic.alerts(severity="warning,critical", status="open", kind="threshold")) == 3
     clinic.http.post(f"/v1/alerts/{glucose[0]['id']}/acknowledge")
     assert [a["metric"] for a in clinic.alerts(status="acknowledged")] == ["blood_glucose"]

@@ -27,7 +27,7 @@ def test_stream_delivers_an_alert_opened_by_an_http_reading(svc: RunningService,
         alert = event.data["alert"]
         assert (alert["patient_id"], alert["rule"], alert["severity"], alert["status"]) == (
             pid,
-            "threshold:systolic_bp",
+            "threshold:blood_pressure",
             "critical",
             "open",
         )

@@ -3,7 +3,7 @@ clinic defaults and patient overrides."""
 
 from __future__ import annotations
 
-from tests.support.alerts import Clinic, ago, reading
+from tests.support.alerts import Clinic, ago, iso, reading
 
 
 def test_fires_warning_then_critical_and_clears_with_hysteresis(clinic: Clinic) -> None:
@@ -12,13 +12,13 @@ def test_fires_warning_then_critical_and_clears_with_hysteresis(clinic: Clinic) 
     clinic.post("CUFF-1", reading("systolic_bp", 165, ago(minutes=50)))
     [alert] = clinic.active(pid)
     assert (alert["rule"], alert["kind"], alert["severity"], alert["status"]) == (
-        "threshold:systolic_bp",
+        "threshold:blood_pressure",  # a component alone still alerts, as the patient's blood pressure
         "threshold",
         "warning",
         "open",
     )
-    assert alert["value"] == 165 and alert["metric"] == "systolic_bp" and alert["unit"] == "mm[Hg]"
-    assert alert["message"] == "Systolic blood pressure 165 mmHg above high 160"  # display unit; data keeps UCUM
+    assert alert["value"] == 165 and alert["metric"] == "blood_pressure" and alert["unit"] == "mm[Hg]"
+    assert alert["message"] == "Systolic blood pressure 165 mmHg above high 160"  # display unit
 
     clinic.post("CUFF-1", reading("systolic_bp", 185, ago(minutes=40)))
     [alert] = clinic.active(pid)
@@ -27,12 +27,16 @@ def test_fires_warning_then_critical_and_clears_with_hysteresis(clinic: Clinic) 
     clinic.post("CUFF-1", reading("systolic_bp", 158, ago(minutes=30)))
     assert len(clinic.active(pid)) == 1
     clinic.post("CUFF-1", reading("systolic_bp", 150, ago(minutes=20)))
+    # critical and nobody acknowledged it: it latches (open, cleared) until someone looks
+    [latched] = clinic.active(pid)
+    assert latched["status"] == "open" and latched["cleared_at"] == iso(ago(minutes=20))
+    assert clinic.http.post(f"/v1/alerts/{latched['id']}/acknowledge", json={}).status_code == 200
     assert clinic.active(pid) == []
     [resolved] = clinic.alerts(patient_id=pid)
     assert resolved["status"] == "resolved" and resolved["resolution"] == "auto"
     assert resolved["resolved_by"] == "system" and resolved["cleared_at"] is not None
     history = [h["type"] for h in clinic.detail(resolved["id"])["history"]]
-    assert history == ["opened", "severity_raised", "resolved"]
+    assert history == ["opened", "severity_raised", "cleared", "acknowledged", "resolved"]
 
 
 def test_the_bound_itself_is_normal(clinic: Clinic) -> None:
@@ -46,7 +50,7 @@ def test_the_bound_itself_is_normal(clinic: Clinic) -> None:
     )
     assert clinic.active(pid) == []
     clinic.post("CUFF-1", reading("systolic_bp", 160.5, ago(minutes=20)))
-    assert [a["rule"] for a in clinic.active(pid)] == ["threshold:systolic_bp"]
+    assert [a["rule"] for a in clinic.active(pid)] == ["threshold:blood_pressure"]
 
 
 def test_low_side_critical_fires_at_once_and_warning_waits_for_a_second_reading(clinic: Clinic) -> None:

@@ -79,7 +79,8 @@ def test_receiver_gets_a_signed_payload_and_a_500_is_retried(
         assert headers["x-rpm-event"] == "opened"
     payload = json.loads(bodies[0])
     assert payload["type"] == "opened" and payload["alert"]["patient_id"] == pid
-    assert payload["alert"]["rule"] == "threshold:systolic_bp" and payload["alert"]["severity"] == "critical"
+    assert payload["alert"]["rule"] == "threshold:blood_pressure"
+    assert payload["alert"]["severity"] == "critical"
     assert str(payload["event_id"]) == hook.requests[0][0]["x-rpm-event-id"]
     # What people read says mmHg; the data keeps the UCUM code.
     assert payload["alert"]["unit"] == "mm[Hg]" and payload["alert"]["display_unit"] == "mmHg"
