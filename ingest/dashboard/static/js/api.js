@@ -15,6 +15,8 @@ function describe(detail) {
   return "";
 }
 
+import { setMetricDisplays } from "./format.js";
+
 // The kinds of alert rules (labels, title templates) as the service describes them: fetched once
 // per page by the first Api.ruleKinds() call; read synchronously by ruleKind() once loaded.
 const ruleKindCache = { kinds: new Map(), loading: null };
@@ -23,6 +25,8 @@ const ruleKindCache = { kinds: new Map(), loading: null };
 export function ruleKind(name) {
   return ruleKindCache.kinds.get(name);
 }
+
+const metricCache = { loading: null };
 
 export class Api {
   constructor(token, { onUnauthorized } = {}) {
@@ -44,6 +48,22 @@ export class Api {
         });
     }
     return ruleKindCache.loading;
+  }
+
+  /**
+   * Load the display table once (GET /v1/dashboard/metrics: labels, display units, digits, order)
+   * into format.js, which every view formats values with.
+   */
+  metricDisplays() {
+    if (!metricCache.loading) {
+      metricCache.loading = this.get("/v1/dashboard/metrics")
+        .then((page) => { setMetricDisplays(page); return page; })
+        .catch((err) => {
+          metricCache.loading = null; // try again next time
+          throw err;
+        });
+    }
+    return metricCache.loading;
   }
 
   headers(extra = {}) {

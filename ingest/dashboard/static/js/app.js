@@ -57,8 +57,8 @@ function start(token, me) {
   document.getElementById("who").textContent = `${me.name} \u00b7 ${me.role}${me.clinic ? ` \u00b7 ${me.clinic}` : ""}`;
   session.store.subscribe(updateChrome);
   session.store.start();
-  // Patients' names and the alert rule kinds' labels, then the first view.
-  Promise.allSettled([session.loadPatients(), session.api.ruleKinds()]).finally(() => render());
+  // Patients' names, the alert rule kinds' labels and the metrics' display table, then the first view.
+  Promise.allSettled([session.loadPatients(), session.api.ruleKinds(), session.api.metricDisplays()]).finally(() => render());
   if (!location.hash || location.hash === "#/" || location.hash === "#/signin") location.hash = "#/alerts";
 }
 

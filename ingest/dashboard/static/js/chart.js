@@ -1,8 +1,9 @@
 // Hand-written SVG time-series chart: bucket min-max band and average line per series, the
-// patient's thresholds as shaded bands, alert markers, keyboard-readable values.
+// patient's thresholds as shaded bands, alert markers, keyboard-readable values. A min-max band
+// is drawn only over buckets that hold a spread (min < max); a bucket of one reading is a point.
 
 import { h, s } from "./dom.js";
-import { dateTime, formatNumber, unitLabel } from "./format.js";
+import { dateTime, displayUnit, formatNumber } from "./format.js";
 
 const W = 720;
 const H = 220;
@@ -129,14 +130,23 @@ export function lineChart({ title, metric, unit, since, until, series, limits = 
   axis.append(s("line", { class: "baseline", x1: x0, x2: x1, y1: y0, y2: y0 }));
   svg.append(axis);
 
-  // Series: min-max band and the average line, broken at gaps in the data.
+  // Series: min-max band and the average line, broken at gaps in the data. The band spans only
+  // consecutive buckets with a spread (a lone one is a whisker), never tapering to a bucket of one
+  // reading, which would draw a wedge of readings that do not exist.
   for (const line of series) {
     const group = s("g", { class: ["series", line.cls] });
     for (const run of runs(line.points, gapMs)) {
+      for (const span of spreads(run)) {
+        if (span.length > 1) {
+          const upper = span.map((p) => `${x(p.t).toFixed(1)},${y(p.max).toFixed(1)}`);
+          const lower = span.map((p) => `${x(p.t).toFixed(1)},${y(p.min).toFixed(1)}`).reverse();
+          group.append(s("polygon", { class: "range", points: [...upper, ...lower].join(" ") }));
+        } else {
+          const [p] = span;
+          group.append(s("line", { class: "range range-whisker", x1: x(p.t), x2: x(p.t), y1: y(p.max), y2: y(p.min) }));
+        }
+      }
       if (run.length > 1) {
-        const upper = run.map((p) => `${x(p.t).toFixed(1)},${y(p.max).toFixed(1)}`);
-        const lower = run.map((p) => `${x(p.t).toFixed(1)},${y(p.min).toFixed(1)}`).reverse();
-        group.append(s("polygon", { class: "range", points: [...upper, ...lower].join(" ") }));
         group.append(s("polyline", { class: "avg", points: run.map((p) => `${x(p.t).toFixed(1)},${y(p.avg).toFixed(1)}`).join(" ") }));
       }
       if (run.length <= 2 || line.points.length <= 60) {
@@ -175,7 +185,7 @@ export function lineChart({ title, metric, unit, since, until, series, limits = 
       const q = line.points.find((pt) => pt.t === p.t);
       return q ? `${line.label} ${formatNumber(metric, q.avg)} (${formatNumber(metric, q.min)}\u2013${formatNumber(metric, q.max)})` : null;
     }).filter(Boolean);
-    readout.textContent = `${dateTime(p.t)}: ${parts.join(", ")} ${unitLabel(unit)}, ${p.count} reading${p.count === 1 ? "" : "s"}`;
+    readout.textContent = `${dateTime(p.t)}: ${parts.join(", ")} ${displayUnit(metric, unit)}, ${p.count} reading${p.count === 1 ? "" : "s"}`;
   };
   svg.addEventListener("keydown", (ev) => {
     const moves = { ArrowRight: 1, ArrowLeft: -1, Home: -Infinity, End: Infinity };
@@ -205,13 +215,26 @@ function runs(points, gapMs) {
   return out;
 }
 
+/** The runs of consecutive buckets whose readings spread (min < max): where a band belongs. */
+function spreads(run) {
+  const out = [];
+  let span = [];
+  for (const p of run) {
+    if (p.max > p.min) { span.push(p); continue; }
+    if (span.length) out.push(span);
+    span = [];
+  }
+  if (span.length) out.push(span);
+  return out;
+}
+
 function summary(title, metric, unit, series, markers) {
   const parts = series.map((line) => {
     if (!line.points.length) return `${line.label}: no data`;
     const min = Math.min(...line.points.map((p) => p.min));
     const max = Math.max(...line.points.map((p) => p.max));
     const last = line.points[line.points.length - 1];
-    return `${line.label} from ${formatNumber(metric, min)} to ${formatNumber(metric, max)} ${unitLabel(unit)}, latest average ${formatNumber(metric, last.avg)}`;
+    return `${line.label} from ${formatNumber(metric, min)} to ${formatNumber(metric, max)} ${displayUnit(metric, unit)}, latest average ${formatNumber(metric, last.avg)}`;
   });
   const alerts = markers.length ? `; ${markers.length} alert${markers.length === 1 ? "" : "s"} marked` : "";
   return `${title}: ${parts.join("; ")}${alerts}`;

@@ -4,7 +4,7 @@
 import { compareAlerts } from "../alerts-store.js";
 import { lineChart } from "../chart.js";
 import { h, replace } from "../dom.js";
-import { ago, dateTime, formatNumber, formatValue, metricLabel, sortMetrics, unitLabel } from "../format.js";
+import { ago, dateTime, displayUnit, formatNumber, formatValue, metricLabel, sortMetrics } from "../format.js";
 import { alertItem, alertTitle } from "./alert-item.js";
 import { coverageMeter, reasons } from "./patients.js";
 
@@ -62,7 +62,7 @@ export function tiles(latest) {
     const v = by[metric];
     if (metric === "systolic_bp" && by.diastolic_bp && by.diastolic_bp.measured_at === v.measured_at) {
       out.push({ ...v, metric: "blood_pressure", label: "Blood pressure", diastolic: by.diastolic_bp.value,
-        text: `${formatNumber("systolic_bp", v.value)}/${formatNumber("diastolic_bp", by.diastolic_bp.value)} ${unitLabel(v.unit)}` });
+        text: `${formatNumber("systolic_bp", v.value)}/${formatNumber("diastolic_bp", by.diastolic_bp.value)} ${displayUnit("systolic_bp", v.unit)}` });
     } else if (!(metric === "diastolic_bp" && by.systolic_bp && by.systolic_bp.measured_at === v.measured_at)) {
       out.push({ ...v, label: metricLabel(metric), text: formatValue(metric, v.value, v.unit) });
     }

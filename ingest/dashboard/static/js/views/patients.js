@@ -1,7 +1,7 @@
 // Patients list: who needs attention first (open critical alerts, missing data), with search.
 
 import { debounce, h, replace } from "../dom.js";
-import { ago, dateTime, formatNumber, metricLabel, unitLabel } from "../format.js";
+import { ago, dateTime, displayUnit, formatNumber, formatValue, shortLabel } from "../format.js";
 
 const KEY_VITALS = ["heart_rate", "blood_pressure", "spo2", "body_temperature", "body_weight", "blood_glucose"];
 export const COVERAGE_TARGET = 16; // days with readings per 30 that RPM programs commonly require
@@ -11,16 +11,12 @@ export function vitalsText(latest) {
   const parts = [];
   for (const key of KEY_VITALS) {
     if (key === "blood_pressure") {
-      if (by.systolic_bp && by.diastolic_bp) parts.push(`BP ${formatNumber("systolic_bp", by.systolic_bp.value)}/${formatNumber("diastolic_bp", by.diastolic_bp.value)}`);
+      if (by.systolic_bp && by.diastolic_bp) parts.push(`BP ${formatNumber("systolic_bp", by.systolic_bp.value)}/${formatNumber("diastolic_bp", by.diastolic_bp.value)} ${displayUnit("systolic_bp", by.systolic_bp.unit)}`);
     } else if (by[key]) {
-      parts.push(`${shortLabel(key)} ${formatNumber(key, by[key].value)}${unitLabel(by[key].unit) === "%" ? "%" : ""}`);
+      parts.push(`${shortLabel(key)} ${formatValue(key, by[key].value, by[key].unit)}`);
     }
   }
   return parts.join(" \u00b7 ");
-}
-
-function shortLabel(metric) {
-  return { heart_rate: "HR", spo2: "SpO\u2082", body_temperature: "T", body_weight: "Wt", blood_glucose: "Glu" }[metric] ?? metricLabel(metric);
 }
 
 export function coverageMeter(days) {
