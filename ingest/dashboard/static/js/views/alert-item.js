@@ -69,7 +69,9 @@ export function confirmAction(api, alert, action, patientName) {
       try {
         const body = note.value.trim() ? { note: note.value.trim() } : {};
         result = await api.post(`/v1/alerts/${encodeURIComponent(alert.id)}/${action}`, body);
-        toast(`Alert ${action === "acknowledge" ? "acknowledged" : "resolved"}.`, "success");
+        toast(action === "acknowledge" && result?.status === "resolved"
+          ? "Alert acknowledged and resolved: its condition had already cleared."
+          : `Alert ${action === "acknowledge" ? "acknowledged" : "resolved"}.`, "success");
         dialog.close();
       } catch (err) {
         error.textContent = err.message;
@@ -80,6 +82,11 @@ export function confirmAction(api, alert, action, patientName) {
     dialog.showModal();
     note.focus();
   });
+}
+
+/** A latched alert: its condition cleared before anyone acknowledged it (still open, waiting). */
+export function needsReview(alert) {
+  return Boolean(alert.cleared_at) && alert.status === "open";
 }
 
 export function alertItem(alert, session, { fresh = false, showPatient = true } = {}) {
@@ -95,19 +102,23 @@ export function alertItem(alert, session, { fresh = false, showPatient = true } 
     actions.append(h("button", { type: "button", class: "button", onclick: act("resolve"), "aria-label": `Resolve: ${alertTitle(alert)}` }, "Resolve"));
   }
   const severity = alert.severity || "info";
+  const review = needsReview(alert);
   return h("li", {
-    class: ["alert", `alert-${severity}`, `status-${alert.status}`, fresh && "alert-fresh"],
+    class: ["alert", `alert-${severity}`, `status-${alert.status}`, fresh && "alert-fresh", review && "alert-cleared"],
     dataset: { alertId: String(alert.id), severity, status: alert.status },
   },
   h("div", { class: "alert-main" },
     h("span", { class: ["pill", `pill-${severity}`] }, severity),
     h("span", { class: "alert-title" }, alertTitle(alert)),
+    review ? h("span", { class: ["pill", "pill-cleared"] }, "cleared \u2014 needs review") : null,
     showPatient ? h("a", { class: "alert-patient", href: `#/patients/${encodeURIComponent(alert.patient_id)}` }, session.patientName(alert.patient_id)) : null,
   ),
   h("div", { class: "alert-meta" },
     h("span", {}, "Opened ", timeEl(alert.opened_at)),
     h("span", { class: ["status", `status-label-${alert.status}`] }, alert.status),
     alert.escalated_at ? h("span", { class: "escalated" }, "escalated") : null,
+    review ? h("span", { class: "cleared-note" }, "Condition cleared ", timeEl(alert.cleared_at),
+      " \u2014 acknowledge to close") : null,
   ),
   trail(alert),
   actions);
