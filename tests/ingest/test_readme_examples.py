@@ -256,7 +256,7 @@ def test_the_readme_curl_examples_work_in_order(served: tuple[str, dict[str, str
     [readings] = [a.json() for what, a in answers if re.fullmatch(r"GET /v1/patients/[^/]+/readings", what)]
     assert [b["metric"] for b in readings["buckets"]] == ["heart_rate"], readings  # its own reading
     [alerts] = [a.json() for what, a in answers if what == "GET /v1/alerts"]
-    assert alerts["alerts"] and alerts["alerts"][0]["metric"] == "systolic_bp", alerts
+    assert alerts["alerts"] and alerts["alerts"][0]["metric"] == "blood_pressure", alerts
     [acknowledged] = [a.json() for what, a in answers if what.endswith("/acknowledge")]
     assert acknowledged["status"] == "acknowledged"
 
