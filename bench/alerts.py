@@ -287,7 +287,8 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
             with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as client:
                 for i in range(args.latency):
                     abnormal = i % 2 == 0
-                    value = 180 + (i % 17) if abnormal else 120 + (i % 13)
+                    # warnings (above 160): they resolve by themselves; a critical alert would latch
+                    value = 165 + (i % 13) if abnormal else 120 + (i % 13)
                     at = NOW - timedelta(seconds=args.latency - i)
                     body = {
                         "device_id": "C0",
