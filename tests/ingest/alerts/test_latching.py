@@ -4,14 +4,19 @@ resolve by themselves; the rule's ``latch`` decides either way."""
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from datetime import timedelta
+from ipaddress import ip_network
 from typing import Any
 
 from ingest.alerts.component import alerts_component
 from ingest.settings import Settings
+from tests.ingest.alerts.sse import SSEClient
 from tests.support.alerts import NOW, Clinic, ago, alert_settings, iso, reading
 from tests.support.service import running_service
+from tests.support.webhooks import Receiver
 
 
 def _ack(clinic: Clinic, alert_id: str, note: str | None = None) -> dict[str, Any]:
@@ -201,3 +206,44 @@ def test_concurrent_clear_and_acknowledge_end_resolved_once(clinic: Clinic) -> N
         assert clinic.active(pid) == []
         types = [t for t, _ in _history(clinic, alert["id"])]
         assert types.count("resolved") == 1 and types[-1] == "resolved"
+
+
+def test_cleared_and_recurred_reach_the_stream_and_the_webhooks(settings: Settings) -> None:
+    allowed = alert_settings(settings).model_copy(
+        update={"webhook_allow_networks": (ip_network("127.0.0.1/32"),)}
+    )
+    hook = Receiver([])
+    try:
+        with (
+            running_service(allowed, factories=[alerts_component]) as svc,
+            svc.client(svc.token("admin")) as http,
+        ):
+            clinic = Clinic(svc, http)
+            r = http.post("/v1/clinics/default/webhooks", json={"url": hook.url})  # default event types
+            assert r.status_code == 201, r.text
+            assert "cleared" in r.json()["event_types"]
+            pid = clinic.patient("OXI-1")
+            with SSEClient(svc.base_url, svc.token("clinician", clinic="default")) as stream:
+                clinic.post("OXI-1", reading("spo2", 85, ago(minutes=3)))
+                assert stream.next().data["type"] == "opened"
+                clinic.post("OXI-1", reading("spo2", 97, ago(minutes=2)))
+                cleared = stream.next().data
+                assert (cleared["type"], cleared["actor"], cleared["alert"]["status"]) == (
+                    "cleared",
+                    "system",
+                    "open",
+                )
+                assert cleared["alert"]["cleared_at"] == iso(ago(minutes=2))
+                clinic.post("OXI-1", reading("spo2", 84, ago(minutes=1)))
+                recurred = stream.next().data
+                assert recurred["type"] == "recurred" and recurred["alert"]["cleared_at"] is None
+            deadline = time.monotonic() + 20
+            while len(hook.requests) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            events = [headers["x-rpm-event"] for headers, _ in hook.requests]
+            assert events == ["opened", "cleared"]  # 'recurred' only when asked for
+            payload = json.loads(hook.requests[1][1])
+            assert payload["alert"]["patient_id"] == pid and payload["alert"]["cleared_at"] is not None
+            assert payload["text"].startswith("Critical alert cleared: Oxygen saturation 85")
+    finally:
+        hook.close()
