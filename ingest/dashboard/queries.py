@@ -15,7 +15,8 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import psycopg
-from psycopg.rows import dict_row
+
+from ingest.db.rows import fetch_all
 
 COVERAGE_DAYS: Final = 30
 
@@ -97,10 +98,8 @@ def latest_values(
     out: dict[UUID, list[dict[str, Any]]] = {p: [] for p in patient_ids}
     if not patient_ids:
         return out
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(_LATEST, {"ids": list(patient_ids), "metrics": list(metrics)})
-        for row in cur:
-            out[row.pop("patient_id")].append(row)
+    for row in fetch_all(conn, _LATEST, {"ids": list(patient_ids), "metrics": list(metrics)}):
+        out[row.pop("patient_id")].append(row)
     return out
 
 
@@ -156,6 +155,4 @@ def patient_devices(
     conn: psycopg.Connection[Any], patient_id: UUID, metrics: Sequence[str]
 ) -> list[dict[str, Any]]:
     """Devices currently assigned to the patient, with their newest reading (measured, received)."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(_DEVICES, {"patient": patient_id, "metrics": list(metrics)})
-        return cur.fetchall()
+    return fetch_all(conn, _DEVICES, {"patient": patient_id, "metrics": list(metrics)})

@@ -6,9 +6,9 @@ from typing import Any, Final
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import dict_row
 
 from fhir_export.panels import LATE_KIND
+from ingest.db.rows import fetch_all, fetch_one
 from ingest.errors import Conflict, NotFound
 from ingest.export.outbox import row_readings
 from ingest.store.roster import PATIENT_COLUMNS
@@ -40,33 +40,29 @@ def list_exports(
     conn: psycopg.Connection[Any], *, status: str, clinic_ids: list[str] | None, limit: int
 ) -> list[dict[str, Any]]:
     """Rows in one status, most recently changed first."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            f"SELECT {EXPORT_COLUMNS} FROM fhir_outbox WHERE status = %(status)s AND {_CLINICS}"
-            " ORDER BY updated_at DESC, id DESC LIMIT %(limit)s",
-            {"status": status, "clinics": clinic_ids, "limit": limit},
-        )
-        return cur.fetchall()
+    return fetch_all(
+        conn,
+        f"SELECT {EXPORT_COLUMNS} FROM fhir_outbox WHERE status = %(status)s AND {_CLINICS}"
+        " ORDER BY updated_at DESC, id DESC LIMIT %(limit)s",
+        {"status": status, "clinics": clinic_ids, "limit": limit},
+    )
 
 
 def waiting_patients(
     conn: psycopg.Connection[Any], *, clinic_ids: list[str] | None, limit: int
 ) -> list[dict[str, Any]]:
     """Patients whose rows wait for a FHIR Patient id, with how many and since when."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            "SELECT patient_id, count(*) AS rows, min(measured_at) AS oldest_measured_at"
-            f" FROM fhir_outbox WHERE status = 'waiting' AND {_CLINICS}"
-            " GROUP BY patient_id ORDER BY count(*) DESC, patient_id LIMIT %(limit)s",
-            {"clinics": clinic_ids, "limit": limit},
-        )
-        return cur.fetchall()
+    return fetch_all(
+        conn,
+        "SELECT patient_id, count(*) AS rows, min(measured_at) AS oldest_measured_at"
+        f" FROM fhir_outbox WHERE status = 'waiting' AND {_CLINICS}"
+        " GROUP BY patient_id ORDER BY count(*) DESC, patient_id LIMIT %(limit)s",
+        {"clinics": clinic_ids, "limit": limit},
+    )
 
 
 def get_export(conn: psycopg.Connection[Any], export_id: int) -> dict[str, Any]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(f"SELECT {EXPORT_COLUMNS} FROM fhir_outbox WHERE id = %s", (export_id,))
-        row = cur.fetchone()
+    row = fetch_one(conn, f"SELECT {EXPORT_COLUMNS} FROM fhir_outbox WHERE id = %s", (export_id,))
     if row is None:
         raise NotFound(f"export {export_id} not found")
     return row
@@ -78,28 +74,26 @@ def requeue(conn: psycopg.Connection[Any], export_id: int) -> dict[str, Any]:
     Sent rows, rows waiting for their patient's FHIR id and late panel components answer Conflict:
     sending them again cannot change anything.
     """
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(f"SELECT {EXPORT_COLUMNS} FROM fhir_outbox WHERE id = %s FOR UPDATE", (export_id,))
-        row = cur.fetchone()
-        if row is None:
-            raise NotFound(f"export {export_id} not found")
-        if row["kind"] == LATE_KIND:
-            raise Conflict(
-                "this blood-pressure component arrived after its panel was sent; conditional"
-                " create cannot add it to the panel in the EHR"
-            )
-        if row["status"] == "sent":
-            raise Conflict(f"export {export_id} was sent already")
-        if row["status"] == "waiting":
-            raise Conflict(
-                f"export {export_id} waits for its patient's FHIR Patient id (PATCH /v1/patients/{{id}})"
-            )
-        cur.execute(
-            "UPDATE fhir_outbox SET status = 'pending', attempts = 0, next_attempt_at = now(),"
-            f" updated_at = now() WHERE id = %s RETURNING {EXPORT_COLUMNS}",
-            (export_id,),
+    row = fetch_one(conn, f"SELECT {EXPORT_COLUMNS} FROM fhir_outbox WHERE id = %s FOR UPDATE", (export_id,))
+    if row is None:
+        raise NotFound(f"export {export_id} not found")
+    if row["kind"] == LATE_KIND:
+        raise Conflict(
+            "this blood-pressure component arrived after its panel was sent; conditional"
+            " create cannot add it to the panel in the EHR"
         )
-        updated = cur.fetchone()
+    if row["status"] == "sent":
+        raise Conflict(f"export {export_id} was sent already")
+    if row["status"] == "waiting":
+        raise Conflict(
+            f"export {export_id} waits for its patient's FHIR Patient id (PATCH /v1/patients/{{id}})"
+        )
+    updated = fetch_one(
+        conn,
+        "UPDATE fhir_outbox SET status = 'pending', attempts = 0, next_attempt_at = now(),"
+        f" updated_at = now() WHERE id = %s RETURNING {EXPORT_COLUMNS}",
+        (export_id,),
+    )
     assert updated is not None
     return updated
 
@@ -146,19 +140,18 @@ def update_patient(
     outbox hook holds a share lock on the patient while it writes rows, so none can slip in as
     'waiting' after this). Clearing it makes rows wait again when a worker next claims them.
     """
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            "UPDATE patients SET display_name = coalesce(%(name)s, display_name),"
-            " fhir_patient_id = CASE WHEN %(set_fhir)s THEN %(fhir)s ELSE fhir_patient_id END"
-            f" WHERE id = %(id)s RETURNING {PATIENT_COLUMNS}",
-            {
-                "name": display_name,
-                "set_fhir": set_fhir_patient_id,
-                "fhir": fhir_patient_id,
-                "id": patient_id,
-            },
-        )
-        row = cur.fetchone()
+    row = fetch_one(
+        conn,
+        "UPDATE patients SET display_name = coalesce(%(name)s, display_name),"
+        " fhir_patient_id = CASE WHEN %(set_fhir)s THEN %(fhir)s ELSE fhir_patient_id END"
+        f" WHERE id = %(id)s RETURNING {PATIENT_COLUMNS}",
+        {
+            "name": display_name,
+            "set_fhir": set_fhir_patient_id,
+            "fhir": fhir_patient_id,
+            "id": patient_id,
+        },
+    )
     if row is None:
         raise NotFound(f"patient {patient_id} not found")
     released = release_waiting(conn, patient_id) if row["fhir_patient_id"] else 0

@@ -8,8 +8,9 @@ from typing import Any, Literal
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+
+from ingest.db.rows import fetch_all
 
 Action = Literal["read", "write"]
 
@@ -83,28 +84,27 @@ def query_events(
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     """Newest first; ``before_id`` pages backwards."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            f"SELECT {AUDIT_COLUMNS} FROM audit_log"
-            " WHERE (%(since)s::timestamptz IS NULL OR at >= %(since)s)"
-            " AND (%(until)s::timestamptz IS NULL OR at < %(until)s)"
-            " AND (%(patient)s::uuid IS NULL OR patient_id = %(patient)s)"
-            " AND (%(token)s::uuid IS NULL OR token_id = %(token)s)"
-            " AND (%(clinic)s::text IS NULL OR actor_clinic = %(clinic)s)"
-            " AND (%(route)s::text IS NULL OR route = %(route)s)"
-            " AND (%(action)s::text IS NULL OR action = %(action)s)"
-            " AND (%(before)s::bigint IS NULL OR id < %(before)s)"
-            " ORDER BY id DESC LIMIT %(limit)s",
-            {
-                "since": since,
-                "until": until,
-                "patient": patient_id,
-                "token": token_id,
-                "clinic": clinic_id,
-                "route": route,
-                "action": action,
-                "before": before_id,
-                "limit": limit,
-            },
-        )
-        return cur.fetchall()
+    return fetch_all(
+        conn,
+        f"SELECT {AUDIT_COLUMNS} FROM audit_log"
+        " WHERE (%(since)s::timestamptz IS NULL OR at >= %(since)s)"
+        " AND (%(until)s::timestamptz IS NULL OR at < %(until)s)"
+        " AND (%(patient)s::uuid IS NULL OR patient_id = %(patient)s)"
+        " AND (%(token)s::uuid IS NULL OR token_id = %(token)s)"
+        " AND (%(clinic)s::text IS NULL OR actor_clinic = %(clinic)s)"
+        " AND (%(route)s::text IS NULL OR route = %(route)s)"
+        " AND (%(action)s::text IS NULL OR action = %(action)s)"
+        " AND (%(before)s::bigint IS NULL OR id < %(before)s)"
+        " ORDER BY id DESC LIMIT %(limit)s",
+        {
+            "since": since,
+            "until": until,
+            "patient": patient_id,
+            "token": token_id,
+            "clinic": clinic_id,
+            "route": route,
+            "action": action,
+            "before": before_id,
+            "limit": limit,
+        },
+    )

@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import psycopg
-from psycopg.rows import dict_row
+
+from ingest.db.rows import fetch_all, fetch_one
 
 MAX_RAW_BYTES: Final = 1024 * 1024  # raw bytes kept of one refused message or reading
 MAX_REASON_CHARS: Final = 2000  # of a reason, and of a replay's recorded result
@@ -239,37 +240,33 @@ def list_dead_letters(
     device_id: str | None = None,
     summaries_only: bool = False,
 ) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            f"SELECT {_PUBLIC_COLUMNS} FROM dead_letters"
-            " WHERE (%(before)s::bigint IS NULL OR id < %(before)s)"
-            " AND (%(device)s::text IS NULL OR device_id = %(device)s)"
-            " AND (NOT %(summaries)s OR window_start IS NOT NULL)"
-            " ORDER BY id DESC LIMIT %(limit)s",
-            {"before": before_id, "device": device_id, "summaries": summaries_only, "limit": limit},
-        )
-        return cur.fetchall()
+    return fetch_all(
+        conn,
+        f"SELECT {_PUBLIC_COLUMNS} FROM dead_letters"
+        " WHERE (%(before)s::bigint IS NULL OR id < %(before)s)"
+        " AND (%(device)s::text IS NULL OR device_id = %(device)s)"
+        " AND (NOT %(summaries)s OR window_start IS NOT NULL)"
+        " ORDER BY id DESC LIMIT %(limit)s",
+        {"before": before_id, "device": device_id, "summaries": summaries_only, "limit": limit},
+    )
 
 
 def recent_summaries(
     conn: psycopg.Connection[Any], *, since: datetime, limit: int
 ) -> list[dict[str, Any]]:
     """Summary rows (keys that went over their limit) seen since ``since``, the busiest first."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            "SELECT id, source, topic, device_id, limit_key, window_start, received_at AS first_seen,"
-            " last_seen, suppressed_count, reason FROM dead_letters"
-            " WHERE window_start IS NOT NULL AND last_seen >= %s"
-            " ORDER BY suppressed_count DESC, id DESC LIMIT %s",
-            (since, limit),
-        )
-        return cur.fetchall()
+    return fetch_all(
+        conn,
+        "SELECT id, source, topic, device_id, limit_key, window_start, received_at AS first_seen,"
+        " last_seen, suppressed_count, reason FROM dead_letters"
+        " WHERE window_start IS NOT NULL AND last_seen >= %s"
+        " ORDER BY suppressed_count DESC, id DESC LIMIT %s",
+        (since, limit),
+    )
 
 
 def get_dead_letter(conn: psycopg.Connection[Any], letter_id: int) -> dict[str, Any] | None:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(f"SELECT {_PUBLIC_COLUMNS} FROM dead_letters WHERE id = %s", (letter_id,))
-        return cur.fetchone()
+    return fetch_one(conn, f"SELECT {_PUBLIC_COLUMNS} FROM dead_letters WHERE id = %s", (letter_id,))
 
 
 def mark_replayed(

@@ -18,9 +18,9 @@ from typing import Any, Final
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import dict_row
 
 from devices.models import Reading
+from ingest.db.rows import fetch_all
 
 # What a reading row carries, as staged (with the batch index) and as stored new (with its patient).
 _FIELDS: Final = (
@@ -209,13 +209,12 @@ def _window(
     **params: Any,
 ) -> list[dict[str, Any]]:
     """Run ``select`` over the patient's readings of ``metrics`` measured in [since, until)."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            f"{select} FROM readings WHERE patient_id = %(p)s AND metric = ANY(%(m)s)"
-            f" AND measured_at >= %(since)s AND measured_at < %(until)s {tail}",
-            {"p": patient_id, "m": list(metrics), "since": since, "until": until, **params},
-        )
-        return cur.fetchall()
+    return fetch_all(
+        conn,
+        f"{select} FROM readings WHERE patient_id = %(p)s AND metric = ANY(%(m)s)"
+        f" AND measured_at >= %(since)s AND measured_at < %(until)s {tail}",
+        {"p": patient_id, "m": list(metrics), "since": since, "until": until, **params},
+    )
 
 
 def query_readings(

@@ -7,23 +7,20 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.abc import Params
 
+from ingest.db.rows import Query, fetch_all, fetch_one
 from ingest.errors import Conflict, IngestError, NotFound
 
 PATIENT_COLUMNS = "id, clinic_id, mrn, display_name, fhir_patient_id, created_at"
 DEVICE_COLUMNS = "id, clinic_id, type, manufacturer, model, serial, created_at, battery_level"
 
 
-def _one(conn: psycopg.Connection[Any], query: str, params: Any) -> dict[str, Any] | None:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, params)
-        return cur.fetchone()
-
-
-def _one_or(conn: psycopg.Connection[Any], query: str, params: Any, error: IngestError) -> dict[str, Any]:
+def _one_or(
+    conn: psycopg.Connection[Any], query: Query, params: Params, error: IngestError
+) -> dict[str, Any]:
     """The row the query returns; raises ``error`` when it returns none."""
-    row = _one(conn, query, params)
+    row = fetch_one(conn, query, params)
     if row is None:
         raise error
     return row
@@ -33,12 +30,6 @@ def _by_id(conn: psycopg.Connection[Any], table: str, columns: str, key: object,
     """The row of ``table`` whose id is ``key``; NotFound naming ``what`` when there is none."""
     query = f"SELECT {columns} FROM {table} WHERE id = %s"
     return _one_or(conn, query, (key,), NotFound(f"{what} not found"))
-
-
-def _all(conn: psycopg.Connection[Any], query: str, params: Any = None) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, params)
-        return cur.fetchall()
 
 
 def create_clinic(conn: psycopg.Connection[Any], clinic_id: str, name: str) -> dict[str, Any]:
@@ -56,7 +47,7 @@ def get_clinic(conn: psycopg.Connection[Any], clinic_id: str) -> dict[str, Any]:
 
 
 def list_clinics(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
-    return _all(conn, "SELECT id, name, created_at FROM clinics ORDER BY id")
+    return fetch_all(conn, "SELECT id, name, created_at FROM clinics ORDER BY id")
 
 
 def create_patient(
@@ -84,7 +75,7 @@ def get_patient(conn: psycopg.Connection[Any], patient_id: UUID) -> dict[str, An
 def list_patients(
     conn: psycopg.Connection[Any], *, clinic_ids: list[str] | None, search: str | None, limit: int
 ) -> list[dict[str, Any]]:
-    return _all(
+    return fetch_all(
         conn,
         f"SELECT {PATIENT_COLUMNS} FROM patients"
         " WHERE (%(clinics)s::text[] IS NULL OR clinic_id = ANY(%(clinics)s))"
@@ -145,7 +136,7 @@ def assign_device(
         patient = get_patient(conn, patient_id)
         if patient["clinic_id"] != device["clinic_id"]:
             raise Conflict("device and patient belong to different clinics")
-    row = _one(
+    row = fetch_one(
         conn,
         "INSERT INTO device_assignments (device_id, patient_id, since) VALUES (%s, %s, %s)"
         " ON CONFLICT (device_id, since) DO UPDATE SET patient_id = EXCLUDED.patient_id,"
@@ -158,7 +149,7 @@ def assign_device(
 
 
 def device_assignments(conn: psycopg.Connection[Any], device_id: str) -> list[dict[str, Any]]:
-    return _all(
+    return fetch_all(
         conn,
         "SELECT device_id, patient_id, since, created_at FROM device_assignments"
         " WHERE device_id = %s ORDER BY since",
@@ -168,7 +159,7 @@ def device_assignments(conn: psycopg.Connection[Any], device_id: str) -> list[di
 
 def patient_devices(conn: psycopg.Connection[Any], patient_id: UUID) -> list[dict[str, Any]]:
     """Devices currently assigned to the patient, with when each was last heard from."""
-    return _all(
+    return fetch_all(
         conn,
         f"SELECT {', '.join('d.' + c.strip() for c in DEVICE_COLUMNS.split(','))},"
         " a.since AS assigned_since,"
