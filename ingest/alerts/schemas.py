@@ -91,6 +91,9 @@ class ThresholdIn(_In):
     consecutive: Annotated[int, Field(ge=1, le=100)] | None = None
     sustained_seconds: Annotated[int, Field(ge=0, le=7 * 86400)] | None = None
     debounce_critical: bool | None = None
+    # true/false: the alert latches (or not) when its condition clears unacknowledged; null: its
+    # severity decides (critical latches)
+    latch: bool | None = None
     enabled: bool | None = None
 
 
@@ -105,6 +108,7 @@ class ThresholdPublic(BaseModel):
     consecutive: int
     sustained_seconds: int
     debounce_critical: bool
+    latch: bool | None = Field(default=None, description="null: a critical alert latches, a warning does not")
     enabled: bool
     source: Literal["default", "clinic", "patient"]
 

@@ -63,6 +63,7 @@ def _threshold_public(services: Services, rule: Rule) -> ThresholdPublic:
         consecutive=p.consecutive,
         sustained_seconds=p.sustained_seconds,
         debounce_critical=p.debounce_critical,
+        latch=p.latch,
         enabled=rule.enabled,
         source=rule.source,
     )

@@ -150,6 +150,17 @@ def test_latch_is_a_rule_setting(clinic: Clinic) -> None:
     assert "latch" in threshold["parameters"]["properties"]
 
 
+def test_latch_through_the_thresholds_api(clinic: Clinic) -> None:
+    pid = clinic.patient("OXI-1")
+    assert clinic.set_threshold(pid, "spo2", latch=False)["latch"] is False
+    clinic.post("OXI-1", reading("spo2", 85, ago(minutes=3)), reading("spo2", 97, ago(minutes=2)))
+    assert clinic.active(pid) == []
+    assert clinic.set_threshold(pid, "spo2", latch=None)["latch"] is None  # back to: critical latches
+    clinic.post("OXI-1", reading("spo2", 85, ago(minutes=1)), reading("spo2", 97, ago(seconds=30)))
+    [alert] = clinic.active(pid)
+    assert alert["cleared_at"] == iso(ago(seconds=30))
+
+
 def test_a_cleared_alert_keeps_escalating(clinic: Clinic) -> None:
     pid = clinic.patient("OXI-1")
     clinic.post("OXI-1", reading("spo2", 84, ago(minutes=2)))
