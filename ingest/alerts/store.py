@@ -9,7 +9,7 @@ import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, LiteralString
+from typing import Any, Final
 from uuid import UUID
 
 import psycopg
@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 from ingest.alerts.public import ALERT_COLUMNS
 from ingest.alerts.rules import Rule
+from ingest.db.rows import fetch_one
 
 logger = logging.getLogger(__name__)
 
@@ -26,11 +27,7 @@ PATIENT_LOCK_SALT: Final = 0x2B7E151628AED2A6  # keeps patient locks apart from 
 AlertKey = tuple[UUID, str, str]  # (patient, rule key, subject)
 
 
-def one_row(conn: psycopg.Connection[Any], query: LiteralString, params: Any) -> dict[str, Any] | None:
-    """The first row the statement returns, as a dict (None when it returns none)."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, params)
-        return cur.fetchone()
+one_row = fetch_one  # the first row as a dict, or None (ingest.db.rows)
 
 
 # --------------------------------------------------------------------------- batch locks
