@@ -66,7 +66,7 @@ def test_a_cleared_critical_alert_stays_until_acknowledged(
 def test_one_blood_pressure_measurement_is_one_item(
     page: Any, service: RunningService, admin: httpx.Client, tmp_path: Path
 ) -> None:
-    enrol(admin, "M-2", "Bea Cuff", "CUFF-1")
+    patient = enrol(admin, "M-2", "Bea Cuff", "CUFF-1")
     sign_in(page, service.base_url, service.token("clinician", clinic="default", name="Nurse Jo"))
     page.locator(".live[data-state='live']").wait_for()
     at = iso(NOW - timedelta(minutes=1))
@@ -85,3 +85,7 @@ def test_one_blood_pressure_measurement_is_one_item(
     assert title == "Blood pressure 179/106 mmHg above 160/100"
     assert items.first.get_attribute("data-severity") == "warning"
     save_screenshot(page, "alert-inbox-blood-pressure", tmp_path)
+
+    # The patient's blood-pressure chart marks it where it began.
+    page.goto(f"{service.base_url}/dashboard/#/patients/{patient}")
+    page.locator("[data-chart='blood_pressure'] svg path.marker-warning").first.wait_for()

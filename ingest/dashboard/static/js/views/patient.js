@@ -183,7 +183,8 @@ export function patientView(container, session, id, query) {
       const series = group.metrics.map((m) => ({ label: group.metrics.length > 1 ? metricLabel(m).replace(" blood pressure", "") : metricLabel(m), cls: `series-${m}`, points: byMetric[m] || [] }));
       const count = series.reduce((n, line) => n + line.points.reduce((k, p) => k + p.count, 0), 0);
       // An alert is marked where its condition began (measured time), not when it was processed.
-      const markers = alerts.filter((a) => group.metrics.includes(a.metric)).map((a) => {
+      // (A blood-pressure alert, one per measurement, has the group's own key as its metric.)
+      const markers = alerts.filter((a) => a.metric === group.key || group.metrics.includes(a.metric)).map((a) => {
         const at = a.onset_at || a.opened_at;
         return { t: new Date(at).getTime(), severity: a.severity, label: `${a.severity}: ${alertTitle(a)} (${dateTime(at)})` };
       });
