@@ -284,9 +284,12 @@ class DeviceSession:
                 await self._sink.deliver(transfer.observations, transfer.cursor(outcome))
             else:
                 probe.extend(sequence for sequence, _ in transfer.records)
-        logger.info(
-            "%s: %s record transfer %s, %d record(s)", address, stream, outcome.value,
-            len(transfer.records),
+        # a poll that finds nothing new, and a probe (nothing kept), are routine: DEBUG
+        routine = probe is not None or outcome is Outcome.NO_RECORDS
+        logger.log(
+            logging.DEBUG if routine else logging.INFO,
+            "%s: %s record %s %s, %d record(s)", address, stream,
+            "probe" if probe is not None else "transfer", outcome.value, len(transfer.records),
         )
         return outcome
 

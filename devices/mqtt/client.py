@@ -25,6 +25,35 @@ from devices.mqtt.options import BrokerOptions
 logger = logging.getLogger(__name__)
 
 
+class _LoopAfterOwnDisconnect(logging.Filter):
+    """paho 2 logs "Client is not connected ... Last known Connection State: MQTT_CS_DISCONNECTED"
+    (or _DISCONNECTING) at ERROR when its network thread runs once more between our
+    ``disconnect()`` and ``loop_stop()``. Those two states come only from ``disconnect()``, so
+    nothing is wrong: the line is DEBUG. A lost connection (MQTT_CS_CONNECTION_LOST) is untouched."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        super().__init__()
+        self._log = log
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg
+        if (
+            record.levelno == logging.ERROR
+            and isinstance(message, str)
+            and message.startswith("Client is not connected")
+            and message.endswith(("MQTT_CS_DISCONNECTED", "MQTT_CS_DISCONNECTING"))
+        ):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return self._log.isEnabledFor(logging.DEBUG)
+        return True
+
+
+def _paho_log(log: logging.Logger) -> logging.Logger:
+    if not any(isinstance(f, _LoopAfterOwnDisconnect) for f in log.filters):
+        log.addFilter(_LoopAfterOwnDisconnect(log))
+    return log
+
+
 def new_client(
     options: BrokerOptions,
     *,
@@ -47,7 +76,7 @@ def new_client(
         manual_ack=manual_ack,
         reconnect_on_failure=True,
     )
-    client.enable_logger(log or logger)
+    client.enable_logger(_paho_log(log or logger))
     if options.address.username is not None:
         client.username_pw_set(options.address.username, options.address.password)
     context = options.ssl_context()

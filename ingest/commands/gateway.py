@@ -210,9 +210,9 @@ async def _run(settings: GatewaySettings, *, drain_only: bool, emulate: bool) ->
 
 
 async def _run_emulated(settings: GatewaySettings) -> None:
-    from devices.ble.emulated.home import EmulatedHome
+    from devices.ble.emulated.home import EmulatedHome, record_numbering
 
-    home = EmulatedHome(0, tz=settings.tz)
+    home = EmulatedHome(0, tz=settings.tz, numbering=record_numbering(settings.data_dir))
     await home.start()
     emulated = dataclasses.replace(settings, allow=home.addresses, accept_any=False)
     activity = asyncio.create_task(home.live("normal", 30.0))

@@ -10,7 +10,7 @@ import click
 import uvicorn
 
 from ingest.interpreter import tune_for_service
-from ingest.logconfig import configure_logging
+from ingest.logconfig import DEMO_CHATTER, configure_logging
 from ingest.runtime import Runtime
 from ingest.security.limits import uvicorn_options
 from ingest.settings import Settings, load_settings
@@ -79,5 +79,5 @@ def demo() -> None:
     Prints the dashboard URL and an admin token. Ctrl-C stops everything cleanly.
     """
     settings = load_settings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, quiet=DEMO_CHATTER)
     run_service(settings, demo=True)

@@ -92,10 +92,11 @@ def embedded_broker(data_dir: Path, *, host: str = "127.0.0.1", port: int = 1883
     password = _password(directory)
     password_file = directory / "passwd"
     _write_private(password_file, f"{USERNAME}:{PasswordHash((Argon2Hasher(),)).hash(password)}\n")
+    taken = ""
     if port and not _can_bind(host, port):
-        # e.g. a system Mosquitto already on 1883: the embedded broker must not fight it
-        logger.warning("port %d is taken; the embedded MQTT broker takes a free port", port)
-        port = 0
+        # e.g. a system Mosquitto already on 1883: the embedded broker must not fight it, and
+        # nothing is wrong (the service and the demo use the URL below)
+        taken, port = f" (port {port} is taken)", 0
     port = port or _free_port(host)
     config: dict[str, Any] = {
         "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
@@ -122,8 +123,8 @@ def embedded_broker(data_dir: Path, *, host: str = "127.0.0.1", port: int = 1883
         embedded = EmbeddedBroker(host, port, USERNAME, password)
         _write_private(directory / "url", embedded.url + "\n")
         logger.info(
-            "embedded MQTT broker (development only) on mqtt://%s:%d, credentials in %s",
-            host, port, directory,
+            "embedded MQTT broker (development only) on mqtt://%s:%d%s, credentials in %s",
+            host, port, taken, directory,
         )
         yield embedded
 

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.service import free_port
 
@@ -95,3 +98,118 @@ def test_demo_command_end_to_end(db_url: str, mqtt_url: str, topic_prefix: str, 
     assert status == 0, log[-3000:]
     assert "Traceback" not in log, log[-3000:]
     assert "gateway stopped" in log
+
+
+# --- what a newcomer reads: first run and a restart with the same data directory ----------------
+
+#: a log line as `rpm-ingest demo` prints it (time, level, logger: message)
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>[A-Z]+) +(?P<logger>[\w.]+): ")
+#: what only library chatter or our own set-up problems would print
+CHATTER = ("initdb", "pg_ctl", "pgserver", "XDG_RUNTIME_DIR", "record transfer", "record probe",
+           "record numbers", 'HTTP/1.1"', "Uvicorn")
+
+
+def _newcomer_env(data_dir: Path, port: int) -> dict[str, str]:
+    """A shell with no RPM_* configuration: embedded PostgreSQL and MQTT broker, as a first try."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RPM_") and k != "XDG_RUNTIME_DIR"}
+    env.update(RPM_DATA_DIR=str(data_dir), RPM_HTTP_PORT=str(port), RPM_MQTT_EMBEDDED_PORT="0")
+    return env
+
+
+def _run_demo_once(env: dict[str, str]) -> str:
+    """Start the demo, sign in with what it prints, wait until the emulated Bluetooth home's
+    record devices (cuff, glucose meter) delivered a reading, Ctrl-C; the whole output."""
+    started = datetime.now(UTC)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest", "demo"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(proc.stdout or []), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: any("Admin token:" in line for line in output) or proc.poll() is not None,
+                 90, "the demo banner")
+        text = "".join(output)
+        url = re.search(r"Dashboard:\s+(\S+)", text)
+        token = re.search(r"Admin token:\s+(rpm_\S+)", text)
+        assert url and token, "no dashboard URL and token"
+        with httpx.Client(base_url=url.group(1), headers={"Authorization": f"Bearer {token.group(1)}"},
+                          timeout=10) as api:
+            patients = {p["mrn"]: p for p in api.get("/v1/dashboard/patients").json()["patients"]}
+
+            def last_seen(mrn: str) -> dict[str, datetime]:
+                detail = api.get(f"/v1/dashboard/patients/{patients[mrn]['id']}").json()
+                return {
+                    d["type"]: datetime.fromisoformat(d["last_seen_at"])
+                    for d in detail["devices"] if d["last_seen_at"]
+                }
+
+            # newer than this run's start and than the history filled in on a first run (all
+            # received at one moment: what the silent patient's scale last sent)
+            live_after = max([started, *last_seen("DEMO-1007").values()])
+
+            def record_devices_delivered() -> bool:
+                seen = last_seen("DEMO-1006")  # the patient of the emulated Bluetooth home
+                return all(
+                    seen.get(kind, live_after) > live_after
+                    for kind in ("blood_pressure_monitor", "glucose_meter")
+                )
+
+            wait_for(record_devices_delivered, 100, "stored records from the emulated cuff and meter")
+    except (AssertionError, httpx.HTTPError) as exc:
+        failure: Exception | None = exc
+    else:
+        failure = None
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            status = proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError("the demo did not stop within 40 s of Ctrl-C") from None
+        reader.join(5)
+    log = "".join(output)
+    if failure is not None:
+        raise AssertionError(f"{failure}\n--- the demo's output ---\n{log[-6000:]}") from failure
+    assert status == 0, log[-3000:]
+    return log
+
+
+def _assert_only_what_a_person_needs(log: str, port: int) -> None:
+    assert f"Dashboard:    http://127.0.0.1:{port}/" in log, log
+    assert re.search(r"Admin token:  rpm_\S+", log), log
+    assert "Press Ctrl-C to stop." in log, log
+    for line in log.splitlines():
+        match = LOG_LINE.match(line)
+        if match is None:  # the banner (indented) or its blank lines, nothing else
+            assert line == "" or line.startswith("  "), f"not a log line nor the banner: {line!r}\n{log}"
+            continue
+        assert match["level"] == "INFO", f"{line}\n{log}"
+        assert match["logger"].startswith(("ingest.", "devices.gateway.")), f"library chatter: {line}"
+        assert not any(marker in line for marker in CHATTER), f"chatter: {line}"
+
+
+@pytest.fixture
+def outside_pytest_tmp() -> Iterator[Path]:
+    """A data directory outside pytest's temporary tree. Run as root, the embedded PostgreSQL
+    runs as a system user that must reach its data (pgserver opens the parents for it), and any
+    pytest starting meanwhile closes its tree (0700) again."""
+    path = Path(tempfile.mkdtemp(prefix="rpm-demo-test-"))
+    yield path / "data"
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_demo_output_first_run_and_restart(outside_pytest_tmp: Path) -> None:
+    port = free_port()
+    env = _newcomer_env(outside_pytest_tmp, port)
+
+    first = _run_demo_once(env)
+    _assert_only_what_a_person_needs(first, port)
+    assert "embedded PostgreSQL running" in first and "gateway stopped" in first
+
+    # the same data directory again: database, gateway queue and the emulated devices' memory kept
+    again = _run_demo_once(env)
+    _assert_only_what_a_person_needs(again, port)
+    assert "applying migration" not in again

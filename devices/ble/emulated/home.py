@@ -7,7 +7,9 @@ publishing to the given broker, then makes the devices measure now and then unti
 can be registered and assigned to a patient first).
 
 The clocks are deliberately imperfect: the cuff runs a day fast, the glucose meter was never
-set, the thermometer lags three hours and cannot be set, the oximeter has no clock service.
+set, the thermometer lags three hours and cannot be set, the oximeter has no clock service. The
+cuff's and the meter's record numbering survives a restart (kept beside the gateway's queue), as
+a real device's does.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Literal
 from devices.ble.collector import BleakCentral
 from devices.ble.emulated.bleak_backend import BumbleAdapter
 from devices.ble.emulated.live_devices import HeartRateStrap, PulseOximeter, Scale, Thermometer
+from devices.ble.emulated.numbering import RecordNumbering
 from devices.ble.emulated.peripheral import DeviceClock, EmulatedPeripheral
 from devices.ble.emulated.radio import VirtualRadio
 from devices.ble.emulated.record_devices import BloodPressureCuff, GlucoseMeter
@@ -72,10 +75,18 @@ def home_devices(home: int) -> list[HomeDevice]:
 class EmulatedHome:
     """The devices of one home on their own virtual radio, with the gateway's adapter.
 
-    Create it inside a running event loop (bumble's controllers bind to it).
+    Create it inside a running event loop (bumble's controllers bind to it). With ``numbering``
+    the record devices carry on numbering from where they stopped last time.
     """
 
-    def __init__(self, home: int = 0, *, tz: tzinfo | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        home: int = 0,
+        *,
+        tz: tzinfo | None = None,
+        seed: int = 0,
+        numbering: RecordNumbering | None = None,
+    ) -> None:
         self.home = home
         self.tz = tz or local_zone()
         self.radio = VirtualRadio()
@@ -86,7 +97,7 @@ class EmulatedHome:
         self.strap = HeartRateStrap(info[0].address, info[0].name)
         self.cuff = BloodPressureCuff(
             info[1].address, info[1].name, current_time="write",
-            clock=DeviceClock(skew=timedelta(days=1), tz=self.tz),
+            clock=DeviceClock(skew=timedelta(days=1), tz=self.tz), numbering=numbering,
         )
         self.oximeter = PulseOximeter(
             info[2].address, info[2].name, clock=DeviceClock(unset=True, tz=self.tz)
@@ -97,7 +108,8 @@ class EmulatedHome:
         )
         self.scale = Scale(info[4].address, info[4].name, current_time="write", clock=DeviceClock(tz=self.tz))
         self.glucose = GlucoseMeter(
-            info[5].address, info[5].name, current_time="write", clock=DeviceClock(unset=True, tz=self.tz)
+            info[5].address, info[5].name, current_time="write",
+            clock=DeviceClock(unset=True, tz=self.tz), numbering=numbering,
         )
 
     @property
@@ -178,6 +190,12 @@ class _Vitals:
         return float(round(self._around(105, 20)))
 
 
+def record_numbering(data_dir: Path) -> RecordNumbering:
+    """The emulated record devices' numbering kept in ``data_dir`` (beside the gateway's queue,
+    whose record cursors expect a restarted device to carry on numbering)."""
+    return RecordNumbering(data_dir / "emulated-record-numbers.json")
+
+
 async def run_emulated_home(
     broker_url: str,
     *,
@@ -194,9 +212,10 @@ async def run_emulated_home(
     """Run one emulated home and its gateway against ``broker_url`` until cancelled.
 
     Readings arrive on ``<topic_prefix>/<device_id>/readings`` with ids from :func:`home_devices`.
-    The gateway's queue lives under ``data_dir``.
+    The gateway's queue, and the record devices' numbering (:func:`record_numbering`), live
+    under ``data_dir``.
     """
-    emulated = EmulatedHome(home, tz=tz, seed=seed)
+    emulated = EmulatedHome(home, tz=tz, seed=seed, numbering=record_numbering(data_dir))
     gateway_name = gateway_id or f"home-hub-{home}"
     settings = GatewaySettings(
         gateway_id=gateway_name,

@@ -16,6 +16,7 @@ from typing import Any
 from bumble import gatt
 
 from devices.ble.emulated import encoding
+from devices.ble.emulated.numbering import RecordNumbering
 from devices.ble.emulated.peripheral import EmulatedPeripheral, characteristic
 from devices.ble.emulated.racp import RacpServer, StoredRecord
 
@@ -27,17 +28,34 @@ _INTERMEDIATE_STEPS = (40.0, 90.0, 140.0)
 
 
 class _RecordKeeper(EmulatedPeripheral):
-    """Keeps the records its RACP hands out, numbered by a 16-bit sequence that wraps to 0."""
+    """Keeps the records its RACP hands out, numbered by a 16-bit sequence that wraps to 0.
 
-    def __init__(self, address: str, name: str, *, first_sequence: int = 1, **kwargs: Any) -> None:
+    With ``numbering`` the numbering carries on from where the device stopped last time (as a
+    real device's does across power cycles); without, it starts at ``first_sequence``.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        name: str,
+        *,
+        first_sequence: int = 1,
+        numbering: RecordNumbering | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.records: list[StoredRecord] = []
-        self.next_sequence = first_sequence
+        self._numbering = numbering
+        self.next_sequence = (
+            first_sequence if numbering is None else numbering.next_sequence(address, first_sequence)
+        )
         super().__init__(address, name, **kwargs)
 
     def _take_sequence(self) -> int:
         """The next record's sequence number."""
         sequence = self.next_sequence
         self.next_sequence = (sequence + 1) & 0xFFFF
+        if self._numbering is not None:
+            self._numbering.advance(self.address, self.next_sequence)
         return sequence
 
 

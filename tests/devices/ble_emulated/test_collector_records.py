@@ -3,11 +3,15 @@ backend) against emulated glucose meters and blood-pressure cuffs, into the real
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from devices.ble.collector_transfer import Outcome
 from devices.ble.emulated import encoding
+from devices.ble.emulated.numbering import RecordNumbering
 from devices.ble.emulated.record_devices import BloodPressureCuff, GlucoseMeter
 from tests.support.emulated_ble import Harness, collecting, run, until
 
@@ -180,7 +184,9 @@ async def _bp_cursor(h: Harness, value: int) -> bool:
     return await h.queue.last_sequence(CUFF, "blood_pressure") == value
 
 
-def test_a_meter_that_restarted_its_numbering_is_read_again(tmp_path: Path) -> None:
+def test_a_meter_that_restarted_its_numbering_is_read_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     meter = GlucoseMeter(METER, "Meter")
     for n, value in enumerate((90.0, 95.0, 99.0)):
         meter.measure(value, ago=minutes(60 - n))
@@ -198,4 +204,33 @@ def test_a_meter_that_restarted_its_numbering_is_read_again(tmp_path: Path) -> N
             assert meter.racp.requests[1:] == [from_sequence(4), LAST_RECORD, ALL_RECORDS]
             assert glucose_values(await h.readings()) == [90.0, 95.0, 99.0, 140.0, 145.0]
 
-    run(scenario())
+    with caplog.at_level(logging.WARNING, logger="devices.ble"):
+        run(scenario())
+    assert "record numbers restarted (newest 2, last kept 3)" in caplog.text  # a real reset is news
+
+
+def test_a_meter_switched_off_and_on_again_is_no_reset(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A meter keeps numbering across power cycles: after a restart (the gateway's too) the
+    collector reads on from its cursor and finds no reset to report."""
+    numbers = tmp_path / "numbers.json"
+    meter = GlucoseMeter(METER, "Meter", numbering=RecordNumbering(numbers))
+    meter.measure(90.0, ago=minutes(30))
+    meter.measure(95.0, ago=minutes(20))
+
+    async def scenario() -> None:
+        async with collecting(tmp_path, meter) as h:
+            await until(lambda: _cursor_is(h, 2), what="cursor 2")
+        # both start again: the meter's memory is empty, its numbering carries on
+        again = GlucoseMeter(METER, "Meter", numbering=RecordNumbering(numbers))
+        again.measure(99.0, ago=minutes(5))
+        async with collecting(tmp_path, again, record_poll_interval=0.3) as h:
+            await until(lambda: _cursor_is(h, 3), what="cursor 3")
+            await until(lambda: LAST_RECORD in again.racp.requests, what="a poll with nothing new")
+            assert again.racp.requests[0] == from_sequence(3)
+            assert glucose_values(await h.readings()) == [90.0, 95.0, 99.0]
+
+    with caplog.at_level(logging.INFO, logger="devices.ble"):
+        run(scenario())
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
