@@ -7,8 +7,10 @@ log, stay what they are). PostgreSQL's own log is ``postgres/log`` under the dat
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,20 +37,38 @@ def _quiet_pgserver() -> None:
         pgserver_logger.addFilter(_PgserverChatter())
 
 
+#: longest Unix socket path we let pgserver build (sun_path holds 108 bytes on Linux, 104 on macOS)
+_SOCKET_PATH_MAX = 100
+
+
+def _runtime_dir(data_dir: Path) -> Path:
+    """``run`` beside the data, unless a socket under it (``python_PostgresServer/<hash>/
+    .s.PGSQL.5432``, where pgserver puts it when the data path is too long for one) would not
+    fit: then a directory of this user's for this data directory in the system's temporary one."""
+    run = (data_dir / "run").resolve()
+    socket = run / "python_PostgresServer" / ("0" * 10) / ".s.PGSQL.5432"
+    if len(os.fsencode(socket)) <= _SOCKET_PATH_MAX:
+        return run
+    digest = hashlib.sha256(os.fsencode(run)).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"rpm-ingest-{os.getuid()}-{digest}"
+
+
 def _private_runtime_dir(data_dir: Path) -> None:
     """Give pgserver a runtime directory (its lock file; the socket when the data path is too
     long for one) unless the environment has one.
 
     pgserver asks platformdirs, which reads XDG_RUNTIME_DIR and warns when it is unset or is not
-    a private (0700) directory. The data directory itself will not do: run as root, pgserver
-    opens every parent of its data for the ``pgserver`` system user (0755). ``run`` beside the
-    data is never such a parent.
+    a private (0700) directory of this user. The data directory itself will not do: run as root,
+    pgserver opens every parent of its data for the ``pgserver`` system user (0755), and a socket
+    below a long data path would not fit. A directory someone else owns is left alone (and
+    platformdirs' warning then tells of it).
     """
     if os.environ.get("XDG_RUNTIME_DIR"):
         return
-    run = (data_dir / "run").resolve()
+    run = _runtime_dir(data_dir)
     run.mkdir(mode=0o700, parents=True, exist_ok=True)
-    run.chmod(0o700)
+    if run.stat().st_uid == os.getuid() and not run.is_symlink():
+        run.chmod(0o700)  # pgserver may have opened it for its socket last time
     os.environ["XDG_RUNTIME_DIR"] = str(run)
 
 
