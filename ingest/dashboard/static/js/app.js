@@ -2,6 +2,7 @@
 
 import { Api, ApiError } from "./api.js";
 import { AlertStore } from "./alerts-store.js";
+import { DeadLetterWatch } from "./dead-letter-watch.js";
 import { announce, h, replace } from "./dom.js";
 import { timeZone } from "./format.js";
 import { alertsView } from "./views/alerts.js";
@@ -22,6 +23,8 @@ class Session {
     this.me = me;
     this.api = new Api(token, { onUnauthorized: () => signOut("Your token was refused: sign in again.") });
     this.store = new AlertStore(this.api);
+    // Admins only: a banner when devices flood the dead-letter table (clinicians never ask).
+    this.deadLetters = new DeadLetterWatch(this.api, me, document.getElementById("admin-warnings"));
     this.patients = new Map();
     this.tz = timeZone();
   }
@@ -57,13 +60,17 @@ function start(token, me) {
   document.getElementById("who").textContent = `${me.name} \u00b7 ${me.role}${me.clinic ? ` \u00b7 ${me.clinic}` : ""}`;
   session.store.subscribe(updateChrome);
   session.store.start();
+  session.deadLetters.start();
   // Patients' names, the alert rule kinds' labels and the metrics' display table, then the first view.
   Promise.allSettled([session.loadPatients(), session.api.ruleKinds(), session.api.metricDisplays()]).finally(() => render());
   if (!location.hash || location.hash === "#/" || location.hash === "#/signin") location.hash = "#/alerts";
 }
 
 function signOut(message) {
-  if (session) session.store.stop();
+  if (session) {
+    session.store.stop();
+    session.deadLetters.stop();
+  }
   session = null;
   sessionStorage.removeItem(TOKEN_KEY);
   cleanup();
