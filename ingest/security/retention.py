@@ -18,15 +18,14 @@ The audit log is never subject to this retention: it is append-only.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 import psycopg
-from psycopg_pool import PoolTimeout
 
+from ingest.background import BackgroundThread
 from ingest.components import Component
 from ingest.db import timescale
 from ingest.services import Services
@@ -72,8 +71,8 @@ class RetentionJob:
         self.dead_letter_max_rows = settings.dead_letter_max_rows or None
         self.dead_letter_window_s = settings.dead_letter_window_s
         self.check_s = min(self.interval_s, DEAD_LETTER_CHECK_S)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._background = BackgroundThread("retention", self._run)
+        self._stop = self._background.stopping
         self.uses_timescale = False
 
     @property
@@ -96,13 +95,10 @@ class RetentionJob:
             self.dead_letter_days or "unlimited", self.dead_letter_max_rows or "unlimited",
             self.check_s,
         )
-        self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
-        self._thread.start()
+        self._background.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        self._background.stop()
 
     def run_once(self, now: datetime | None = None) -> int:
         """Delete every reading past the retention (batch by batch); the number deleted."""
@@ -173,8 +169,10 @@ class RetentionJob:
                     next_readings = time.monotonic() + self.interval_s
                     self.run_once()
                 self.prune_dead_letters()
-            except (psycopg.OperationalError, PoolTimeout) as exc:
-                logger.warning("retention postponed: %s", type(exc).__name__)
+            except psycopg.Error as exc:  # the database away, a statement failing: next round
+                logger.warning("retention postponed (%s); retrying next round", type(exc).__name__)
+            except Exception:  # never let one round end the thread (and with it the bounds)
+                logger.exception("retention round failed; retrying next round")
             self._stop.wait(self.check_s)
 
 

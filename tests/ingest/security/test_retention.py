@@ -3,6 +3,7 @@ the dead-letter retention and cap."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -17,6 +18,7 @@ from ingest.store.deadletters import DeadLetter, DeadLetterLimit, insert_dead_le
 from tests.ingest.security.tenants import NOW, iso
 from tests.ingest.test_timescale import timescale_url  # noqa: F401 - the TimescaleDB server fixture
 from tests.support.service import RunningService, running_service
+from tests.support.waiting import wait_until
 
 
 def job_of(svc: RunningService) -> RetentionJob:
@@ -168,3 +170,34 @@ def test_dead_letter_bounds_can_be_turned_off_and_are_validated(settings: Settin
                       ("dead_letter_max_rows", -1), ("dead_letter_retention_days", 100_000)):
         with pytest.raises(ValueError):
             Settings(_env_file=None, **{name: bad})  # type: ignore[arg-type, call-arg]
+
+
+def test_a_failing_round_does_not_end_the_retention_thread(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A statement failing (here: its table renamed away, a programming error, not an outage) is
+    logged and retried next round; once the table is back, the next round applies the cap."""
+    with running_service(settings.model_copy(update={"dead_letter_max_rows": 2}), factories=[]) as svc:
+        job = RetentionJob(svc.services)
+        job.check_s = 0.05
+        with svc.services.pool.connection() as conn:
+            conn.execute("ALTER TABLE dead_letters RENAME TO dead_letters_away")
+        caplog.set_level(logging.WARNING, logger="ingest.security.retention")
+        job.start()
+        try:
+            wait_until(lambda: any(
+                "retention postponed (UndefinedTable)" in r.getMessage() for r in caplog.records
+            ), what="a failed retention round")
+            with svc.services.pool.connection() as conn:
+                conn.execute("ALTER TABLE dead_letters_away RENAME TO dead_letters")
+                insert_dead_letters(conn, [DeadLetter.build("http", "bad", b"")] * 5, received_at=NOW)
+
+            def rows() -> int:
+                with svc.services.pool.connection() as conn:
+                    row = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
+                assert row is not None
+                return int(row[0])
+
+            wait_until(lambda: rows() == 2, what="the next round applying the cap")
+        finally:
+            job.stop()
