@@ -242,6 +242,17 @@ def raise_severity(
     )
 
 
+def set_detail(conn: psycopg.Connection[Any], alert_id: UUID, name: str, value: Any) -> bool:
+    """Set one entry of an active alert's ``details`` (False when it was resolved meanwhile)."""
+    row = one_row(
+        conn,
+        "UPDATE alerts SET details = jsonb_set(coalesce(details, '{}'::jsonb), %(path)s, %(value)s),"
+        " updated_at = now() WHERE id = %(id)s AND status <> 'resolved' RETURNING id",
+        {"id": alert_id, "path": [name], "value": Jsonb(value)},
+    )
+    return row is not None
+
+
 def auto_resolve(
     conn: psycopg.Connection[Any],
     alert_id: UUID,

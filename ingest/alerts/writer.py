@@ -10,7 +10,7 @@ condition clears is resolved, as is a non-latching one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -121,6 +121,21 @@ class AlertWriter:
                 raised["last_value"] = row["last_value"]
                 self.active[key] = raised
                 self.events.append(PendingEvent("severity_raised", raised))
+
+    def add_components(self, key: AlertKey, components: Collection[str]) -> None:
+        """Remember in the alert's ``details.components`` the parts of a compound value (blood
+        pressure) now out of range, with those out of range before during this alert: the alert
+        clears only once every one of them is measured back in range."""
+        row = self.active.get(key)
+        if row is None:
+            return
+        details = row.get("details") or {}
+        held = set(details.get("components", ()))
+        if set(components) <= held:
+            return
+        merged = sorted(held.union(components))
+        if store.set_detail(self.conn, row["id"], "components", merged):
+            row["details"] = {**details, "components": merged}
 
     def _recur(self, key: AlertKey, row: dict[str, Any], decision: Keep) -> dict[str, Any]:
         """The condition of a cleared, unacknowledged alert is back: the same alert carries on."""

@@ -280,8 +280,9 @@ def bp_decide(
     """One decision for a BP measurement from its components' decisions (each taken by the
     component's rule against the measurement's alert): the alert opens with the worse severity
     of the components that open it, holds while any component is out of range, and clears only
-    when every measured component clears and no component the alert was opened for is missing
-    from the measurement."""
+    when every measured component clears and no component out of range during the alert
+    (``alert_components``: those it opened for and those out of range since) is missing from the
+    measurement."""
     opens = [d for d in decisions.values() if isinstance(d, Open)]
     keeps = [d for d in decisions.values() if isinstance(d, Keep)]
     if alert is None:
@@ -523,6 +524,9 @@ def _apply_bp(
         late=late,
         latch=latch,
     )
+    if not isinstance(decision, Clear):
+        # Every component out of range during the alert holds it until measured back in range.
+        run.writer.add_components(key, [m for m, (p, v) in parts.items() if p.out_of_range(v)])
 
 
 def _apply(run: ReadingsRun, g: Group, rule: Rule, key: AlertKey, point: Point, decision: Decision) -> None:

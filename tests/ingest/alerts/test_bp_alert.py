@@ -130,6 +130,22 @@ def test_a_component_alone_does_not_clear_what_the_other_holds(clinic: Clinic) -
     assert clinic.active(pid) == []
 
 
+def test_a_component_out_of_range_later_holds_the_alert_too(clinic: Clinic) -> None:
+    pid = clinic.patient("CUFF-1")
+    clinic.post("CUFF-1", *bp(30, 179, 80))  # systolic opens it
+    [alert] = clinic.active(pid)
+    assert alert["details"]["components"] == ["systolic_bp"]
+    clinic.post("CUFF-1", *bp(20, 179, 106))  # diastolic out of range too: it keeps the alert
+    [kept] = clinic.active(pid)
+    assert kept["id"] == alert["id"] and kept["details"]["components"] == ["diastolic_bp", "systolic_bp"]
+    clinic.post("CUFF-1", reading("systolic_bp", 120, ago(minutes=10)))  # diastolic not measured
+    [still] = clinic.active(pid)
+    assert still["id"] == alert["id"] and still["cleared_at"] is None
+    assert [e["type"] for e in clinic.events()] == ["opened"]
+    clinic.post("CUFF-1", *bp(5, 120, 80))
+    assert clinic.active(pid) == []
+
+
 def test_a_component_alone_clears_an_alert_it_alone_opened(clinic: Clinic) -> None:
     pid = clinic.patient("CUFF-1")
     clinic.post("CUFF-1", reading("systolic_bp", 170, ago(minutes=20)))
