@@ -467,8 +467,6 @@ def _blood_pressure(run: ReadingsRun, pint: int) -> None:
         return
     patient_id = next(iter(components.values()))[0].patient_id
     key: AlertKey = (patient_id, BP_KEY, "")
-    explicit = [c[2].latch for c in components.values() if c[2].latch is not None]
-    latch = any(explicit) if explicit else None
     for (at, device_id), taken in sorted(measurements.items()):
         state = run.writer.state(key)
         row = run.writer.row(key)
@@ -484,7 +482,19 @@ def _blood_pressure(run: ReadingsRun, pint: int) -> None:
             decision = Keep(decision.at, value, decision.raise_to)
         elif isinstance(decision, Clear):
             decision = Clear(decision.at, value)
+        latch = _bp_latch(components, row) if row is not None else None
         _apply_bp(run, components, key, taken, parts, decision, latch, device_id, at)
+
+
+def _bp_latch(components: Mapping[str, _Component], row: Mapping[str, Any]) -> bool:
+    """Whether the blood pressure alert latches: each component out of range during it brings its
+    rule's ``latch``, unset meaning the default for the alert's severity (critical latches), and
+    the alert latches if any of them would (with none known, every component's rule counts)."""
+    held = [m for m in row["details"].get("components", ()) if m in components]
+    critical = row["severity"] == "critical"
+    return any(
+        components[m][2].latch if components[m][2].latch is not None else critical for m in held or components
+    )
 
 
 def _apply_bp(

@@ -150,6 +150,28 @@ def test_latch_is_a_rule_setting(clinic: Clinic) -> None:
     assert "latch" in threshold["parameters"]["properties"]
 
 
+def test_a_blood_pressure_alert_latches_if_any_component_out_of_range_would(clinic: Clinic) -> None:
+    pid = clinic.patient("CUFF-1")
+    clinic.set_rule(pid, "threshold:systolic_bp", params={"latch": False})  # diastolic: unset
+    at = ago(minutes=3)
+    clinic.post("CUFF-1", reading("systolic_bp", 170, at), reading("diastolic_bp", 125, at))
+    [alert] = clinic.active(pid)
+    assert alert["severity"] == "critical"  # held by the diastolic, whose default latches
+    at = ago(minutes=2)
+    clinic.post("CUFF-1", reading("systolic_bp", 120, at), reading("diastolic_bp", 80, at))
+    [latched] = clinic.active(pid)
+    assert latched["id"] == alert["id"] and latched["cleared_at"] == iso(at)
+
+    alone = clinic.patient("CUFF-2", "MRN-2")
+    clinic.set_rule(alone, "threshold:systolic_bp", params={"latch": False})
+    at = ago(minutes=3)
+    clinic.post("CUFF-2", reading("systolic_bp", 190, at), reading("diastolic_bp", 80, at))
+    assert clinic.active(alone)[0]["severity"] == "critical"  # the systolic alone: it does not latch
+    at = ago(minutes=2)
+    clinic.post("CUFF-2", reading("systolic_bp", 120, at), reading("diastolic_bp", 80, at))
+    assert clinic.active(alone) == []
+
+
 def test_latch_through_the_thresholds_api(clinic: Clinic) -> None:
     pid = clinic.patient("OXI-1")
     assert clinic.set_threshold(pid, "spo2", latch=False)["latch"] is False
