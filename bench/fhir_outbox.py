@@ -103,7 +103,7 @@ def bench_ingest(url: str, batches: list[list[Envelope]], with_outbox: bool) -> 
         started = time.perf_counter()
         for batch in batches:
             with conn.transaction():
-                pipeline.process(conn, batch)
+                pipeline.process(conn, batch, collect=[])  # the readings are all valid: no dead letters
         return time.perf_counter() - started
 
 

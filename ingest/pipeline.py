@@ -21,7 +21,7 @@ from devices.catalogue import Metric, load_catalogue
 from devices.errors import MalformedPayload
 from devices.message import Rejection, Rules, decode_json, parse_message
 from devices.models import Reading
-from ingest.store.deadletters import DeadLetter, insert_dead_letters
+from ingest.store.deadletters import DeadLetter
 from ingest.store.readings import InsertStatus, insert_readings, update_battery_levels
 
 logger = logging.getLogger(__name__)
@@ -108,14 +108,12 @@ class Pipeline:
         conn: psycopg.Connection[Any],
         envelopes: Sequence[Envelope],
         *,
-        dead_letter: bool = True,
-        collect: list[DeadLetter] | None = None,
+        collect: list[DeadLetter],
     ) -> list[Outcome]:
         """Store a batch of envelopes in the caller's transaction; one outcome per envelope.
 
-        What is refused is dead-lettered here, unless ``dead_letter`` is False (nothing kept) or
-        ``collect`` is given: then the dead letters are appended to it, for the caller to write
-        (``Services.ingest`` writes all of a transaction's dead letters at once, bounded)."""
+        The dead letters of what is refused are appended to ``collect``: the pipeline writes none
+        itself (``Services.ingest`` writes all of a transaction's dead letters at once, bounded)."""
         now = self.clock()
         outcomes = [Outcome() for _ in envelopes]
         letters: list[DeadLetter] = []
@@ -170,10 +168,7 @@ class Pipeline:
                 letters.append(env.dead_letter(reason, raw=_raw_of(rejection), index=index))
         for outcome in outcomes:
             outcome.rejected.sort(key=lambda r: r.index)
-        if collect is not None:
-            collect.extend(letters)
-        elif dead_letter:
-            insert_dead_letters(conn, letters, received_at=now)
+        collect.extend(letters)
         if new:
             for hook in self.hooks:
                 hook(conn, new)

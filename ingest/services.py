@@ -73,13 +73,9 @@ class Services:
         started = time.perf_counter()
         with self.pool.connection(timeout=connect_timeout_s) as conn, conn.transaction():
             letters: list[DeadLetter] = []
-            outcomes = (
-                self.pipeline.process(
-                    conn, envelopes, dead_letter=dead_letter, collect=letters if dead_letter else None
-                )
-                if envelopes
-                else []
-            )
+            outcomes = self.pipeline.process(conn, envelopes, collect=letters) if envelopes else []
+            if not dead_letter:
+                letters.clear()  # a replay records its result on the dead letter instead
             letters.extend(refused)
             written = insert_dead_letters(
                 conn, letters, received_at=self.pipeline.clock(), limit=self.limits.dead_letters

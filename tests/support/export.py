@@ -17,6 +17,7 @@ from fhir_export.table import build_table
 from ingest.export.outbox import OutboxWriter
 from ingest.pipeline import Envelope, Outcome, Pipeline
 from ingest.store import roster
+from ingest.store.deadletters import DeadLetter
 from tests.support.fhir_test_server import FhirTestServer
 
 # Readings are an hour old: accepted by the pipeline (not in the future), whole seconds.
@@ -59,8 +60,10 @@ class Home:
         device = device_id or self.device_id
         body = json.dumps({"readings": list(readings)}).encode()
         envelope = Envelope(source="test", raw=body, received_at=datetime.now(UTC), device_id=device)
+        letters: list[DeadLetter] = []
         with self.pool.connection() as conn, conn.transaction():
-            (outcome,) = self.pipeline.process(conn, [envelope])
+            (outcome,) = self.pipeline.process(conn, [envelope], collect=letters)
+        assert letters == []
         assert not outcome.rejected and outcome.error is None, outcome
         return outcome
 

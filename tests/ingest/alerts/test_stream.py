@@ -123,7 +123,8 @@ def test_an_alert_written_by_another_ingest_path_reaches_the_stream(
             )
             with other.connection() as conn, conn.transaction():
                 [outcome] = pipeline.process(
-                    conn, [Envelope("mqtt", body, utc_now(), device_id="CUFF-1", topic="x/CUFF-1/readings")]
+                    conn, [Envelope("mqtt", body, utc_now(), device_id="CUFF-1", topic="x/CUFF-1/readings")],
+                    collect=[],
                 )
             assert outcome.accepted == 1, outcome
             event = stream.next()

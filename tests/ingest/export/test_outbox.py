@@ -48,7 +48,7 @@ def test_a_failed_ingest_transaction_leaves_no_row(home: Home) -> None:
     body = json.dumps({"readings": [hr(70)]}).encode()
     envelope = Envelope(source="test", raw=body, received_at=datetime.now(UTC), device_id=home.device_id)
     with pytest.raises(RuntimeError), home.pool.connection() as conn, conn.transaction():
-        home.pipeline.process(conn, [envelope])
+        home.pipeline.process(conn, [envelope], collect=[])
         assert conn.execute("SELECT count(*) FROM fhir_outbox").fetchone() == (1,)
         raise RuntimeError("the batch failed after the hook ran")
     assert home.rows() == []
@@ -195,7 +195,7 @@ def test_linking_waits_for_an_ingest_transaction_writing_that_patients_rows(pool
         linked.set()
 
     with pool.connection() as conn, conn.transaction():
-        home.pipeline.process(conn, [envelope])  # holds the patient share-locked until commit
+        home.pipeline.process(conn, [envelope], collect=[])  # holds the patient share-locked until commit
         linker = threading.Thread(target=link)
         linker.start()
         assert not linked.wait(0.5), "linking must wait for the ingest transaction"
