@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import psycopg
@@ -148,11 +148,15 @@ class AlertWriter:
         self.events.append(PendingEvent("recurred", recurred, actor="system", note="condition back"))
         return recurred
 
-    def clear(self, key: AlertKey, decision: Clear, *, note: str, latch: bool | None = None) -> None:
-        """The condition cleared: resolve the alert, or mark it cleared when it latches."""
+    def clear(
+        self, key: AlertKey, decision: Clear, *, note: str, latch: bool | None = None
+    ) -> Literal["resolved", "cleared"] | None:
+        """The condition cleared: resolve the alert, or mark it cleared when it latches. What
+        happened: ``resolved``, ``cleared`` (latched), or None (nothing changed, e.g. marked
+        cleared already)."""
         row = self.active.get(key)
         if row is None:
-            return
+            return None
         latches = latch if latch is not None else row["severity"] == "critical"
         if latches and row["status"] == "open":
             if row.get("cleared_at") is None:
@@ -167,7 +171,8 @@ class AlertWriter:
                 if cleared is not None:
                     self.active[key] = cleared
                     self.events.append(PendingEvent("cleared", cleared, actor="system", note=note))
-            return
+                    return "cleared"
+            return None
         if latches:
             note = f"{note} after acknowledgement"
         del self.active[key]
@@ -175,8 +180,10 @@ class AlertWriter:
         resolved = store.auto_resolve(
             self.conn, row["id"], cleared_at=decision.at, note=note, last_value=decision.value
         )
-        if resolved is not None:
-            self.events.append(PendingEvent("resolved", resolved, actor="system", note=note))
+        if resolved is None:
+            return None
+        self.events.append(PendingEvent("resolved", resolved, actor="system", note=note))
+        return "resolved"
 
     def flush(self) -> list[int]:
         store.touch_alerts(self.conn, self._touches)

@@ -113,10 +113,11 @@ class LowBatteryKind(RuleKind):
                 level: int = d["battery_level"]
                 active = key in level_alerts
                 if active and level >= p.level_below + p.hysteresis:
-                    writer.clear(
+                    done = writer.clear(
                         key, evaluate.Clear(now, float(level)), note="battery recharged", latch=p.latch
                     )
-                    resolved += 1
+                    if done == "resolved":  # a latching alert is only marked cleared
+                        resolved += 1
                 elif not active and rule.enabled and level < p.level_below:
                     if store.active_alert(conn, key) is not None:
                         continue  # already open from a reading's flag
@@ -136,8 +137,11 @@ class LowBatteryKind(RuleKind):
                     if writer.open(key, alert):
                         opened_n += 1
         for key in level_alerts.keys() - seen:
-            writer.clear(key, evaluate.Clear(now, None), note="device no longer assigned")
-            resolved += 1
+            gone = book.rule(key[0], key[1])
+            latch = gone.params.latch if gone is not None else None
+            done = writer.clear(key, evaluate.Clear(now, None), note="device no longer assigned", latch=latch)
+            if done == "resolved":
+                resolved += 1
         return {"battery_opened": opened_n, "battery_resolved": resolved}
 
 

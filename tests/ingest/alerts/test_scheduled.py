@@ -101,6 +101,38 @@ def test_low_battery_level_with_hysteresis(clinic: Clinic) -> None:
     assert clinic.active(pid) == []
 
 
+def test_battery_resolved_counts_only_resolved_alerts_and_the_latch_holds(clinic: Clinic) -> None:
+    pid = clinic.patient("CUFF-1")
+
+    def battery(level: int) -> None:
+        with clinic.svc.services.transaction() as conn:
+            conn.execute("UPDATE devices SET battery_level = %s WHERE id = 'CUFF-1'", (level,))
+
+    clinic.set_rule(pid, "battery:low", params={"latch": True})
+    tick = clinic.ctx.scheduler.tick
+    battery(10)
+    assert tick(NOW).battery_opened == 1
+    battery(50)
+    assert tick(NOW).battery_resolved == 0  # latched: only marked cleared
+    [alert] = clinic.active(pid)
+    assert alert["cleared_at"] is not None
+    assert tick(NOW).battery_resolved == 0  # nor counted again on the next tick
+    r = clinic.http.post(f"/v1/alerts/{alert['id']}/resolve", json={})
+    assert r.status_code == 200, r.text
+
+    # A device taken away clears its alert by the rule's latch too: here a critical that does not latch.
+    clinic.set_rule(pid, "battery:low", params={"latch": False, "severity": "critical"})
+    battery(10)
+    assert tick(NOW).battery_opened == 1
+    assert clinic.active(pid)[0]["severity"] == "critical"
+    r = clinic.http.put(
+        "/v1/devices/CUFF-1/assignment", json={"patient_id": None, "since": ago(days=1).isoformat()}
+    )
+    assert r.status_code == 200, r.text
+    assert tick(NOW).battery_resolved == 1
+    assert clinic.active(pid) == []
+
+
 def test_unacknowledged_critical_alert_escalates(clinic: Clinic) -> None:
     pid = clinic.patient("OXI-1", "MRN-1")
     acked = clinic.patient("OXI-2", "MRN-2")
