@@ -137,6 +137,14 @@ class AlertWriter:
         if store.set_detail(self.conn, row["id"], "components", merged):
             row["details"] = {**details, "components": merged}
 
+    def recur(self, key: AlertKey, latest_at: datetime) -> bool:
+        """The condition of a cleared (latched) alert is back, as a time-driven check saw it:
+        the same alert carries on (``recurred``). False when it is not cleared or gone."""
+        row = self.active.get(key)
+        if row is None or row.get("cleared_at") is None:
+            return False
+        return self._recur(key, row, Keep(latest_at, None)) is not row
+
     def _recur(self, key: AlertKey, row: dict[str, Any], decision: Keep) -> dict[str, Any]:
         """The condition of a cleared, unacknowledged alert is back: the same alert carries on."""
         self._touches.pop(row["id"], None)

@@ -1,7 +1,8 @@
 """``missing_data``: no reading of a metric for longer than its expected cadence plus grace.
 
 Opened by the scheduler's tick (for patients wearing a device now), cleared by the next reading of
-the metric. A patient given a cadence for a metric they never measured starts the clock then.
+the metric. A patient given a cadence for a metric they never measured starts the clock then. A
+latched alert (cleared, awaiting review) whose patient goes silent again recurs on the tick.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class MissingDataKind(RuleKind):
     scope = "metric"
     label = "no recent data"
     description = "No reading of a metric for longer than its expected cadence plus a grace period."
-    tick_counts = ("missing_opened",)
+    tick_counts = ("missing_opened", "missing_recurred")
 
     def defaults(self) -> Sequence[DefaultRule]:
         return DEFAULTS
@@ -89,13 +90,16 @@ class MissingDataKind(RuleKind):
     # ------------------------------------------------------------------ the tick opens it
 
     def tick(self, run: TickRun) -> dict[str, int]:
-        return {"missing_opened": self._open_overdue(run)}
+        opened, recurred = self._open_overdue(run)
+        return {"missing_opened": opened, "missing_recurred": recurred}
 
-    def _open_overdue(self, run: TickRun) -> int:
+    def _open_overdue(self, run: TickRun) -> tuple[int, int]:
+        """Open an alert for each overdue metric, or bring back its latched one (cleared by a
+        reading since, awaiting review): what opened, what recurred."""
         conn, writer, now = run.conn, run.writer, run.now
         cutoffs = self._cutoffs(conn, now)
         if not cutoffs:
-            return 0
+            return 0, 0
         metrics = sorted(cutoffs)
         with conn.cursor(row_factory=dict_row) as cur:
             # Patients wearing a device now, times the metrics some rule expects; their newest
@@ -114,15 +118,16 @@ class MissingDataKind(RuleKind):
                 " WHERE coalesce(last.measured_at, t.since) < c.cutoff"
                 " AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.patient_id = w.patient_id"
                 "   AND a.rule_key = 'missing:' || c.metric AND a.subject = ''"
-                "   AND (a.status <> 'resolved' OR a.latest_at = coalesce(last.measured_at, t.since)))"
+                "   AND ((a.status <> 'resolved' AND a.cleared_at IS NULL)"
+                "     OR a.latest_at = coalesce(last.measured_at, t.since)))"
                 " ORDER BY w.patient_id, c.metric",
                 {"now": now, "metrics": metrics, "cutoffs": [cutoffs[m] for m in metrics]},
             )
             candidates = cur.fetchall()
         if not candidates:
-            return 0
+            return 0, 0
         book = load_rule_book(conn, {c["patient_id"] for c in candidates}, models=run.models)
-        opened = 0
+        opened = recurred = 0
         for c in candidates:
             key_name = f"missing:{c['metric']}"
             rule = book.rule(c["patient_id"], key_name)
@@ -134,6 +139,13 @@ class MissingDataKind(RuleKind):
             if ref + timedelta(seconds=p.overdue_after) > now:
                 continue
             if not _still_missing(conn, c["patient_id"], c["metric"], c["last_measured_at"]):
+                continue
+            key: AlertKey = (c["patient_id"], key_name, "")
+            latched = store.active_alert(conn, key)
+            if latched is not None:  # cleared by a reading, awaiting review: silent again
+                writer.active[key] = latched
+                if writer.recur(key, ref):
+                    recurred += 1
                 continue
             silent = (now - ref).total_seconds()
             message = (
@@ -154,9 +166,9 @@ class MissingDataKind(RuleKind):
                     "overdue_after_seconds": p.overdue_after,
                 },
             )
-            if writer.open((c["patient_id"], key_name, ""), alert):
+            if writer.open(key, alert):
                 opened += 1
-        return opened
+        return opened, recurred
 
     def _cutoffs(self, conn: psycopg.Connection[Any], now: datetime) -> dict[str, datetime]:
         """Per metric, a reference time before which a patient may be overdue (a lower bound: the

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.support.alerts import NOW, Clinic, ago, reading
+from tests.support.alerts import NOW, Clinic, ago, iso, reading
 
 
 def test_missing_daily_weight_opens_once_and_data_resolves_it(clinic: Clinic) -> None:
@@ -42,6 +42,29 @@ def test_a_silence_resolved_by_hand_is_not_reported_again(clinic: Clinic) -> Non
     # ... but the next silence is.
     clinic.post("SCALE-1", reading("body_weight", 80.2, ago(days=2)))
     assert clinic.ctx.scheduler.tick(NOW).missing_opened == 1
+
+
+def test_a_latched_silence_recurs_when_the_patient_goes_silent_again(clinic: Clinic) -> None:
+    pid = clinic.patient("SCALE-1")
+    clinic.set_rule(pid, "missing:body_weight", params={"latch": True})
+    clinic.post("SCALE-1", reading("body_weight", 80.0, ago(days=3)))
+    tick = clinic.ctx.scheduler.tick
+    assert tick(NOW).missing_opened == 1
+    [alert] = clinic.active(pid)
+    clinic.post("SCALE-1", reading("body_weight", 80.1, ago(hours=1)))  # data arrived: latched
+    [cleared] = clinic.active(pid)
+    assert cleared["id"] == alert["id"] and cleared["cleared_at"] == iso(ago(hours=1))
+    result = tick(NOW + timedelta(hours=30))  # 31 h silent: within 24 h + 12 h grace
+    assert (result.missing_opened, result.missing_recurred) == (0, 0)
+    result = tick(NOW + timedelta(hours=40))  # silent again, still awaiting review
+    assert (result.missing_opened, result.missing_recurred) == (0, 1)
+    [again] = clinic.active(pid)
+    assert again["id"] == alert["id"] and again["cleared_at"] is None
+    assert again["latest_at"] == iso(ago(hours=1))
+    assert tick(NOW + timedelta(hours=41)).missing_recurred == 0  # once per silence
+    assert [e["type"] for e in clinic.events()] == ["opened", "cleared", "recurred"]
+    clinic.post("SCALE-1", reading("body_weight", 80.2, ago(minutes=30)))  # a newer reading clears it again
+    assert clinic.active(pid)[0]["cleared_at"] == iso(ago(minutes=30))
 
 
 def test_no_missing_data_alert_without_a_device_or_for_metrics_that_are_off(clinic: Clinic) -> None:
