@@ -21,15 +21,30 @@ class BackgroundThread:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Start the loop on a new thread; nothing while it runs already. A loop asked to stop
+        that has not returned yet (its ``stop`` timed out) is waited for first (at most
+        ``join_timeout_s``); should it still run, the start is refused with a warning, so that
+        two loops never run side by side."""
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            if not self.stopping.is_set():
+                return  # running
+            thread.join(timeout=self._join_timeout_s)
+            if thread.is_alive():
+                logger.warning("%s not started: its previous loop has not stopped yet", self.name)
+                return
         self.stopping.clear()
         self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        """Set ``stopping`` and wait for the loop to return (at most ``join_timeout_s``)."""
+        """Set ``stopping`` and wait for the loop to return (at most ``join_timeout_s``). A loop
+        that has not returned by then is kept track of (a later ``start`` waits for it)."""
         self.stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self._join_timeout_s)
-            if self._thread.is_alive():
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=self._join_timeout_s)
+            if thread.is_alive():
                 logger.warning("%s did not stop within %.0f s", self.name, self._join_timeout_s)
+                return
             self._thread = None
