@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 #: Routes that never touch patient data and are never audited.
 EXEMPT_PATHS: Final = frozenset(
-    {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc"}
 )
 #: Query parameters whose values may identify a patient or carry a secret: only the name is kept.
 REDACTED_QUERY: Final = frozenset(

@@ -52,7 +52,6 @@ PUBLIC_ROUTES: Final = frozenset(
     {
         "/openapi.json",
         "/docs",
-        "/docs/oauth2-redirect",
         "/redoc",
         "/healthz",
         "/readyz",
