@@ -302,8 +302,3 @@ def _notes(readings: Sequence[Reading], displays: dict[str, str]) -> list[dict[s
                 {"text": f"{displays[reading.metric]} measured as {original} {reading.original_unit}"}
             )
     return notes
-
-
-def observation_fingerprint(mapped: MappedObservation) -> str:
-    """``system|value`` of the Observation identifier (the conditional create's search key)."""
-    return f"{mapped.identifier.system}|{mapped.identifier.value}"

@@ -248,7 +248,3 @@ class ExportWorker:
         logger.debug("FHIR export deferred: %s", reason)
         claim.mark_retry([ready.row.id for ready in batch], reason, delay)
         self.stats.add(deferred=len(batch))
-
-
-def make_worker_thread(worker: ExportWorker, stop: threading.Event) -> threading.Thread:
-    return threading.Thread(target=worker.run, args=(stop,), name="fhir-export", daemon=True)

@@ -11,10 +11,6 @@ class ConfigurationError(IngestError):
     """Settings are inconsistent or unusable; the process should not start."""
 
 
-class StorageUnavailable(IngestError):
-    """The database cannot be reached right now: retry later, acknowledge nothing."""
-
-
 class MigrationError(IngestError):
     """A schema migration failed or the schema is newer than this code."""
 

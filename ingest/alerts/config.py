@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 
 from ingest.alerts.kinds import REGISTRY, KindRegistry
 from ingest.alerts.rulebook import RuleBook, load_rule_book
-from ingest.alerts.rules import Rule, RuleRow, merge
+from ingest.alerts.rules import Rule, merge
 from ingest.errors import UnknownRule
 
 
@@ -126,17 +126,3 @@ def delete_override(
     effective_rule(conn, key, clinic_id=clinic_id, patient_id=patient_id, kinds=kinds)  # UnknownRule if none
     _delete_row(conn, key, clinic_id, patient_id)
     return effective_rule(conn, key, clinic_id=clinic_id, patient_id=patient_id, kinds=kinds)
-
-
-def override_row(
-    conn: psycopg.Connection[Any],
-    key: str,
-    *,
-    clinic_id: str,
-    patient_id: UUID | None,
-    kinds: KindRegistry = REGISTRY,
-) -> RuleRow | None:
-    book = _book(conn, patient_id, clinic_id, kinds)
-    if patient_id is not None:
-        return book.patient_rows.get((patient_id, key))
-    return book.clinic_rows.get((clinic_id, key))

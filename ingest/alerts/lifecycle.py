@@ -18,7 +18,8 @@ from psycopg.rows import dict_row
 
 from ingest.alerts.events import PendingEvent, write_events
 from ingest.alerts.public import ALERT_COLUMNS
-from ingest.alerts.store import auto_resolve, lock_key, one_row
+from ingest.alerts.store import auto_resolve, lock_key
+from ingest.db.rows import fetch_one
 from ingest.errors import AlertNotFound, InvalidTransition
 
 
@@ -36,7 +37,7 @@ def _locked_unresolved(conn: psycopg.Connection[Any], alert_id: UUID, actor: Act
     found = conn.execute("SELECT patient_id FROM alerts WHERE id = %s", (alert_id,)).fetchone()
     if found is not None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(found[0]),))
-    row = one_row(conn, f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = %s FOR UPDATE", (alert_id,))
+    row = fetch_one(conn, f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = %s FOR UPDATE", (alert_id,))
     if row is None or (actor.clinic_id is not None and row["clinic_id"] != actor.clinic_id):
         raise AlertNotFound(f"alert {alert_id} not found")
     if row["status"] == "resolved":
@@ -89,7 +90,7 @@ def _record(
     assignments: LiteralString,
 ) -> dict[str, Any]:
     """Apply one human step (``assignments`` take actor name, token id and note) and log its event."""
-    updated = one_row(
+    updated = fetch_one(
         conn,
         f"UPDATE alerts SET {assignments}, updated_at = now() WHERE id = %s RETURNING {ALERT_COLUMNS}",
         (actor.name, actor.token_id, note, alert_id),
@@ -100,7 +101,7 @@ def _record(
 
 
 def get_alert(conn: psycopg.Connection[Any], alert_id: UUID) -> dict[str, Any]:
-    row = one_row(conn, f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = %s", (alert_id,))
+    row = fetch_one(conn, f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = %s", (alert_id,))
     if row is None:
         raise AlertNotFound(f"alert {alert_id} not found")
     return row

@@ -27,9 +27,6 @@ PATIENT_LOCK_SALT: Final = 0x2B7E151628AED2A6  # keeps patient locks apart from 
 AlertKey = tuple[UUID, str, str]  # (patient, rule key, subject)
 
 
-one_row = fetch_one  # the first row as a dict, or None (ingest.db.rows)
-
-
 # --------------------------------------------------------------------------- batch locks
 
 
@@ -143,20 +140,8 @@ def newest_before(
 # --------------------------------------------------------------------------- alerts
 
 
-def active_alerts(
-    conn: psycopg.Connection[Any], patient_ids: Iterable[UUID]
-) -> dict[AlertKey, dict[str, Any]]:
-    """Alerts not yet resolved for these patients, by (patient, rule key, subject)."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE patient_id = ANY(%b) AND status <> 'resolved'",
-            (list(set(patient_ids)),),
-        )
-        return {(r["patient_id"], r["rule_key"], r["subject"]): r for r in cur.fetchall()}
-
-
 def active_alert(conn: psycopg.Connection[Any], key: AlertKey) -> dict[str, Any] | None:
-    return one_row(
+    return fetch_one(
         conn,
         f"SELECT {ALERT_COLUMNS} FROM alerts WHERE patient_id = %s AND rule_key = %s"
         " AND subject = %s AND status <> 'resolved'",
@@ -194,7 +179,7 @@ class NewAlert:
 
 def insert_alert(conn: psycopg.Connection[Any], a: NewAlert) -> dict[str, Any] | None:
     """Open an alert; None when one is already active for the condition (another transaction)."""
-    return one_row(
+    return fetch_one(
         conn,
         "INSERT INTO alerts (clinic_id, patient_id, rule_key, rule_id, kind, metric, subject,"
         " device_id, severity, value, unit, last_value, message, details, onset_at, latest_at,"
@@ -231,7 +216,7 @@ def raise_severity(
     conn: psycopg.Connection[Any], alert_id: UUID, severity: str, message: str
 ) -> dict[str, Any] | None:
     """Escalate an active alert's severity; None when it is resolved or already as severe."""
-    return one_row(
+    return fetch_one(
         conn,
         "UPDATE alerts SET severity = %(s)s, message = %(m)s, updated_at = now(),"
         " critical_since = CASE WHEN %(s)s = 'critical' THEN now() ELSE critical_since END"
@@ -244,7 +229,7 @@ def raise_severity(
 
 def set_detail(conn: psycopg.Connection[Any], alert_id: UUID, name: str, value: Any) -> bool:
     """Set one entry of an active alert's ``details`` (False when it was resolved meanwhile)."""
-    row = one_row(
+    row = fetch_one(
         conn,
         "UPDATE alerts SET details = jsonb_set(coalesce(details, '{}'::jsonb), %(path)s, %(value)s),"
         " updated_at = now() WHERE id = %(id)s AND status <> 'resolved' RETURNING id",
@@ -262,7 +247,7 @@ def auto_resolve(
     last_value: float | None = None,
 ) -> dict[str, Any] | None:
     """Resolve because the condition cleared; None when it was resolved meanwhile."""
-    return one_row(
+    return fetch_one(
         conn,
         "UPDATE alerts SET status = 'resolved', resolved_at = now(), resolved_by = 'system',"
         " resolution = 'auto', resolve_note = %(note)s, cleared_at = %(cleared)s,"
@@ -284,7 +269,7 @@ def mark_cleared(
     """The condition of an open, latching alert cleared: it stays open, marked cleared (None when
     it was acknowledged, resolved or marked meanwhile). ``latest_at`` carries the newest reading
     that held it, should this transaction have moved it."""
-    return one_row(
+    return fetch_one(
         conn,
         "UPDATE alerts SET cleared_at = %(cleared)s, latest_at = greatest(latest_at, %(latest)s),"
         " last_value = coalesce(%(value)s, last_value), updated_at = now()"
@@ -298,7 +283,7 @@ def recur(
     conn: psycopg.Connection[Any], alert_id: UUID, *, latest_at: datetime, last_value: float | None
 ) -> dict[str, Any] | None:
     """The condition of a cleared alert is back: not cleared any more, newest reading moved."""
-    return one_row(
+    return fetch_one(
         conn,
         "UPDATE alerts SET cleared_at = NULL, latest_at = greatest(latest_at, %(latest)s),"
         " last_value = coalesce(%(value)s, last_value), updated_at = now()"
