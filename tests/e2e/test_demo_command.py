@@ -32,6 +32,19 @@ def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
         time.sleep(0.5)
 
 
+def ctrl_c(proc: subprocess.Popen[str], reader: threading.Thread) -> int:
+    """Stop the demo as a person does (Ctrl-C) and return its exit status once its output is read."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        status = proc.wait(timeout=40)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError("the demo did not stop within 40 s of Ctrl-C") from None
+    reader.join(5)
+    return status
+
+
 def test_demo_command_end_to_end(db_url: str, mqtt_url: str, topic_prefix: str, tmp_path: Path) -> None:
     port = free_port()
     env = {
@@ -86,14 +99,7 @@ def test_demo_command_end_to_end(db_url: str, mqtt_url: str, topic_prefix: str, 
 
             wait_for(home_reading, 60, "a reading from the emulated Bluetooth home")
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            status = proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise AssertionError("the demo did not stop within 40 s of Ctrl-C") from None
-        reader.join(5)
+        status = ctrl_c(proc, reader)
     log = "".join(output)
     assert status == 0, log[-3000:]
     assert "Traceback" not in log, log[-3000:]
@@ -162,14 +168,7 @@ def _run_demo_once(env: dict[str, str]) -> str:
     else:
         failure = None
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            status = proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise AssertionError("the demo did not stop within 40 s of Ctrl-C") from None
-        reader.join(5)
+        status = ctrl_c(proc, reader)
     log = "".join(output)
     if failure is not None:
         raise AssertionError(f"{failure}\n--- the demo's output ---\n{log[-6000:]}") from failure
