@@ -70,7 +70,7 @@ def main() -> int:
     print(header)
     print("-" * len(header))
     for label, short, data in CASES:
-        decoder = DECODERS[short][1]
+        decoder = DECODERS[short].decoder
         key = f"{short:04x}"
         unpack = struct.Struct(f"<{len(data)}B").unpack
         decoder(data)  # fail fast if a case is wrong

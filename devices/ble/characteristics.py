@@ -11,7 +11,8 @@ sends); use :func:`devices.ble.racp.decode_racp_request` for what a collector wr
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Final
 
 from devices.ble.battery import decode_battery_level
@@ -32,25 +33,70 @@ Decoder = Callable[[bytes], DecodeResult]
 
 BASE_UUID_SUFFIX: Final = "-0000-1000-8000-00805f9b34fb"
 
-# 16-bit UUID -> (characteristic name, decoder)
-DECODERS: Final[dict[int, tuple[str, Decoder]]] = {
-    0x2A37: ("Heart Rate Measurement", decode_heart_rate),
-    0x2A35: ("Blood Pressure Measurement", decode_blood_pressure),
-    0x2A36: ("Intermediate Cuff Pressure", decode_intermediate_cuff_pressure),
-    0x2A1C: ("Temperature Measurement", decode_temperature),
-    0x2A1E: ("Intermediate Temperature", decode_intermediate_temperature),
-    0x2A18: ("Glucose Measurement", decode_glucose),
-    0x2A34: ("Glucose Measurement Context", decode_glucose_context),
-    0x2A52: ("Record Access Control Point", decode_racp_response),
-    0x2A5E: ("PLX Spot-Check Measurement", decode_plx_spot_check),
-    0x2A5F: ("PLX Continuous Measurement", decode_plx_continuous),
-    0x2A9D: ("Weight Measurement", decode_weight),
-    0x2A9C: ("Body Composition Measurement", decode_body_composition),
-    0x2AA7: ("CGM Measurement", decode_cgm),
-    0x2A08: ("Date Time", decode_date_time),
-    0x2A2B: ("Current Time", decode_current_time),
-    0x2A19: ("Battery Level", decode_battery_level),
+# The GATT services of the health profiles, by 16-bit UUID (the collector scans for these).
+HEART_RATE_SERVICE: Final = 0x180D
+BLOOD_PRESSURE_SERVICE: Final = 0x1810
+HEALTH_THERMOMETER_SERVICE: Final = 0x1809
+PULSE_OXIMETER_SERVICE: Final = 0x1822
+WEIGHT_SCALE_SERVICE: Final = 0x181D
+BODY_COMPOSITION_SERVICE: Final = 0x181B
+GLUCOSE_SERVICE: Final = 0x1808
+CONTINUOUS_GLUCOSE_MONITORING_SERVICE: Final = 0x181F
+
+SERVICES: Final[Mapping[int, str]] = {
+    HEART_RATE_SERVICE: "heart_rate",
+    BLOOD_PRESSURE_SERVICE: "blood_pressure",
+    HEALTH_THERMOMETER_SERVICE: "health_thermometer",
+    PULSE_OXIMETER_SERVICE: "pulse_oximeter",
+    WEIGHT_SCALE_SERVICE: "weight_scale",
+    BODY_COMPOSITION_SERVICE: "body_composition",
+    GLUCOSE_SERVICE: "glucose",
+    CONTINUOUS_GLUCOSE_MONITORING_SERVICE: "continuous_glucose_monitoring",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Characteristic:
+    """One supported characteristic: what the decoder and the collector need to know of it."""
+
+    name: str
+    decoder: Decoder
+    service: int | None
+    """The health service (a key of :data:`SERVICES`) it belongs to in its Bluetooth SIG
+    profile; None when it belongs to another service or to several (Battery, Current Time,
+    Date Time, RACP)."""
+    live: bool
+    """Whether the collector subscribes to it as a live measurement. Not live: intermediate
+    values (progress, no readings), stored records fetched through RACP, and CGM (needs the
+    session start time)."""
+
+
+_C = Characteristic
+
+# 16-bit UUID -> characteristic. Table order is the collector's subscription order.
+DECODERS: Final[Mapping[int, Characteristic]] = {
+    0x2A37: _C("Heart Rate Measurement", decode_heart_rate, HEART_RATE_SERVICE, live=True),
+    0x2A35: _C("Blood Pressure Measurement", decode_blood_pressure, BLOOD_PRESSURE_SERVICE, live=True),
+    0x2A36: _C(
+        "Intermediate Cuff Pressure", decode_intermediate_cuff_pressure, BLOOD_PRESSURE_SERVICE, live=False
+    ),
+    0x2A1C: _C("Temperature Measurement", decode_temperature, HEALTH_THERMOMETER_SERVICE, live=True),
+    0x2A1E: _C(
+        "Intermediate Temperature", decode_intermediate_temperature, HEALTH_THERMOMETER_SERVICE, live=False
+    ),
+    0x2A18: _C("Glucose Measurement", decode_glucose, GLUCOSE_SERVICE, live=False),
+    0x2A34: _C("Glucose Measurement Context", decode_glucose_context, GLUCOSE_SERVICE, live=False),
+    0x2A52: _C("Record Access Control Point", decode_racp_response, None, live=False),
+    0x2A5E: _C("PLX Spot-Check Measurement", decode_plx_spot_check, PULSE_OXIMETER_SERVICE, live=True),
+    0x2A5F: _C("PLX Continuous Measurement", decode_plx_continuous, PULSE_OXIMETER_SERVICE, live=True),
+    0x2A9D: _C("Weight Measurement", decode_weight, WEIGHT_SCALE_SERVICE, live=True),
+    0x2A9C: _C("Body Composition Measurement", decode_body_composition, BODY_COMPOSITION_SERVICE, live=True),
+    0x2AA7: _C("CGM Measurement", decode_cgm, CONTINUOUS_GLUCOSE_MONITORING_SERVICE, live=False),
+    0x2A08: _C("Date Time", decode_date_time, None, live=False),
+    0x2A2B: _C("Current Time", decode_current_time, None, live=False),
+    0x2A19: _C("Battery Level", decode_battery_level, None, live=False),
+}
+del _C
 
 _SHORT_RE: Final = re.compile(r"(?:0x)?([0-9a-f]{4}|0000[0-9a-f]{4})")
 _LONG_RE: Final = re.compile(r"0000([0-9a-f]{4})" + re.escape(BASE_UUID_SUFFIX))
@@ -87,7 +133,8 @@ def short_uuid(characteristic: str | int) -> int:
 
 # Fast path: the forms callers actually pass, resolved once.
 _LOOKUP: Final[dict[str | int, Decoder]] = {}
-for _short, (_, _decoder) in DECODERS.items():
+for _short, _characteristic in DECODERS.items():
+    _decoder = _characteristic.decoder
     for _key in (_short, f"{_short:04x}", f"{_short:04X}", f"0x{_short:04x}", f"0x{_short:04X}"):
         _LOOKUP[_key] = _decoder
     _LOOKUP[full_uuid(_short)] = _decoder
@@ -106,7 +153,7 @@ def decoder_for(characteristic: str | int) -> Decoder:
     entry = DECODERS.get(short)
     if entry is None:
         raise UnsupportedCharacteristic(f"characteristic 0x{short:04X} is not supported")
-    return entry[1]
+    return entry.decoder
 
 
 def is_supported(characteristic: str | int) -> bool:

@@ -14,21 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Protocol
 
-from devices.ble.characteristics import full_uuid
+from devices.ble.characteristics import SERVICES, full_uuid
 from devices.ble.result import Measurement
 from devices.errors import DevicesError
 
-# The health services the collector looks for, by 16-bit UUID.
-HEALTH_SERVICES: Final[Mapping[int, str]] = {
-    0x180D: "heart_rate",
-    0x1810: "blood_pressure",
-    0x1809: "health_thermometer",
-    0x1822: "pulse_oximeter",
-    0x181D: "weight_scale",
-    0x181B: "body_composition",
-    0x1808: "glucose",
-    0x181F: "continuous_glucose_monitoring",
-}
+# The health services the collector looks for, by 16-bit UUID (the table's services).
+HEALTH_SERVICES: Final[Mapping[int, str]] = SERVICES
 HEALTH_SERVICE_UUIDS: Final[tuple[str, ...]] = tuple(full_uuid(u) for u in HEALTH_SERVICES)
 
 

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Final
 
 from devices.ble import racp
-from devices.ble.characteristics import decode, full_uuid
+from devices.ble.characteristics import DECODERS, decode, full_uuid
 from devices.ble.collector_api import (
     BleError,
     BleLink,
@@ -57,9 +57,9 @@ from devices.errors import MalformedPayload
 logger = logging.getLogger(__name__)
 
 CURRENT_TIME: Final = "2a2b"
-# Live measurement characteristics subscribed to. Not here: Intermediate Cuff Pressure and
-# Intermediate Temperature (progress, no readings) and CGM (needs the session start time).
-LIVE: Final = ("2a37", "2a35", "2a1c", "2a5e", "2a5f", "2a9d", "2a9c")
+# Live measurement characteristics subscribed to, in table order: the entries of DECODERS marked
+# live (not there: intermediate values, records fetched through RACP, CGM).
+LIVE: Final[tuple[str, ...]] = tuple(f"{short:04x}" for short, c in DECODERS.items() if c.live)
 _ADJUST_REASON_EXTERNAL_REFERENCE: Final = 0x02
 _MIN_SETTLE_LIMIT: Final = 5.0
 

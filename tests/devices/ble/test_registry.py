@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 
 from devices.ble import UnsupportedCharacteristic, decode, full_uuid, is_supported, short_uuid
-from devices.ble.characteristics import DECODERS
+from devices.ble.characteristics import DECODERS, SERVICES
+from devices.ble.collector_api import HEALTH_SERVICE_UUIDS, HEALTH_SERVICES
+from devices.ble.collector_session import LIVE
 from devices.errors import MalformedPayload
 
 ZEPHYR_HR = b"\x06\x5a"  # zephyr subsys/bluetooth/services/hrs.c: flags 0x06, 90 bpm
@@ -93,3 +95,28 @@ def test_the_issue_list_is_covered() -> None:
     required = {0x2A37, 0x2A35, 0x2A36, 0x2A1C, 0x2A18, 0x2A34, 0x2A5E, 0x2A5F}
     required |= {0x2A9D, 0x2A9C, 0x2AA7, 0x2A08, 0x2A2B, 0x2A52}
     assert required <= set(DECODERS)
+
+
+def test_the_collector_lists_come_from_the_table_unchanged() -> None:
+    # Pinned literally: they decide what the gateway scans for and subscribes to, in this order.
+    assert LIVE == ("2a37", "2a35", "2a1c", "2a5e", "2a5f", "2a9d", "2a9c")
+    assert list(HEALTH_SERVICES.items()) == [
+        (0x180D, "heart_rate"),
+        (0x1810, "blood_pressure"),
+        (0x1809, "health_thermometer"),
+        (0x1822, "pulse_oximeter"),
+        (0x181D, "weight_scale"),
+        (0x181B, "body_composition"),
+        (0x1808, "glucose"),
+        (0x181F, "continuous_glucose_monitoring"),
+    ]
+    assert HEALTH_SERVICE_UUIDS == tuple(
+        f"0000{u}-0000-1000-8000-00805f9b34fb"
+        for u in ("180d", "1810", "1809", "1822", "181d", "181b", "1808", "181f")
+    )
+
+
+def test_every_characteristic_names_a_known_service_and_every_service_has_one() -> None:
+    services = {c.service for c in DECODERS.values()}
+    assert services - {None} == set(SERVICES)
+    assert all(DECODERS[int(short, 16)].service is not None for short in LIVE)
