@@ -12,9 +12,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,14 +21,7 @@ import httpx
 import pytest
 
 from tests.support.service import free_port
-
-
-def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
+from tests.support.waiting import wait_until
 
 
 def ctrl_c(proc: subprocess.Popen[str], reader: threading.Thread) -> int:
@@ -66,7 +58,8 @@ def test_demo_command_end_to_end(db_url: str, mqtt_url: str, topic_prefix: str, 
     reader = threading.Thread(target=lambda: output.extend(proc.stdout or []), daemon=True)
     reader.start()
     try:
-        wait_for(lambda: any("Admin token:" in line for line in output), 90, "the demo banner")
+        banner = lambda: any("Admin token:" in line for line in output)  # noqa: E731
+        wait_until(banner, 90, "the demo banner", interval_s=0.5)
         text = "".join(output)
         url = re.search(r"Dashboard:\s+(\S+)", text)
         token = re.search(r"Admin token:\s+(rpm_\S+)", text)
@@ -88,7 +81,7 @@ def test_demo_command_end_to_end(db_url: str, mqtt_url: str, topic_prefix: str, 
                     for a in alerts["alerts"]
                 )
 
-            wait_for(live_alert, 60, "an alert raised by a live reading")
+            wait_until(live_alert, 60, "an alert raised by a live reading", interval_s=0.5)
 
             def home_reading() -> bool:
                 detail = api.get(f"/v1/dashboard/patients/{home_patient['id']}").json()
@@ -97,7 +90,7 @@ def test_demo_command_end_to_end(db_url: str, mqtt_url: str, topic_prefix: str, 
                     for d in detail["devices"]
                 )
 
-            wait_for(home_reading, 60, "a reading from the emulated Bluetooth home")
+            wait_until(home_reading, 60, "a reading from the emulated Bluetooth home", interval_s=0.5)
     finally:
         status = ctrl_c(proc, reader)
     log = "".join(output)
@@ -134,8 +127,8 @@ def _run_demo_once(env: dict[str, str]) -> str:
     reader = threading.Thread(target=lambda: output.extend(proc.stdout or []), daemon=True)
     reader.start()
     try:
-        wait_for(lambda: any("Admin token:" in line for line in output) or proc.poll() is not None,
-                 90, "the demo banner")
+        wait_until(lambda: any("Admin token:" in line for line in output) or proc.poll() is not None,
+                 90, "the demo banner", interval_s=0.5)
         text = "".join(output)
         url = re.search(r"Dashboard:\s+(\S+)", text)
         token = re.search(r"Admin token:\s+(rpm_\S+)", text)
@@ -162,7 +155,9 @@ def _run_demo_once(env: dict[str, str]) -> str:
                     for kind in ("blood_pressure_monitor", "glucose_meter")
                 )
 
-            wait_for(record_devices_delivered, 100, "stored records from the emulated cuff and meter")
+            wait_until(
+                record_devices_delivered, 100, "records from the emulated cuff and meter", interval_s=0.5
+            )
     except (AssertionError, httpx.HTTPError) as exc:
         failure: Exception | None = exc
     else:

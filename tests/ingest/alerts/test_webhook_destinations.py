@@ -7,7 +7,7 @@ sent beyond the loopback interface."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ import pytest
 from ingest.alerts import webhooks
 from tests.support.alerts import Clinic, ago, reading
 from tests.support.service import RunningService
+from tests.support.waiting import wait_for_value as wait_for
 from tests.support.webhooks import Receiver
 
 
@@ -23,16 +24,6 @@ def receiver() -> Iterator[Receiver]:
     r = Receiver([])
     yield r
     r.close()
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize(

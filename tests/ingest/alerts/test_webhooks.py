@@ -17,6 +17,7 @@ from ingest.alerts.webhooks import verify
 from ingest.settings import Settings
 from tests.support.alerts import Clinic, ago, alert_settings, reading
 from tests.support.service import RunningService, running_service
+from tests.support.waiting import wait_for_value as wait_for
 from tests.support.webhooks import LARGE_BODY_BYTES, Firehose, Receiver
 
 LOOPBACK: Final = (ip_network("127.0.0.1/32"),)
@@ -43,16 +44,6 @@ def receiver() -> Iterator[Callable[[list[int]], Receiver]]:
     yield make
     for r in made:
         r.close()
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_receiver_gets_a_signed_payload_and_a_500_is_retried(
@@ -119,7 +110,7 @@ def test_delivery_gives_up_after_max_attempts_and_filters_apply(
         rows = clinic.http.get(f"/v1/clinics/default/webhooks/{failing}/deliveries").json()["deliveries"]
         return rows if len(rows) == 2 and all(d["status"] == "failed" for d in rows) else None
 
-    rows = wait_for(failed, timeout=60)
+    rows = wait_for(failed, timeout_s=60)
     assert all(d["attempts"] == svc.services.settings.webhook_max_attempts for d in rows)
     wait_for(lambda: len(critical_only.requests) == 1)
     time.sleep(0.5)
@@ -188,7 +179,7 @@ def test_a_redirect_is_not_followed(
         clinic.patient("CUFF-1")
         clinic.post("CUFF-1", reading("systolic_bp", 190, ago(minutes=1)))
         [delivery] = wait_for(
-            lambda: [d for d in _deliveries(clinic, hook_id) if d["status"] == "failed"], timeout=60
+            lambda: [d for d in _deliveries(clinic, hook_id) if d["status"] == "failed"], timeout_s=60
         )
         assert delivery["attempts"] == svc.services.settings.webhook_max_attempts
         assert delivery["last_status_code"] == 302

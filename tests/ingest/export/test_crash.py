@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from ingest.store.tokens import create_token
 from tests.support.export import add_patient, ehr_patient, hr
 from tests.support.fhir_test_server import FhirTestServer
 from tests.support.service import free_port
+from tests.support.waiting import wait_until
 
 RPM_INGEST = Path(sys.executable).with_name("rpm-ingest")
 
@@ -51,7 +52,7 @@ def serve(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _healthy(url) or process.poll() is not None, 60, f"{name} to start")
+        wait_until(lambda: _healthy(url) or process.poll() is not None, 60, f"{name} to start")
         assert process.poll() is None, (workdir / f"{name}.log").read_text()[-3000:]
         yield process, url
     finally:
@@ -70,14 +71,6 @@ def _healthy(url: str) -> bool:
         return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def outbox(pool: ConnectionPool) -> list[tuple[Any, ...]]:
@@ -103,7 +96,7 @@ def test_sigkill_mid_bundle_then_two_processes_deliver_each_reading_once(
                        json={"device_id": "F0F1F2F3F4F5", "readings": [hr(59, minute=-1)]})  # fmt: skip
         assert r.status_code == 200, (tmp_path / "first.log").read_text()[-4000:]
         assert r.json()["accepted"] == 1
-        wait_for(lambda: [row[0] for row in outbox(pool)] == ["sent"], 30, "the first reading to be sent")
+        wait_until(lambda: [row[0] for row in outbox(pool)] == ["sent"], 30, "the first reading to be sent")
         before = ehr.stats()
         # The EHR holds the next answer for a long time (after storing the bundle, or before).
         ehr.inject({"action": "delay", "when": when, "delay_ms": 3000 if when == "before" else 60_000})
@@ -113,13 +106,13 @@ def test_sigkill_mid_bundle_then_two_processes_deliver_each_reading_once(
         )
         assert r.json()["accepted"] == 60
         if when == "after_commit":
-            wait_for(
+            wait_until(
                 lambda: ehr.stats()["transactions"] > before["transactions"],
                 30,
                 "the EHR to store the bundle",
             )
         else:
-            wait_for(
+            wait_until(
                 lambda: ehr.stats()["faults_applied"] > before["faults_applied"],
                 30,
                 "the bundle to be in flight",
@@ -132,7 +125,7 @@ def test_sigkill_mid_bundle_then_two_processes_deliver_each_reading_once(
     with ExitStack() as stack:
         stack.enter_context(serve(db_url, ehr.base_url, tmp_path, "second"))
         stack.enter_context(serve(db_url, ehr.base_url, tmp_path, "third"))
-        wait_for(lambda: {row[0] for row in outbox(pool)} == {"sent"}, 60, "the rows to be delivered")
+        wait_until(lambda: {row[0] for row in outbox(pool)} == {"sent"}, 60, "the rows to be delivered")
     if when == "before":
         time.sleep(3.5)  # the held request may still be processed late: it must not add anything
     found = ehr.search("Observation")

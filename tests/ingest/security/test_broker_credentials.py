@@ -7,8 +7,7 @@ import json
 import os
 import signal
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from ingest.store import roster
 from tests.ingest.security.tenants import NOW, iso
 from tests.support.mosquitto import Mosquitto
 from tests.support.service import running_service
+from tests.support.waiting import wait_until
 
 SERVICE_PASSWORD = "service-password-0123456789"
 NOT_AUTHORIZED = 135  # MQTT 5 reason code 0x87
@@ -131,13 +131,6 @@ class Client:
         assert self.subscribed.wait(10)
 
 
-def wait_for(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 def topic(prefix: str, device_id: str) -> str:
     return f"{prefix}/{device_id}/readings"
 
@@ -167,7 +160,7 @@ def test_a_device_publishes_only_to_its_own_topic(broker: Broker) -> None:
                 assert device.publish(topic(broker.prefix, "CUFF-A"), b"own-3") in ACCEPTED
             # delivery to subscribers is asynchronous: wait for the last accepted message
             for consumer in (service, shared):
-                wait_for(lambda c=consumer: len(c.messages) >= 3)  # type: ignore[misc]
+                wait_until(lambda c=consumer: len(c.messages) >= 3, 10, "three messages")  # type: ignore[misc]
                 assert [payload for _, payload in consumer.messages] == [b"own", b"own-2", b"own-3"]
         assert snoop.messages == []
 
