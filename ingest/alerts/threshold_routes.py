@@ -156,16 +156,23 @@ def get_rule_kinds(ctx: AlertsDep, _: StaffDep) -> RuleKindsPage:
 # --------------------------------------------------------------------------- thresholds
 
 
+def _patient_rules(
+    services: Services, ctx: AlertsContext, principal: Principal, patient_id: UUID
+) -> list[Rule]:
+    """The rules in force for a patient the caller may see (404 otherwise)."""
+    patient = visible_patient(services, principal, patient_id)
+    with services.transaction() as conn:
+        return config.effective_rules(
+            conn, clinic_id=patient["clinic_id"], patient_id=patient_id, kinds=ctx.engine.kinds
+        )
+
+
 @router.get("/v1/patients/{patient_id}/thresholds", response_model=ThresholdsPage)
 def get_thresholds(
     patient_id: UUID, services: ServicesDep, ctx: AlertsDep, principal: StaffDep
 ) -> ThresholdsPage:
     """The thresholds in force for the patient, one per metric, with where each comes from."""
-    patient = visible_patient(services, principal, patient_id)
-    with services.transaction() as conn:
-        rules = config.effective_rules(
-            conn, clinic_id=patient["clinic_id"], patient_id=patient_id, kinds=ctx.engine.kinds
-        )
+    rules = _patient_rules(services, ctx, principal, patient_id)
     order = {name: i for i, name in enumerate(services.pipeline.catalogue)}
     found = sorted(
         (r for r in rules if r.kind == "threshold" and r.metric is not None),
@@ -223,11 +230,7 @@ def delete_threshold(
 def get_patient_rules(
     patient_id: UUID, services: ServicesDep, ctx: AlertsDep, principal: StaffDep
 ) -> RulesPage:
-    patient = visible_patient(services, principal, patient_id)
-    with services.transaction() as conn:
-        rules = config.effective_rules(
-            conn, clinic_id=patient["clinic_id"], patient_id=patient_id, kinds=ctx.engine.kinds
-        )
+    rules = _patient_rules(services, ctx, principal, patient_id)
     return RulesPage(rules=[_rule_public(r) for r in rules])
 
 
