@@ -36,6 +36,7 @@ from devices.models import MAX_READINGS_PER_MESSAGE
 from devices.mqtt.address import parse_broker_url
 from ingest.errors import ConfigurationError
 from ingest.placeholders import placeholder_reason, url_password
+from ingest.smart.issuers import IssuerConfigError, parse_issuers
 
 _ORIGIN_RE: Final = re.compile(r"^(https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\*)$")
 #: Where docker compose (and Kubernetes, by convention) mounts secrets; RPM_SECRETS_DIR overrides.
@@ -138,6 +139,17 @@ class Settings(BaseSettings):
     )
     fhir_timeout_s: float = Field(default=30.0, gt=0, le=600, description="EHR request timeout")
     fhir_keep_sent_days: int = Field(default=30, ge=1, le=36500, description="then sent rows go")
+    # --- patients from the EHR, alerts as Flags (see docs/fhir.md)
+    fhir_patient_identifier_system: str | None = Field(
+        default=None, max_length=500, description="identifier system of the clinic's MRNs in the EHR"
+    )
+    fhir_patient_lookup_retry_s: float = Field(
+        default=3600.0, ge=1, le=30 * 86400, description="pending and not-found patients asked again"
+    )
+    fhir_import_max_members: int = Field(
+        default=10_000, ge=1, le=100_000, description="largest Group POST /v1/patients/import reads"
+    )
+    fhir_export_alerts: bool = Field(default=True, description="alerts go to the EHR as FHIR Flags")
 
     # --- alerts (see docs/alerts.md)
     alert_scheduler_interval_s: float = Field(
@@ -194,6 +206,48 @@ class Settings(BaseSettings):
     )
     mqtt_password_file: Path | None = Field(default=None, description="Mosquitto password_file")
     mqtt_acl_file: Path | None = Field(default=None, description="Mosquitto acl_file")
+
+    # --- SMART on FHIR app launch of the dashboard (see docs/smart.md)
+    smart_client_id: str | None = Field(
+        default=None, min_length=1, max_length=200, description="the client id registered with the EHR"
+    )
+    smart_client_secret: SecretStr | None = Field(
+        default=None, description="confidential client (client_secret_basic); none = public client, PKCE"
+    )
+    smart_issuers: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="comma-separated <FHIR base URL>=<clinic id> allowed as iss; empty = SMART off",
+    )
+    public_url: str | None = Field(
+        default=None, description="the service's external base URL; redirect URI = it + /smart/callback"
+    )
+    smart_launch_ttl_s: int = Field(default=600, ge=30, le=3600, description="a launch's state expires")
+    smart_session_ttl_s: int = Field(
+        default=8 * 3600, ge=60, le=7 * 86400, description="a dashboard session opened by a launch expires"
+    )
+    smart_timeout_s: float = Field(default=10.0, gt=0, le=120, description="requests to the EHR")
+
+    @field_validator("smart_issuers", mode="before")
+    @classmethod
+    def _smart_issuers(cls, v: object) -> object:
+        if isinstance(v, str):
+            try:
+                return parse_issuers(v)
+            except IssuerConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+    @field_validator("smart_client_id", "public_url", mode="before")
+    @classmethod
+    def _blank_text_is_none(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[^\s?#]*)?$", v):
+            raise ValueError("RPM_PUBLIC_URL must be an http:// or https:// URL without query or fragment")
+        return None if v is None else v.rstrip("/")
 
     @field_validator("mqtt_password_file", "mqtt_acl_file", mode="before")
     @classmethod
@@ -274,6 +328,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 "RPM_FHIR_AUTH=smart-backend needs RPM_FHIR_CLIENT_ID and RPM_FHIR_PRIVATE_KEY_FILE"
             )
+        if self.smart_issuers and (self.smart_client_id is None or self.public_url is None):
+            raise ValueError("RPM_SMART_ISSUERS needs RPM_SMART_CLIENT_ID and RPM_PUBLIC_URL")
+        if self.environment == "production" and self.smart_issuers:
+            urls = (*self.smart_issuers, self.public_url or "")
+            insecure = [u for u in urls if not u.startswith("https://")]
+            if insecure:
+                raise ValueError(
+                    f"production needs https:// in RPM_SMART_ISSUERS and RPM_PUBLIC_URL: {insecure[0]}"
+                )
         if self.environment == "production" and (
             self.database_url is None or self.mqtt_url is None
         ):
@@ -320,6 +383,7 @@ class Settings(BaseSettings):
             "RPM_DATABASE_PASSWORD": self.database_password,
             "RPM_MQTT_PASSWORD": self.mqtt_password,
             "RPM_FHIR_TOKEN": self.fhir_token,
+            "RPM_SMART_CLIENT_SECRET": self.smart_client_secret,
         }
         found.extend((name, value.get_secret_value()) for name, value in secrets.items() if value is not None)
         return found

@@ -29,6 +29,7 @@ SECRET_SETTINGS: dict[str, Callable[[str], dict[str, object]]] = {
     "RPM_MQTT_URL": lambda v: {"mqtt_url": f"mqtt://rpm-service:{quote(v, safe='')}@mosquitto:1883"},
     "RPM_MQTT_PASSWORD": lambda v: {"mqtt_password": v},
     "RPM_FHIR_TOKEN": lambda v: {"fhir_auth": "bearer", "fhir_token": v},
+    "RPM_SMART_CLIENT_SECRET": lambda v: {"smart_client_secret": v},
 }
 PLACEHOLDERS = [
     "change-me-database-password",  # deploy/env.example used to ship these
