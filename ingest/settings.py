@@ -31,7 +31,7 @@ from pydantic_settings import (
 )
 
 from devices.errors import BrokerConfigError
-from devices.message import FUTURE_TOLERANCE, MAX_PAYLOAD_BYTES
+from devices.message import ECG_MAX_BYTES, FUTURE_TOLERANCE, MAX_PAYLOAD_BYTES
 from devices.models import MAX_READINGS_PER_MESSAGE
 from devices.mqtt.address import parse_broker_url
 from ingest.errors import ConfigurationError
@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     )
     mqtt_retry_max_s: float = Field(default=10.0, gt=0, le=300, description="storage retry backoff cap")
     mqtt_stop_grace_s: float = Field(default=10.0, ge=0, le=600, description="stop: time to finish a batch")
+    mqtt_leave_on_stop: bool = Field(
+        default=True,
+        description="in a shared group, a clean stop hands this process's share back (unsubscribe,"
+        " store what it received, end the session); see docs/scaling.md",
+    )
     mqtt_embedded_host: str = "127.0.0.1"
     mqtt_embedded_port: int = Field(default=1883, ge=0, le=65535, description="0 picks a free port")
 
@@ -110,6 +115,12 @@ class Settings(BaseSettings):
     batch_max_ms: int = Field(default=50, ge=1, le=60_000)
     # --- input limits (the contract's values by default; see ingest/limits.py)
     max_payload_bytes: int = Field(default=MAX_PAYLOAD_BYTES, ge=1024, le=16 * 1024 * 1024)
+    ecg_max_bytes: int = Field(
+        default=ECG_MAX_BYTES,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="a message (MQTT payload or HTTP body) holding an ECG reading may be this large",
+    )
     max_readings_per_message: int = Field(default=MAX_READINGS_PER_MESSAGE, ge=1, le=100_000)
     future_tolerance_s: int = Field(
         default=int(FUTURE_TOLERANCE.total_seconds()), ge=0, le=86_400
@@ -151,6 +162,35 @@ class Settings(BaseSettings):
     )
     fhir_export_alerts: bool = Field(default=True, description="alerts go to the EHR as FHIR Flags")
 
+    # --- HL7 v2 over MLLP: ORU^R01 out, ADT in (see docs/hl7.md)
+    hl7_mllp_url: str | None = Field(
+        default=None, description="mllp://host:port: send every stored reading as ORU^R01 there"
+    )
+    hl7_listen: str | None = Field(default=None, description="host:port: accept ADT messages there")
+    hl7_sending_application: str = Field(default="RPM-INGEST", min_length=1, max_length=200)
+    hl7_sending_facility: str | None = Field(
+        default=None, max_length=200, description="MSH-4; default: the clinic id of each message"
+    )
+    hl7_receiving_application: str = Field(default="EHR", min_length=1, max_length=200)
+    hl7_receiving_facility: str = Field(default="HOSPITAL", min_length=1, max_length=200)
+    hl7_mrn_authority: str = Field(default="", max_length=200, description="PID-3.4 of the MRN")
+    hl7_ack_timeout_s: float = Field(default=10.0, gt=0, le=600, description="wait for each ACK")
+    hl7_connect_timeout_s: float = Field(default=5.0, gt=0, le=600)
+    hl7_batch_size: int = Field(default=200, ge=1, le=5000, description="rows claimed at once")
+    hl7_poll_interval_s: float = Field(default=0.5, gt=0, le=300, description="idle sender poll")
+    hl7_lease_s: float = Field(default=60.0, ge=1, le=3600, description="claim lease, renewed")
+    hl7_retry_min_s: float = Field(default=1.0, gt=0, le=3600, description="first retry delay")
+    hl7_retry_max_s: float = Field(default=300.0, gt=0, le=86_400, description="retry backoff cap")
+    hl7_adt_clinic: str = Field(
+        default="default", pattern=r"^[A-Za-z0-9._-]{1,64}$", description="clinic ADT patients join"
+    )
+    hl7_max_message_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    hl7_read_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, description="a started message must arrive whole within this"
+    )
+    hl7_idle_timeout_s: float = Field(default=600.0, gt=0, le=86_400, description="silent client")
+    hl7_max_connections: int = Field(default=64, ge=1, le=10_000)
+
     # --- alerts (see docs/alerts.md)
     alert_scheduler_interval_s: float = Field(
         default=30.0, gt=0, le=3600, description="missing data, battery and escalation checks"
@@ -169,6 +209,15 @@ class Settings(BaseSettings):
         default=(),
         description="comma-separated networks (CIDR) webhooks may reach although internal"
         " (loopback, private, link-local...); empty = only public addresses",
+    )
+
+    # --- several processes (see docs/scaling.md)
+    workers: int = Field(default=1, ge=1, le=64, description="serve: worker processes (--workers)")
+    replica: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="this process's name in a group of replicas: the MQTT client id becomes"
+        " <RPM_MQTT_CLIENT_ID>-<replica>; the value 'hostname' takes the host's name",
     )
 
     # --- operations
@@ -305,6 +354,33 @@ class Settings(BaseSettings):
                 parse_broker_url(v)  # the rules every MQTT client of the project follows
             except BrokerConfigError as exc:
                 raise ValueError(exc.reason) from None
+        return v
+
+    @field_validator("hl7_mllp_url", "hl7_listen", "hl7_sending_facility", mode="before")
+    @classmethod
+    def _hl7_blank_is_none(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("hl7_mllp_url")
+    @classmethod
+    def _hl7_url(cls, v: str | None) -> str | None:
+        if v is not None:
+            parts = urlsplit(v)
+            try:
+                port = parts.port
+            except ValueError:
+                port = None
+            if parts.scheme != "mllp" or not parts.hostname or port is None or parts.path not in ("", "/"):
+                raise ValueError("RPM_HL7_MLLP_URL must look like mllp://host:port")
+        return v
+
+    @field_validator("hl7_listen")
+    @classmethod
+    def _hl7_listen(cls, v: str | None) -> str | None:
+        if v is not None:
+            host, sep, port = v.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+                raise ValueError("RPM_HL7_LISTEN must look like host:port (port 0 picks a free one)")
         return v
 
     @field_validator("fhir_base_url", mode="before")

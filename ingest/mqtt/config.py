@@ -6,6 +6,7 @@ module only maps the settings onto them and says which variable is at fault.
 
 from __future__ import annotations
 
+import socket
 from typing import Final
 
 from devices.errors import BrokerConfigError
@@ -24,6 +25,22 @@ _VARIABLE_OF_SETTING: Final = {
     "key_file": "RPM_MQTT_KEY_FILE",
     "reconnect": "RPM_MQTT_RECONNECT_MIN_S/RPM_MQTT_RECONNECT_MAX_S",
 }
+
+
+HOSTNAME_REPLICA: Final = "hostname"
+
+
+def consumer_client_id(settings: Settings) -> str:
+    """The consumer's session id: ``RPM_MQTT_CLIENT_ID``, or ``<RPM_MQTT_CLIENT_ID>-<replica>`` for
+    a replica (``RPM_REPLICA``; ``hostname`` = the host's name, a container's id under compose).
+    It must be stable for each replica: a replica that crashed finds its session (and the
+    messages it had not acknowledged) only under the same id (docs/scaling.md)."""
+    replica = settings.replica
+    if replica is None:
+        return settings.mqtt_client_id
+    if replica == HOSTNAME_REPLICA:
+        replica = socket.gethostname()
+    return f"{settings.mqtt_client_id}-{replica}"
 
 
 def options_from_settings(settings: Settings, *, client_id: str | None = None) -> BrokerOptions:

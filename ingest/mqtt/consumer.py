@@ -1,12 +1,18 @@
-"""The MQTT consumer component: session -> inbox -> writer, wired from settings."""
+"""The MQTT consumer component: session -> inbox -> writer, wired from settings.
+
+A clean stop in a shared group leaves the group (``RPM_MQTT_LEAVE_ON_STOP``): unsubscribe, store
+and acknowledge everything the broker had already sent, then end the session, so the broker
+stops keeping a share of new readings for a member that is not coming back (docs/scaling.md).
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 
 from devices.mqtt.options import BrokerOptions
 from ingest.components import Component
-from ingest.mqtt.config import options_from_settings
+from ingest.mqtt.config import consumer_client_id, options_from_settings
 from ingest.mqtt.delivery import Delivery
 from ingest.mqtt.inbox import Inbox
 from ingest.mqtt.session import ConsumerSession
@@ -16,6 +22,9 @@ from ingest.mqtt.writer import BatchPolicy, BatchWriter
 from ingest.services import Services
 
 logger = logging.getLogger(__name__)
+
+#: Leaving: the broker is done sending once nothing arrived for this long with nothing unacked.
+LEAVE_QUIET_S = 0.5
 
 
 class MqttConsumer:
@@ -50,6 +59,7 @@ class MqttConsumer:
             ),
         )
         self._stop_grace_s = s.mqtt_stop_grace_s
+        self._leave_on_stop = s.mqtt_leave_on_stop and s.mqtt_shared_group is not None
         services.metrics.mqtt_inflight.set_function(lambda: self.writer.unacked)
 
     def _hand_over(self, delivery: Delivery) -> bool:
@@ -60,12 +70,47 @@ class MqttConsumer:
         self.session.start()
 
     def stop(self) -> None:
-        """Finish the batch in hand, acknowledge it, leave the rest unacknowledged, disconnect."""
+        """Leave the shared group if configured and possible; otherwise finish the batch in hand,
+        acknowledge it, leave the rest unacknowledged (the session keeps it), disconnect."""
+        if self._leave_on_stop and self._leave():
+            return
         self.writer.stop(self._stop_grace_s)
         left = len(self.inbox.drain())
         if left:
             logger.info("%d received messages left unacknowledged for redelivery", left)
         self.session.stop()
+
+    def _leave(self) -> bool:
+        """Hand this member's share of the group back; False if it could not (then the session
+        is kept, with whatever it holds, for this client id's return)."""
+        deadline = time.monotonic() + max(self._stop_grace_s, 1.0)
+        if not self.session.unsubscribe(timeout_s=max(deadline - time.monotonic(), 0.1)):
+            logger.warning("MQTT unsubscribe not confirmed: keeping the session for this client id")
+            return False
+        while not self._drained():
+            if time.monotonic() > deadline:
+                logger.warning(
+                    "MQTT consumer could not store what it received within %.0f s: keeping the"
+                    " session (%d messages wait in it for client id %s)",
+                    self._stop_grace_s, self.writer.unacked, self.options.client_id,
+                )
+                return False
+            time.sleep(0.05)
+        self.writer.stop(self._stop_grace_s)
+        if self.inbox.drain():  # something slipped in after the check: keep it in the session
+            self.session.stop()
+            return True
+        self.session.stop(end_session=True)
+        logger.info("MQTT consumer %s left the shared group", self.options.client_id)
+        return True
+
+    def _drained(self) -> bool:
+        return (
+            self.session.connected  # acknowledgements go out on this connection
+            and self.writer.unacked == 0
+            and self.session.quiet_s() >= LEAVE_QUIET_S
+            and self.writer.status()[0]
+        )
 
     def readiness(self) -> tuple[bool, str]:
         ok, detail = self.session.status()
@@ -79,7 +124,7 @@ def mqtt_component(services: Services) -> Component:
     s = services.settings
     if not s.mqtt_enabled:
         return Component(name="mqtt consumer (disabled)")
-    consumer = MqttConsumer(services, options_from_settings(s))
+    consumer = MqttConsumer(services, options_from_settings(s, client_id=consumer_client_id(s)))
     services.readiness["mqtt"] = consumer.readiness
     return Component(
         name="mqtt consumer", start=consumer.start, stop=consumer.stop, extras={"mqtt": consumer}

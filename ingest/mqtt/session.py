@@ -7,6 +7,10 @@ QoS 1 on a persistent session (stable client id; MQTT 5 ``clean_start=False`` wi
 expiry, or ``clean_session=False`` on 3.1.1), ``manual_ack=True``, reconnect with backoff.
 The message callback only converts and hands over (it may block when the hand-off is full, which
 is the back-pressure). Acknowledgements are sent only on the connection the message came on.
+
+Leaving a shared group for good (:meth:`ConsumerSession.unsubscribe`, then ``stop(end_session=True)``)
+hands this member's share back: the broker stops dispatching to it, and the session, emptied by
+then, ends with the MQTT 5 DISCONNECT's Session Expiry Interval 0 (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class ConsumerSession:
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
+        self._client.on_unsubscribe = self._on_unsubscribe
         self._client.on_message = self._on_message
         self._lock = threading.Lock()
         self._generation = 0
@@ -60,6 +65,9 @@ class ConsumerSession:
         self._ever_connected = False
         self._last_problem = "not connected yet"
         self._since = time.monotonic()
+        self._leaving = False  # unsubscribed for good: a reconnect must not subscribe again
+        self._unsubscribed = threading.Event()
+        self._last_activity = time.monotonic()  # last message received or acknowledgement sent
 
     # --- life cycle (called by the consumer)
     def start(self) -> None:
@@ -70,17 +78,57 @@ class ConsumerSession:
             self.topic_filter,
         )
 
-    def stop(self) -> None:
-        """Disconnect cleanly (acks already queued are written first), then end the network thread."""
+    def stop(self, *, end_session: bool = False) -> None:
+        """Disconnect cleanly (acks already queued are written first), then end the network thread.
+
+        ``end_session``: MQTT 5 DISCONNECT with Session Expiry Interval 0, so the broker drops the
+        session at once (call it only once everything received is acknowledged: a message still
+        unacknowledged in an ended session is gone). Otherwise the session stays for our return.
+        """
         with self._lock:
             self._closed = True
         if self.options.protocol == "5":
-            self._client.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, "Normal disconnection"))
+            properties = None
+            if end_session:
+                properties = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+                properties.SessionExpiryInterval = 0
+            self._client.disconnect(
+                reasoncode=ReasonCode(PacketTypes.DISCONNECT, "Normal disconnection"),
+                properties=properties,
+            )
         else:
             self._client.disconnect()
         self._client.loop_stop()
         self._metrics.mqtt_connected.set(0)
-        logger.info("MQTT consumer %s disconnected", self.options.client_id)
+        logger.info(
+            "MQTT consumer %s disconnected (%s)", self.options.client_id,
+            "session ended" if end_session and self.options.protocol == "5" else "session kept",
+        )
+
+    def unsubscribe(self, timeout_s: float) -> bool:
+        """Leave the subscription for good (no resubscribe on a reconnect); True once the broker
+        confirmed it (UNSUBACK) within ``timeout_s``. Messages already sent or queued for the
+        session still arrive and must be stored and acknowledged before :meth:`stop`."""
+        with self._lock:
+            self._leaving = True
+            connected = self._connected
+        if not connected:
+            return False
+        result, _mid = self._client.unsubscribe(self.topic_filter)
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            logger.warning("MQTT unsubscribe could not be sent: %s", result)
+            return False
+        return self._unsubscribed.wait(timeout_s)
+
+    @property
+    def connected(self) -> bool:
+        with self._lock:
+            return self._connected
+
+    def quiet_s(self) -> float:
+        """Seconds since the last message arrived or acknowledgement went out (after which the
+        broker may send what it queued for us)."""
+        return time.monotonic() - self._last_activity
 
     # --- acknowledgements (called by the writer, after commit)
     def ack(self, deliveries: Sequence[Delivery]) -> int:
@@ -102,6 +150,7 @@ class ConsumerSession:
                         logger.warning("MQTT ack of message %d failed: %s", d.mid, rc)
                         continue
                 sent += 1
+            self._last_activity = time.monotonic()  # an ack frees room: the broker may send more
         return sent
 
     # --- state for readiness
@@ -143,6 +192,8 @@ class ConsumerSession:
             "MQTT connected to %s (session present: %s)", self.options.address.display,
             flags.session_present,
         )
+        if self._leaving:
+            return  # left the group: the session (if any) still delivers what it holds
         if self.options.protocol == "5":
             result, _mid = client.subscribe(self.topic_filter, options=SubscribeOptions(qos=1))
         else:
@@ -163,6 +214,13 @@ class ConsumerSession:
             logger.error("MQTT broker refused the subscription to %s: %s", self.topic_filter, refused[0])
         else:
             logger.info("MQTT subscribed to %s", self.topic_filter)
+
+    def _on_unsubscribe(
+        self, _client: paho.Client, _: Any, _mid: int, reasons: list[ReasonCode],
+        _properties: Properties | None,
+    ) -> None:
+        logger.info("MQTT unsubscribed from %s (%s)", self.topic_filter, reasons[0] if reasons else "ok")
+        self._unsubscribed.set()
 
     def _on_connect_fail(self, _client: paho.Client, _: Any) -> None:
         with self._lock:
@@ -201,4 +259,5 @@ class ConsumerSession:
             received_at=datetime.now(UTC),
         )
         self._metrics.mqtt_received.inc()
+        self._last_activity = time.monotonic()
         self._sink(delivery)  # blocks while the inbox is full; False once stopping (not acked)
