@@ -22,11 +22,22 @@ class _In(BaseModel):
 class ClinicCreate(_In):
     id: ClinicId
     name: Text200
+    timezone: str = Field(
+        default="UTC",
+        max_length=64,
+        description="IANA time zone (e.g. America/New_York): billing counts days in it",
+    )
+
+
+class ClinicUpdate(_In):
+    name: Text200 | None = None
+    timezone: str | None = Field(default=None, max_length=64, description="IANA time zone")
 
 
 class ClinicPublic(BaseModel):
     id: str
     name: str
+    timezone: str = "UTC"
     created_at: datetime
 
 

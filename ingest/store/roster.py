@@ -32,22 +32,41 @@ def _by_id(conn: psycopg.Connection[Any], table: str, columns: str, key: object,
     return _one_or(conn, query, (key,), NotFound(f"{what} not found"))
 
 
-def create_clinic(conn: psycopg.Connection[Any], clinic_id: str, name: str) -> dict[str, Any]:
+CLINIC_COLUMNS = "id, name, timezone, created_at"
+
+
+def create_clinic(
+    conn: psycopg.Connection[Any], clinic_id: str, name: str, timezone: str = "UTC"
+) -> dict[str, Any]:
+    """``timezone``: an IANA name, checked by the caller (ingest.billing.months.validate_timezone)."""
     return _one_or(
         conn,
-        "INSERT INTO clinics (id, name) VALUES (%s, %s) ON CONFLICT DO NOTHING"
-        " RETURNING id, name, created_at",
-        (clinic_id, name),
+        "INSERT INTO clinics (id, name, timezone) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+        f" RETURNING {CLINIC_COLUMNS}",
+        (clinic_id, name, timezone),
         Conflict(f"clinic {clinic_id!r} already exists"),
     )
 
 
+def update_clinic(
+    conn: psycopg.Connection[Any], clinic_id: str, *, name: str | None, timezone: str | None
+) -> dict[str, Any]:
+    """Change the name and/or the (already checked) time zone; None keeps the current value."""
+    return _one_or(
+        conn,
+        "UPDATE clinics SET name = coalesce(%s, name), timezone = coalesce(%s, timezone)"
+        f" WHERE id = %s RETURNING {CLINIC_COLUMNS}",
+        (name, timezone, clinic_id),
+        NotFound(f"clinic {clinic_id!r} not found"),
+    )
+
+
 def get_clinic(conn: psycopg.Connection[Any], clinic_id: str) -> dict[str, Any]:
-    return _by_id(conn, "clinics", "id, name, created_at", clinic_id, f"clinic {clinic_id!r}")
+    return _by_id(conn, "clinics", CLINIC_COLUMNS, clinic_id, f"clinic {clinic_id!r}")
 
 
 def list_clinics(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
-    return fetch_all(conn, "SELECT id, name, created_at FROM clinics ORDER BY id")
+    return fetch_all(conn, f"SELECT {CLINIC_COLUMNS} FROM clinics ORDER BY id")
 
 
 def create_patient(
