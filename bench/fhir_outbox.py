@@ -141,7 +141,7 @@ def drain(url: str, transport_for: Any, workers: int, bundle: int) -> float:
 def sent_rows(url: str) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute(
-            "SELECT count(*) FILTER (WHERE status = 'sent'), count(*) FROM fhir_outbox"
+            "SELECT count(*) FILTER (WHERE status = 'sent'), count(*) FROM outbox"
         ).fetchone()
     assert row is not None and row[0] == row[1], f"only {row} rows sent"
     return int(row[0])
@@ -166,7 +166,7 @@ def main() -> None:
             if with_outbox:
                 for workers in (1, 2):
                     with psycopg.connect(url) as conn:
-                        conn.execute("UPDATE fhir_outbox SET status = 'pending', sent_at = NULL")
+                        conn.execute("UPDATE outbox SET status = 'pending', sent_at = NULL")
                     seconds = drain(url, lambda pool, mapper: Instant(), workers, args.bundle)
                     rows = sent_rows(url)
                     print(f"outbox alone, {workers} worker(s):  {rows / seconds:>10,.0f} rows/s"

@@ -1,4 +1,5 @@
-"""The outbox interface the delivery loop works against.
+"""The outbox interface a delivery loop works against (the FHIR export's, and any other
+destination's: ``T`` is what a claimed row becomes for that destination, ``ExportItem`` here).
 
 The service implements it on its database: rows are written in the same transaction as the
 readings, and ``claim`` takes a batch so that no other worker can send the same rows until the
@@ -12,17 +13,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
-from fhir_export.models import ExportItem
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
-class OutboxItem:
-    """One claimed row: what to export and how many attempts failed before."""
+class OutboxItem(Generic[T]):
+    """One claimed row: what to export (what the destination's reader made of the row) and how
+    many attempts failed before."""
 
     id: int
-    item: ExportItem
+    item: T
     attempts: int = 0
 
 
@@ -35,12 +37,12 @@ class Delivered:
     created: bool
 
 
-class Claim(Protocol):
+class Claim(Protocol[T]):
     @property
-    def items(self) -> Sequence[OutboxItem]: ...
+    def items(self) -> Sequence[OutboxItem[T]]: ...
 
     def mark_sent(self, delivered: Sequence[Delivered]) -> None:
-        """The EHR holds these rows' resources: never send them again."""
+        """The destination holds these rows' items: never send them again."""
         ...
 
     def mark_parked(self, item_id: int, reason: str) -> None:
@@ -52,7 +54,7 @@ class Claim(Protocol):
         ...
 
 
-class Outbox(Protocol):
-    def claim(self, limit: int) -> AbstractContextManager[Claim]:
+class Outbox(Protocol[T]):
+    def claim(self, limit: int) -> AbstractContextManager[Claim[T]]:
         """Claim up to ``limit`` due rows, oldest first, exclusively for this worker."""
         ...

@@ -24,7 +24,7 @@ from fhir_export.errors import (
     TransientDeliveryError,
 )
 from fhir_export.mapping import ObservationMapper
-from fhir_export.models import DeviceInfo, MappedObservation
+from fhir_export.models import DeviceInfo, ExportItem, MappedObservation
 from fhir_export.outbox import Claim, Delivered, Outbox, OutboxItem
 
 logger = logging.getLogger(__name__)
@@ -70,14 +70,14 @@ class ExportStats:
 
 @dataclass(frozen=True, slots=True)
 class _Ready:
-    row: OutboxItem
+    row: OutboxItem[ExportItem]
     mapped: MappedObservation
 
 
 class ExportWorker:
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: Outbox[ExportItem],
         transport: Transport,
         mapper: ObservationMapper,
         *,
@@ -155,7 +155,7 @@ class ExportWorker:
             )
         return entries, device_entries
 
-    def _deliver(self, claim: Claim, batch: list[_Ready]) -> None:
+    def _deliver(self, claim: Claim[ExportItem], batch: list[_Ready]) -> None:
         entries, device_entries = self._entries(batch)
         first_observation = len(device_entries)
         self.stats.add(bundles=1)
@@ -198,7 +198,7 @@ class ExportWorker:
 
     def _refused(
         self,
-        claim: Claim,
+        claim: Claim[ExportItem],
         batch: list[_Ready],
         error: PermanentDeliveryError,
         device_entries: dict[str, int],
@@ -234,14 +234,16 @@ class ExportWorker:
         self._deliver(claim, batch[:middle])
         self._deliver(claim, batch[middle:])
 
-    def _park(self, claim: Claim, row: OutboxItem, reason: str) -> None:
+    def _park(self, claim: Claim[ExportItem], row: OutboxItem[ExportItem], reason: str) -> None:
         # The EHR's reason may quote patient identifiers: it is kept on the row, logged at DEBUG.
         logger.warning("parked outbox row %d (reason kept on the row)", row.id)
         logger.debug("parked outbox row %d: %s", row.id, reason)
         claim.mark_parked(row.id, reason)
         self.stats.add(parked=1)
 
-    def _defer(self, claim: Claim, batch: Sequence[_Ready], reason: str, retry_after: float | None) -> None:
+    def _defer(
+        self, claim: Claim[ExportItem], batch: Sequence[_Ready], reason: str, retry_after: float | None
+    ) -> None:
         attempts = max(ready.row.attempts for ready in batch)
         delay = self._backoff.delay(attempts, retry_after, self._rng)
         logger.warning("FHIR export of %d rows deferred %.0fs (reason kept on the rows)", len(batch), delay)

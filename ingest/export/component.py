@@ -16,6 +16,7 @@ from ingest.errors import ConfigurationError
 from ingest.export import routes
 from ingest.export.context import EXTRAS_KEY, ExportContext
 from ingest.export.delivery import Delivery, ErrorCount
+from ingest.export.destinations import reading_destinations
 from ingest.export.metrics import ExportCollector
 from ingest.export.outbox import OutboxWriter
 from ingest.services import Services
@@ -30,7 +31,7 @@ def fhir_export_component(services: Services) -> Component:
         table = build_table(services.pipeline.catalogue)
     except FhirExportError as exc:
         raise ConfigurationError(f"FHIR mapping table: {exc}") from exc
-    writer = OutboxWriter(table, panel_wait_s=s.fhir_panel_wait_s)
+    writer = OutboxWriter(table, destinations=reading_destinations(s), panel_wait_s=s.fhir_panel_wait_s)
     errors = ErrorCount()
     delivery = Delivery(services, table, errors) if s.fhir_base_url else None
     ctx = ExportContext(table, writer, delivery, errors)

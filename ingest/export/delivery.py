@@ -19,6 +19,7 @@ from fhir_export.client import FhirClient, build_http_client
 from fhir_export.errors import FhirExportError
 from fhir_export.factory import build_auth
 from fhir_export.mapping import ObservationMapper
+from fhir_export.models import ExportItem
 from fhir_export.table import MappingTable
 from fhir_export.worker import ExportWorker
 from ingest.errors import ConfigurationError
@@ -78,7 +79,7 @@ class Delivery:
             self.client, services.pool, base_url=self.client.base_url, device_system=mapper.device_system
         )
         me = f"{socket.gethostname()}:{os.getpid()}"
-        self.outboxes = [
+        self.outboxes: list[PgOutbox[ExportItem]] = [
             PgOutbox(services.pool, worker=f"{me}:fhir-export-{n}", lease_s=s.fhir_lease_s)
             for n in range(s.fhir_workers)
         ]

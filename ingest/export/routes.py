@@ -33,10 +33,17 @@ class ExportCounts(BaseModel):
     failed: int = Field(description="refused for good; see failures, requeue with POST .../retry")
 
 
+DestinationName = Annotated[
+    str, Query(pattern=r"^[a-z][a-z0-9_]{0,39}$", description="one destination only: fhir, hl7, dicom")
+]
+
+
 class ExportPublic(BaseModel):
     id: int
+    destination: str = Field(description="where the row goes: fhir (the EHR's FHIR API), hl7, dicom")
     status: str
-    kind: str = Field(description="reading, bp_panel or late_component")
+    kind: str = Field(description="reading, bp_panel, late_component, ecg or flag")
+    item_ref: str | None = Field(description="the exported item's id (an ECG strip, an alert)")
     metric: str = Field(description="metric name, bp_panel, or late:<metric>")
     metrics: list[str] = Field(description="the metrics this row exports")
     patient_id: UUID
@@ -48,8 +55,11 @@ class ExportPublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None
-    fhir_reference: str | None = Field(description="Observation/<id> in the EHR, once sent")
-    created_in_ehr: bool | None = Field(description="false when a retry found it already there")
+    fhir_reference: str | None = Field(
+        description="once sent: Observation/<id> or Flag/<id> in the EHR (fhir); for other destinations"
+        " their reference (the HL7 message control id, the DICOM SOP Instance UID)"
+    )
+    created_in_ehr: bool | None = Field(description="false when a retry found it already at the destination")
 
 
 class WaitingPatient(BaseModel):
@@ -69,8 +79,10 @@ class ExportsSummary(BaseModel):
 def export_public(row: dict[str, Any]) -> ExportPublic:
     return ExportPublic(
         id=row["id"],
+        destination=row["destination"],
         status=row["status"],
         kind=row["kind"],
+        item_ref=row["item_ref"],
         metric=row["export_key"],
         metrics=sorted(row["readings"]) if isinstance(row["readings"], dict) else [],
         patient_id=row["patient_id"],
@@ -103,12 +115,15 @@ def get_exports(
     ctx: ExportDep,
     clinic: Annotated[ClinicId | None, Query(description="administrators: one clinic only")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="failures and waiting patients listed")] = 100,
+    destination: DestinationName | None = None,
 ) -> ExportsSummary:
     clinics = _clinics(principal, clinic)
     with services.transaction() as conn:
-        counts = store.counts(conn, clinic_ids=clinics)
-        failures = store.list_exports(conn, status="failed", clinic_ids=clinics, limit=limit)
-        waiting = store.waiting_patients(conn, clinic_ids=clinics, limit=limit)
+        counts = store.counts(conn, clinic_ids=clinics, destination=destination)
+        failures = store.list_exports(
+            conn, status="failed", clinic_ids=clinics, limit=limit, destination=destination
+        )
+        waiting = store.waiting_patients(conn, clinic_ids=clinics, limit=limit, destination=destination)
     return ExportsSummary(
         enabled=ctx is not None and ctx.enabled,
         counts=ExportCounts(**counts),
@@ -124,10 +139,13 @@ def list_rows(
     status_: Annotated[Literal["pending", "waiting", "sent", "failed"], Query(alias="status")] = "failed",
     clinic: Annotated[ClinicId | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    destination: DestinationName | None = None,
 ) -> list[ExportPublic]:
     clinics = _clinics(principal, clinic)
     with services.transaction() as conn:
-        rows = store.list_exports(conn, status=status_, clinic_ids=clinics, limit=limit)
+        rows = store.list_exports(
+            conn, status=status_, clinic_ids=clinics, limit=limit, destination=destination
+        )
     return [export_public(r) for r in rows]
 
 

@@ -15,54 +15,64 @@ from ingest.store.roster import PATIENT_COLUMNS
 
 STATUSES: Final = ("pending", "waiting", "sent", "failed")
 EXPORT_COLUMNS: Final = (
-    "id, clinic_id, patient_id, device_id, export_key, kind, measured_at,"
+    "id, destination, item_ref, clinic_id, patient_id, device_id, export_key, kind, measured_at,"
     f" {row_readings()} AS readings, status, attempts,"
     " next_attempt_at, last_error, claimed_by, claimed_until, fhir_reference, created_in_ehr,"
     " created_at, updated_at, sent_at"
 )
-_CLINICS: Final = "(%(clinics)s::text[] IS NULL OR clinic_id = ANY(%(clinics)s))"
+_CLINICS: Final = (
+    "(%(clinics)s::text[] IS NULL OR clinic_id = ANY(%(clinics)s))"
+    " AND (%(destination)s::text IS NULL OR destination = %(destination)s)"
+)
 
 
-def counts(conn: psycopg.Connection[Any], *, clinic_ids: list[str] | None) -> dict[str, int]:
+def counts(
+    conn: psycopg.Connection[Any], *, clinic_ids: list[str] | None, destination: str | None = None
+) -> dict[str, int]:
     """Rows per status (every status present, zero when none).
 
     One count per status, so each can use its partial index instead of scanning every sent row.
     """
     query = " UNION ALL ".join(
-        f"SELECT '{status}', count(*) FROM fhir_outbox WHERE status = '{status}' AND {_CLINICS}"
+        f"SELECT '{status}', count(*) FROM outbox WHERE status = '{status}' AND {_CLINICS}"
         for status in STATUSES
     )
-    rows = conn.execute(query, {"clinics": clinic_ids}).fetchall()
+    rows = conn.execute(query, {"clinics": clinic_ids, "destination": destination}).fetchall()
     return {str(status): int(n) for status, n in rows}
 
 
 def list_exports(
-    conn: psycopg.Connection[Any], *, status: str, clinic_ids: list[str] | None, limit: int
+    conn: psycopg.Connection[Any],
+    *,
+    status: str,
+    clinic_ids: list[str] | None,
+    limit: int,
+    destination: str | None = None,
 ) -> list[dict[str, Any]]:
     """Rows in one status, most recently changed first."""
     return fetch_all(
         conn,
-        f"SELECT {EXPORT_COLUMNS} FROM fhir_outbox WHERE status = %(status)s AND {_CLINICS}"
+        f"SELECT {EXPORT_COLUMNS} FROM outbox WHERE status = %(status)s AND {_CLINICS}"
         " ORDER BY updated_at DESC, id DESC LIMIT %(limit)s",
-        {"status": status, "clinics": clinic_ids, "limit": limit},
+        {"status": status, "clinics": clinic_ids, "limit": limit, "destination": destination},
     )
 
 
 def waiting_patients(
-    conn: psycopg.Connection[Any], *, clinic_ids: list[str] | None, limit: int
+    conn: psycopg.Connection[Any], *, clinic_ids: list[str] | None, limit: int, destination: str | None = None
 ) -> list[dict[str, Any]]:
     """Patients whose rows wait for a FHIR Patient id, with how many and since when."""
     return fetch_all(
         conn,
         "SELECT patient_id, count(*) AS rows, min(measured_at) AS oldest_measured_at"
-        f" FROM fhir_outbox WHERE status = 'waiting' AND {_CLINICS}"
+        f" FROM outbox WHERE status = 'waiting' AND {_CLINICS}"
         " GROUP BY patient_id ORDER BY count(*) DESC, patient_id LIMIT %(limit)s",
-        {"clinics": clinic_ids, "limit": limit},
+        {"clinics": clinic_ids, "limit": limit, "destination": destination},
     )
 
 
 def get_export(conn: psycopg.Connection[Any], export_id: int) -> dict[str, Any]:
-    row = fetch_one(conn, f"SELECT {EXPORT_COLUMNS} FROM fhir_outbox WHERE id = %s", (export_id,))
+    row = fetch_one(conn, f"SELECT {EXPORT_COLUMNS} FROM outbox WHERE id = %s", (export_id,))
     if row is None:
         raise NotFound(f"export {export_id} not found")
     return row
@@ -74,7 +84,7 @@ def requeue(conn: psycopg.Connection[Any], export_id: int) -> dict[str, Any]:
     Sent rows, rows waiting for their patient's FHIR id and late panel components answer Conflict:
     sending them again cannot change anything.
     """
-    row = fetch_one(conn, f"SELECT {EXPORT_COLUMNS} FROM fhir_outbox WHERE id = %s FOR UPDATE", (export_id,))
+    row = fetch_one(conn, f"SELECT {EXPORT_COLUMNS} FROM outbox WHERE id = %s FOR UPDATE", (export_id,))
     if row is None:
         raise NotFound(f"export {export_id} not found")
     if row["kind"] == LATE_KIND:
@@ -90,7 +100,7 @@ def requeue(conn: psycopg.Connection[Any], export_id: int) -> dict[str, Any]:
         )
     updated = fetch_one(
         conn,
-        "UPDATE fhir_outbox SET status = 'pending', attempts = 0, next_attempt_at = now(),"
+        "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = now(),"
         f" updated_at = now() WHERE id = %s RETURNING {EXPORT_COLUMNS}",
         (export_id,),
     )
@@ -99,14 +109,18 @@ def requeue(conn: psycopg.Connection[Any], export_id: int) -> dict[str, Any]:
 
 
 def requeue_failed(
-    conn: psycopg.Connection[Any], *, clinic_ids: list[str] | None, patient_id: UUID | None
+    conn: psycopg.Connection[Any],
+    *,
+    clinic_ids: list[str] | None,
+    patient_id: UUID | None,
+    destination: str | None = None,
 ) -> int:
     """Every failed row (of one patient, when given) goes out again now; late components stay."""
     return conn.execute(
-        "UPDATE fhir_outbox SET status = 'pending', attempts = 0, next_attempt_at = now(),"
+        "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = now(),"
         f" updated_at = now() WHERE status = 'failed' AND kind <> '{LATE_KIND}'"
         f" AND (%(patient)s::uuid IS NULL OR patient_id = %(patient)s) AND {_CLINICS}",
-        {"patient": patient_id, "clinics": clinic_ids},
+        {"patient": patient_id, "clinics": clinic_ids, "destination": destination},
     ).rowcount
 
 
@@ -120,7 +134,7 @@ def patient_clinic(conn: psycopg.Connection[Any], patient_id: UUID) -> str:
 def release_waiting(conn: psycopg.Connection[Any], patient_id: UUID) -> int:
     """The patient is linked to the EHR now: its waiting rows go out."""
     return conn.execute(
-        "UPDATE fhir_outbox SET status = 'pending', last_error = NULL, next_attempt_at = now(),"
+        "UPDATE outbox SET status = 'pending', last_error = NULL, next_attempt_at = now(),"
         " updated_at = now() WHERE patient_id = %s AND status = 'waiting'",
         (patient_id,),
     ).rowcount
@@ -161,7 +175,7 @@ def update_patient(
 def release_linked(conn: psycopg.Connection[Any]) -> int:
     """Safety net: release waiting rows of patients linked by any other path."""
     return conn.execute(
-        "UPDATE fhir_outbox o SET status = 'pending', last_error = NULL, next_attempt_at = now(),"
+        "UPDATE outbox o SET status = 'pending', last_error = NULL, next_attempt_at = now(),"
         " updated_at = now() FROM patients p"
         " WHERE o.status = 'waiting' AND p.id = o.patient_id AND p.fhir_patient_id IS NOT NULL"
     ).rowcount
@@ -170,7 +184,7 @@ def release_linked(conn: psycopg.Connection[Any]) -> int:
 def purge_sent(conn: psycopg.Connection[Any], *, keep_days: int, batch: int = 10_000) -> int:
     """Delete up to ``batch`` sent rows older than ``keep_days`` (the EHR holds them)."""
     return conn.execute(
-        "DELETE FROM fhir_outbox WHERE id IN (SELECT id FROM fhir_outbox WHERE status = 'sent'"
+        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status = 'sent'"
         " AND sent_at < now() - make_interval(days => %s) ORDER BY sent_at LIMIT %s)",
         (keep_days, batch),
     ).rowcount
@@ -180,7 +194,7 @@ def queue_state(conn: psycopg.Connection[Any]) -> tuple[dict[str, int], float | 
     """Rows per status and the age in seconds of the oldest due pending row (for /metrics)."""
     found = counts(conn, clinic_ids=None)
     row = conn.execute(
-        "SELECT extract(epoch FROM now() - min(next_attempt_at)) FROM fhir_outbox"
+        "SELECT extract(epoch FROM now() - min(next_attempt_at)) FROM outbox"
         " WHERE status = 'pending' AND next_attempt_at <= now()"
     ).fetchone()
     age = None if row is None or row[0] is None else float(row[0])

@@ -70,7 +70,7 @@ class Home:
     def rows(self, **where: Any) -> list[dict[str, Any]]:
         clauses = " AND ".join(f"{k} = %({k})s" for k in where) or "true"
         with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(f"SELECT * FROM fhir_outbox WHERE {clauses} ORDER BY id", where)
+            cur.execute(f"SELECT * FROM outbox WHERE {clauses} ORDER BY id", where)
             return cur.fetchall()
 
     def execute(self, query: str, params: Any = None) -> None:
@@ -78,7 +78,7 @@ class Home:
             conn.execute(query, params)
 
     def make_due(self) -> None:
-        self.execute("UPDATE fhir_outbox SET next_attempt_at = now() WHERE status = 'pending'")
+        self.execute("UPDATE outbox SET next_attempt_at = now() WHERE status = 'pending'")
 
 
 def add_patient(
@@ -104,9 +104,16 @@ def add_patient(
     return patient_id
 
 
-def make_home(pool: ConnectionPool, *, fhir_patient_id: str | None, panel_wait_s: float = 30.0) -> Home:
+def make_home(
+    pool: ConnectionPool,
+    *,
+    fhir_patient_id: str | None,
+    panel_wait_s: float = 30.0,
+    destinations: tuple[str, ...] = ("fhir",),
+) -> Home:
     patient_id = add_patient(pool, fhir_patient_id=fhir_patient_id)
-    pipeline = Pipeline(hooks=[OutboxWriter(build_table(), panel_wait_s=panel_wait_s)])
+    writer = OutboxWriter(build_table(), destinations=destinations, panel_wait_s=panel_wait_s)
+    pipeline = Pipeline(hooks=[writer])
     return Home(pool, pipeline, patient_id, "F0F1F2F3F4F5")
 
 

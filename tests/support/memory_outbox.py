@@ -31,13 +31,13 @@ class Row:
 @dataclass
 class MemoryClaim:
     outbox: MemoryOutbox
-    claimed: list[OutboxItem]
+    claimed: list[OutboxItem[ExportItem]]
     sent: list[Delivered] = field(default_factory=list)
     parked: list[tuple[int, str]] = field(default_factory=list)
     retries: list[tuple[list[int], str, float]] = field(default_factory=list)
 
     @property
-    def items(self) -> Sequence[OutboxItem]:
+    def items(self) -> Sequence[OutboxItem[ExportItem]]:
         return self.claimed
 
     def mark_sent(self, delivered: Sequence[Delivered]) -> None:

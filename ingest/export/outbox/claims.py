@@ -1,4 +1,12 @@
-"""The outbox's claims on PostgreSQL: :class:`PgOutbox` implements :class:`fhir_export.outbox.Outbox`.
+"""The outbox's claims on PostgreSQL: :class:`PgOutbox` implements :class:`fhir_export.outbox.Outbox`
+for one destination.
+
+Each claimed row is handed to the destination's *reader* (inside the claim's transaction), which
+turns the :class:`ClaimedRow` into what that destination's worker sends: the FHIR export's reader
+(:func:`fhir_reader`) makes an :class:`~fhir_export.models.ExportItem`; the HL7 and DICOM exports
+have their own. A reader raises :class:`Unlinked` to make the row wait for the patient's link to the
+EHR, and ``KeyError``/``TypeError``/``ValueError`` when the row is unreadable (it is parked, with the
+reason).
 
 A claim picks due rows with ``FOR UPDATE SKIP LOCKED`` and gives them a lease (``claim_token`` +
 ``claimed_until``) in a short transaction; the rows are then sent with no transaction open.
@@ -12,79 +20,140 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Final
+from datetime import datetime
+from typing import Any, Final, Generic, TypeVar
+from uuid import UUID
 
 import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from devices.models import Reading
 from fhir_export.models import DeviceInfo, ExportItem
 from fhir_export.outbox import Delivered, OutboxItem
+from ingest.export.destinations import FHIR
 from ingest.export.outbox.rows import MAX_REASON, WAITING_REASON, readings_of, row_readings
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
 _CLAIM: Final = f"""
 WITH due AS (
-    SELECT id FROM fhir_outbox
-    WHERE status = 'pending' AND next_attempt_at <= now()
+    SELECT id FROM outbox
+    WHERE destination = %(destination)s AND status = 'pending' AND next_attempt_at <= now()
       AND (claimed_until IS NULL OR claimed_until < now())
     ORDER BY next_attempt_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
-UPDATE fhir_outbox o
+UPDATE outbox o
 SET claim_token = %(token)s, claimed_by = %(worker)s,
     claimed_until = now() + make_interval(secs => %(lease)s)
 FROM due, patients p, devices d
 WHERE o.id = due.id AND p.id = o.patient_id AND d.id = o.device_id
-RETURNING o.id, o.device_id, o.measured_at, {row_readings("o")},
-          o.attempts, p.fhir_patient_id,
+RETURNING o.id, o.destination, o.kind, o.export_key, o.item_ref, o.clinic_id, o.patient_id,
+          o.device_id, o.measured_at,
+          CASE WHEN o.kind IN ('ecg', 'flag') THEN NULL ELSE {row_readings("o")} END,
+          o.attempts, p.mrn, p.display_name, p.fhir_patient_id,
           d.type, d.manufacturer, d.model, d.serial
 """
 _CLEAR_CLAIM: Final = "claim_token = NULL, claimed_by = NULL, claimed_until = NULL, updated_at = now()"
 _TO_WAITING: Final = (
-    f"UPDATE fhir_outbox SET status = 'waiting', last_error = %s, {_CLEAR_CLAIM} WHERE id = ANY(%s)"
+    f"UPDATE outbox SET status = 'waiting', last_error = %s, {_CLEAR_CLAIM} WHERE id = ANY(%s)"
 )
 _PARK_NOW: Final = (
-    f"UPDATE fhir_outbox SET status = 'failed', last_error = %s, attempts = attempts + 1, {_CLEAR_CLAIM}"
+    f"UPDATE outbox SET status = 'failed', last_error = %s, attempts = attempts + 1, {_CLEAR_CLAIM}"
     " WHERE id = %s"
 )
 _MARK_SENT: Final = f"""
-UPDATE fhir_outbox o
+UPDATE outbox o
 SET status = 'sent', sent_at = now(), fhir_reference = v.reference, created_in_ehr = v.created,
     last_error = NULL, {_CLEAR_CLAIM}
 FROM jsonb_to_recordset(%(rows)s::jsonb) AS v(id bigint, reference text, created boolean)
 WHERE o.id = v.id AND o.claim_token = %(token)s
 """
 _MARK_PARKED: Final = f"""
-UPDATE fhir_outbox o
+UPDATE outbox o
 SET status = 'failed', last_error = v.reason, attempts = o.attempts + 1, {_CLEAR_CLAIM}
 FROM jsonb_to_recordset(%(rows)s::jsonb) AS v(id bigint, reason text)
 WHERE o.id = v.id AND o.claim_token = %(token)s
 """
 _MARK_RETRY: Final = f"""
-UPDATE fhir_outbox o
+UPDATE outbox o
 SET last_error = v.reason, attempts = o.attempts + 1,
     next_attempt_at = now() + make_interval(secs => v.delay_s), {_CLEAR_CLAIM}
 FROM jsonb_to_recordset(%(rows)s::jsonb) AS v(id bigint, reason text, delay_s float8)
 WHERE o.id = v.id AND o.claim_token = %(token)s
 """
-_RELEASE: Final = f"UPDATE fhir_outbox SET {_CLEAR_CLAIM} WHERE claim_token = %s"
+_RELEASE: Final = f"UPDATE outbox SET {_CLEAR_CLAIM} WHERE claim_token = %s"
 _RENEW: Final = (
-    "UPDATE fhir_outbox SET claimed_until = now() + make_interval(secs => %s) WHERE claim_token = ANY(%s)"
+    "UPDATE outbox SET claimed_until = now() + make_interval(secs => %s) WHERE claim_token = ANY(%s)"
 )
 
 
+@dataclass(frozen=True, slots=True)
+class PatientInfo:
+    """The patient a claimed row belongs to, as the service knows them now."""
+
+    mrn: str
+    display_name: str
+    fhir_patient_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRow:
+    """One claimed outbox row, before the destination's reader makes its item of it.
+
+    ``readings`` is empty for kinds that keep no copy in the row (``ecg``, ``flag``: see
+    ``item_ref``).
+    """
+
+    id: int
+    destination: str
+    kind: str
+    export_key: str
+    item_ref: str | None
+    clinic_id: str
+    patient_id: UUID
+    device_id: str
+    measured_at: datetime
+    readings: tuple[Reading, ...]
+    attempts: int
+    patient: PatientInfo
+    device: DeviceInfo
+
+
+class Unlinked(Exception):
+    """Raised by a reader: the row cannot go until the patient is linked; it waits."""
+
+    def __init__(self, reason: str = WAITING_REASON) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+RowReader = Callable[[psycopg.Connection[Any], ClaimedRow], T]
+"""Turns a claimed row into what a destination's worker sends (called in the claim's transaction)."""
+
+
+def fhir_reader(conn: psycopg.Connection[Any], row: ClaimedRow) -> ExportItem:
+    """The FHIR export's item: the row's readings, for the patient's FHIR Patient."""
+    if row.patient.fhir_patient_id is None:
+        raise Unlinked()
+    if not row.readings:
+        raise ValueError(f"no reader for outbox rows of kind {row.kind!r}")
+    return ExportItem(row.readings, row.patient.fhir_patient_id, row.device)
+
+
 @dataclass
-class PgClaim:
+class PgClaim(Generic[T]):
     """The rows of one claim and what the worker decided for each (last word wins)."""
 
     token: uuid.UUID
-    items: list[OutboxItem]
+    items: list[OutboxItem[T]]
     decisions: dict[int, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
     def mark_sent(self, delivered: Sequence[Delivered]) -> None:
@@ -102,20 +171,30 @@ class PgClaim:
             )
 
 
-class PgOutbox:
-    """``fhir_export.outbox.Outbox`` on the ``fhir_outbox`` table."""
+class PgOutbox(Generic[T]):
+    """``fhir_export.outbox.Outbox`` on the ``outbox`` table, for one destination's rows."""
 
-    def __init__(self, pool: ConnectionPool, *, worker: str, lease_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        *,
+        worker: str,
+        destination: str = FHIR,
+        reader: RowReader[T] = fhir_reader,  # type: ignore[assignment]
+        lease_s: float = 60.0,
+    ) -> None:
         if lease_s <= 0:
             raise ValueError("lease_s must be positive")
         self._pool = pool
         self.worker = worker[:200]
+        self.destination = destination
+        self._reader = reader
         self.lease_s = lease_s
         self._open: set[uuid.UUID] = set()
         self._lock = threading.Lock()
 
     @contextmanager
-    def claim(self, limit: int) -> Iterator[PgClaim]:
+    def claim(self, limit: int) -> Iterator[PgClaim[T]]:
         token = uuid.uuid4()
         with self._lock:
             self._open.add(token)
@@ -146,30 +225,34 @@ class PgOutbox:
         with self._pool.connection() as pooled, pooled.transaction():
             return pooled.execute(_RENEW, (self.lease_s, tokens)).rowcount
 
-    def _take(self, token: uuid.UUID, limit: int) -> list[OutboxItem]:
-        params = {"limit": limit, "token": token, "worker": self.worker, "lease": self.lease_s}
-        items: list[OutboxItem] = []
+    def _take(self, token: uuid.UUID, limit: int) -> list[OutboxItem[T]]:
+        params = {
+            "limit": limit, "token": token, "worker": self.worker, "lease": self.lease_s,
+            "destination": self.destination,
+        }  # fmt: skip
+        items: list[OutboxItem[T]] = []
         with self._pool.connection() as conn, conn.transaction():
             rows = conn.execute(_CLAIM, params).fetchall()
-            unlinked: list[int] = []
-            for row_id, device_id, measured_at, stored, attempts, fhir_id, *device in rows:
-                if fhir_id is None:
-                    unlinked.append(row_id)
-                    continue
+            unlinked: dict[str, list[int]] = {}
+            for row in rows:
+                row_id = row[0]
                 try:
-                    readings = readings_of(device_id, measured_at, stored)
-                except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                    logger.error("outbox row %d is unreadable (%s): parked", row_id, type(exc).__name__)
-                    conn.execute(_PARK_NOW, (f"stored row is unreadable: {type(exc).__name__}", row_id))
+                    claimed = _claimed_row(row)
+                    item = self._reader(conn, claimed)
+                except Unlinked as waiting:
+                    unlinked.setdefault(waiting.reason[:MAX_REASON], []).append(row_id)
                     continue
-                info = DeviceInfo(device_id, *device)
-                items.append(OutboxItem(row_id, ExportItem(readings, fhir_id, info), attempts))
-            if unlinked:
-                conn.execute(_TO_WAITING, (WAITING_REASON, unlinked))
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                    logger.error("outbox row %d is unreadable (%s): parked", row_id, exc)
+                    conn.execute(_PARK_NOW, (f"stored row is unreadable: {exc}"[:MAX_REASON], row_id))
+                    continue
+                items.append(OutboxItem(row_id, item, claimed.attempts))
+            for reason, ids in unlinked.items():
+                conn.execute(_TO_WAITING, (reason, ids))
         items.sort(key=lambda i: i.id)
         return items
 
-    def _finish(self, claim: PgClaim) -> None:
+    def _finish(self, claim: PgClaim[T]) -> None:
         by_kind: dict[str, list[dict[str, Any]]] = {"sent": [], "parked": [], "retry": []}
         for kind, values in claim.decisions.values():
             by_kind[kind].append(values)
@@ -195,3 +278,14 @@ class PgOutbox:
                 conn.execute(_RELEASE, (token,))
         except psycopg.Error as exc:  # the lease runs out on its own
             logger.warning("could not release an outbox claim (%s); it expires with its lease", exc)
+
+
+def _claimed_row(row: tuple[Any, ...]) -> ClaimedRow:
+    (row_id, destination, kind, export_key, item_ref, clinic_id, patient_id, device_id, measured_at,
+     stored, attempts, mrn, display_name, fhir_id, *device) = row  # fmt: skip
+    readings = () if stored is None else readings_of(device_id, measured_at, stored)
+    return ClaimedRow(
+        row_id, destination, kind, export_key, item_ref, clinic_id, patient_id, device_id,
+        measured_at, readings, attempts, PatientInfo(mrn, display_name, fhir_id),
+        DeviceInfo(device_id, *device),
+    )  # fmt: skip

@@ -43,7 +43,7 @@ def reading_json(reading: Reading) -> dict[str, Any]:
     return data
 
 
-def row_readings(alias: str = "fhir_outbox") -> str:
+def row_readings(alias: str = "outbox") -> str:
     """SQL for a row's readings as one document (metric -> what reading_json() makes), whichever
     way the row keeps them: the JSON column (panels, late components) or the typed columns
     (single readings)."""

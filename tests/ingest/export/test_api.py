@@ -52,7 +52,7 @@ def post(client: httpx.Client, device: str, readings: list[dict[str, Any]]) -> d
 def fail(service: RunningService, export_id: int, reason: str) -> None:
     with service.services.transaction() as conn:
         conn.execute(
-            "UPDATE fhir_outbox SET status = 'failed', last_error = %s, attempts = 3 WHERE id = %s",
+            "UPDATE outbox SET status = 'failed', last_error = %s, attempts = 3 WHERE id = %s",
             (reason, export_id),
         )
 
@@ -179,7 +179,7 @@ def test_sent_rows_cannot_be_requeued(service: RunningService, admin: httpx.Clie
     post(admin, "CUFF-1", [hr(70)])
     (row,) = admin.get("/v1/exports/rows", params={"status": "pending"}).json()
     with service.services.transaction() as conn:
-        conn.execute("UPDATE fhir_outbox SET status = 'sent', sent_at = now() WHERE id = %s", (row["id"],))
+        conn.execute("UPDATE outbox SET status = 'sent', sent_at = now() WHERE id = %s", (row["id"],))
     r = admin.post(f"/v1/exports/{row['id']}/retry")
     assert r.status_code == 409 and "sent already" in r.json()["detail"]
 
@@ -247,10 +247,10 @@ def test_retry_failed_requeues_a_clinics_or_a_patients_failures(
         fail(service, row["id"], "EHR refused (HTTP 400): Patient/x does not resolve")
     with service.services.transaction() as conn:  # a late panel component is not requeued
         conn.execute(
-            "UPDATE fhir_outbox SET kind = 'late_component', export_key = 'late:heart_rate',"
+            "UPDATE outbox SET kind = 'late_component', export_key = 'late:heart_rate',"
             " readings = jsonb_build_object('heart_rate', jsonb_build_object('value', value,"
             " 'unit', unit, 'original_value', original_value, 'original_unit', original_unit))"
-            " WHERE id = (SELECT min(id) FROM fhir_outbox WHERE patient_id = %s)",
+            " WHERE id = (SELECT min(id) FROM outbox WHERE patient_id = %s)",
             (first,),
         )
 

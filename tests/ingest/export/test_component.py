@@ -71,7 +71,7 @@ def test_stop_does_not_wait_for_a_hanging_ehr_and_loses_nothing(
             def claimed() -> bool:
                 with pool.connection() as conn:
                     return conn.execute(
-                        "SELECT count(*) FROM fhir_outbox WHERE claim_token IS NOT NULL"
+                        "SELECT count(*) FROM outbox WHERE claim_token IS NOT NULL"
                     ).fetchone() == (1,)
 
             wait_for(claimed, "the row to be claimed")
@@ -80,7 +80,7 @@ def test_stop_does_not_wait_for_a_hanging_ehr_and_loses_nothing(
     import psycopg
 
     with psycopg.connect(settings.database_url or "") as conn:
-        row = conn.execute("SELECT status FROM fhir_outbox").fetchone()
+        row = conn.execute("SELECT status FROM outbox").fetchone()
     assert row == ("pending",)
 
 

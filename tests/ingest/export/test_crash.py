@@ -76,7 +76,7 @@ def _healthy(url: str) -> bool:
 def outbox(pool: ConnectionPool) -> list[tuple[Any, ...]]:
     with pool.connection() as conn:
         return conn.execute(
-            "SELECT status, claim_token IS NOT NULL, created_in_ehr, claimed_by FROM fhir_outbox ORDER BY id"
+            "SELECT status, claim_token IS NOT NULL, created_in_ehr, claimed_by FROM outbox ORDER BY id"
         ).fetchall()
 
 

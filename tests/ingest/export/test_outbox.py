@@ -49,7 +49,7 @@ def test_a_failed_ingest_transaction_leaves_no_row(home: Home) -> None:
     envelope = Envelope(source="test", raw=body, received_at=datetime.now(UTC), device_id=home.device_id)
     with pytest.raises(RuntimeError), home.pool.connection() as conn, conn.transaction():
         home.pipeline.process(conn, [envelope], collect=[])
-        assert conn.execute("SELECT count(*) FROM fhir_outbox").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM outbox").fetchone() == (1,)
         raise RuntimeError("the batch failed after the hook ran")
     assert home.rows() == []
     with home.pool.connection() as conn:
@@ -323,7 +323,7 @@ def test_an_unreadable_row_is_parked_with_the_reason(home: Home) -> None:
     home.ingest([hr(61, minute=1), hr(62, minute=2)])
     first = home.rows()[0]["id"]
     home.execute(
-        'UPDATE fhir_outbox SET readings = \'{"heart_rate": {"value": "not a number"}}\' WHERE id = %s',
+        'UPDATE outbox SET readings = \'{"heart_rate": {"value": "not a number"}}\' WHERE id = %s',
         (first,),
     )
     with PgOutbox(home.pool, worker="w").claim(10) as claim:
@@ -336,17 +336,17 @@ def test_unknown_status_or_kind_is_refused_by_the_schema(home: Home) -> None:
     home.ingest([hr(61)])
     for column, value in (("status", "lost"), ("kind", "other"), ("export_key", "Bad Key!")):
         with pytest.raises(psycopg.errors.CheckViolation):
-            home.execute(f"UPDATE fhir_outbox SET {column} = %s", (value,))
+            home.execute(f"UPDATE outbox SET {column} = %s", (value,))
 
 
 def test_purge_keeps_recent_and_unsent_rows(home: Home) -> None:
     home.ingest([hr(61, minute=1), hr(62, minute=2), hr(63, minute=3)])
     ids = [r["id"] for r in home.rows()]
     home.execute(
-        "UPDATE fhir_outbox SET status = 'sent', sent_at = now() - interval '40 days' WHERE id = %s",
+        "UPDATE outbox SET status = 'sent', sent_at = now() - interval '40 days' WHERE id = %s",
         (ids[0],),
     )
-    home.execute("UPDATE fhir_outbox SET status = 'sent', sent_at = now() WHERE id = %s", (ids[1],))
+    home.execute("UPDATE outbox SET status = 'sent', sent_at = now() WHERE id = %s", (ids[1],))
     with home.pool.connection() as conn, conn.transaction():
         assert store.purge_sent(conn, keep_days=30) == 1
     assert [r["id"] for r in home.rows()] == ids[1:]
@@ -355,7 +355,7 @@ def test_purge_keeps_recent_and_unsent_rows(home: Home) -> None:
 def _claimable(pool: ConnectionPool) -> list[int]:
     with pool.connection() as conn:
         rows = conn.execute(
-            "SELECT id FROM fhir_outbox WHERE status = 'pending' AND next_attempt_at <= now() ORDER BY id"
+            "SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= now() ORDER BY id"
         ).fetchall()
     return [r[0] for r in rows]
 

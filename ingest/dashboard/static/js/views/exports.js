@@ -1,5 +1,6 @@
-// FHIR export status: readings waiting, sent or failed, why the failures failed, and which
-// patients hold exports back because they have no FHIR Patient id yet.
+// Export status for every destination (the EHR's FHIR API, an HL7 interface engine, a PACS):
+// items waiting, sent or failed, why the failures failed, and which patients hold exports back
+// because they have no FHIR Patient id yet.
 
 import { h, replace, toast } from "../dom.js";
 import { ago, dateTime, metricLabel } from "../format.js";
@@ -15,8 +16,16 @@ function when(at) {
   return at ? h("time", { datetime: at, title: dateTime(at) }, ago(at)) : "\u2014";
 }
 
+const DESTINATIONS = { fhir: "EHR (FHIR)", hl7: "Interface engine (HL7 v2)", dicom: "PACS (DICOM)" };
+
+function destination(item) {
+  return DESTINATIONS[item.destination] || item.destination || "EHR (FHIR)";
+}
+
 function what(item) {
   if (item.kind === "bp_panel") return "Blood pressure panel";
+  if (item.kind === "ecg") return "ECG strip";
+  if (item.kind === "flag") return "Alert (Flag)";
   return (item.metrics || []).map(metricLabel).join(", ") || item.metric;
 }
 
@@ -33,8 +42,8 @@ export function exportsView(container, session) {
   const waiting = h("div", { class: "waiting" });
   const status = h("p", { class: "summary", role: "status" });
   container.append(
-    h("div", { class: "view-head" }, h("h1", {}, "FHIR export"), status),
-    h("p", { class: "lede" }, "Readings are published to the clinic's EHR as FHIR R4 Observations, each exactly once."),
+    h("div", { class: "view-head" }, h("h1", {}, "Exports"), status),
+    h("p", { class: "lede" }, "Readings go to the clinic's EHR as FHIR R4 Observations (and, where configured, to its interface engine as HL7 v2 and its PACS as DICOM), each exactly once per destination."),
     cards,
     h("section", { "aria-labelledby": "failures-title" }, h("h2", { id: "failures-title" }, "Failed exports"), failures),
     h("section", { "aria-labelledby": "waiting-title" }, h("h2", { id: "waiting-title" }, "Patients without a FHIR id"), waiting),
@@ -69,9 +78,10 @@ export function exportsView(container, session) {
 
     const failed = payload.failures || [];
     replace(failures, failed.length ? table("Failed exports with their reasons",
-      ["Reading", "Patient", "Measured", "Reason", "Attempts", "Last attempt", ""],
-      failed.map((item) => h("tr", { dataset: { exportId: String(item.id) } },
+      ["Reading", "Destination", "Patient", "Measured", "Reason", "Attempts", "Last attempt", ""],
+      failed.map((item) => h("tr", { dataset: { exportId: String(item.id), destination: item.destination || "fhir" } },
         h("th", { scope: "row" }, what(item), h("span", { class: "mrn" }, h("code", {}, item.device_id))),
+        h("td", {}, destination(item)),
         h("td", {}, patientLink(item.patient_id)),
         h("td", {}, when(item.measured_at)),
         h("td", { class: "reason-text" }, item.reason || "unknown"),
