@@ -279,6 +279,25 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def strip_to_wire(strip: EcgStrip) -> dict[str, Any]:
+    """A strip as a reading object of the contract (samples in ``uV``): what a device sends, and
+    what a dead letter keeps so that it can be replayed."""
+    wire: dict[str, Any] = {
+        "device_id": strip.device_id,
+        "metric": METRIC,
+        "measured_at": strip.measured_at.isoformat().replace("+00:00", "Z"),
+        "sample_rate_hz": int(strip.sample_rate_hz)
+        if strip.sample_rate_hz.is_integer()
+        else strip.sample_rate_hz,
+        "unit": strip.unit,
+        "leads": {name: samples.tolist() for name, samples in strip.leads.items()},
+    }
+    for name in ("interpretation", "source", "gateway_id"):
+        if (value := getattr(strip, name)) is not None:
+            wire[name] = value
+    return wire
+
+
 # --- the stored form: all leads' samples in one little-endian int16 block, lead after lead
 
 

@@ -13,14 +13,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
+from devices import ecg
 from devices.catalogue import Metric, load_catalogue
 from devices.errors import InvalidReading, MalformedPayload, TooManyReadings
-from devices.models import DEVICE_ID_RE, MAX_READINGS_PER_MESSAGE, Reading, ReadingIn
+from devices.models import DEVICE_ID_RE, MAX_READINGS_PER_MESSAGE, Reading, ReadingIn, WireTime
 from devices.units import to_canonical
 
 MAX_PAYLOAD_BYTES: Final = 256 * 1024
+# A message holding an ECG strip may be larger (docs/contract/ehr-interop.md §5).
+ECG_MAX_BYTES: Final = 4 * 1024 * 1024
 FUTURE_TOLERANCE: Final = timedelta(minutes=5)
 # Unset device clocks count from 2000-01-01 (or 1970): nothing an RPM program stores is that old.
 EARLIEST_PLAUSIBLE: Final = datetime(2010, 1, 1, tzinfo=UTC)
@@ -41,6 +44,7 @@ class ParsedMessage:
     device_id: str
     readings: list[tuple[int, Reading]] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    strips: list[tuple[int, ecg.EcgStrip]] = field(default_factory=list)  # "metric": "ecg"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,7 @@ class Rules:
 
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
     max_readings: int = MAX_READINGS_PER_MESSAGE
+    ecg_max_bytes: int = ECG_MAX_BYTES  # a message holding an ECG strip
     future_tolerance: timedelta = FUTURE_TOLERANCE
 
 
@@ -75,6 +80,37 @@ def decode_json(raw: bytes, *, max_bytes: int | None = MAX_PAYLOAD_BYTES) -> Any
         raise MalformedPayload("payload JSON is nested too deeply") from None
     except ValueError as exc:  # raised by _refuse_constant
         raise MalformedPayload(str(exc)) from None
+
+
+def decode_message(raw: bytes, rules: Rules = DEFAULT_RULES) -> Any:
+    """Decode a message under its size limit: ``rules.max_payload_bytes``, or up to
+    ``rules.ecg_max_bytes`` when it holds an ECG reading (known only once decoded, so a larger
+    message is decoded first, then refused unless it holds one)."""
+    limit = max(rules.max_payload_bytes, rules.ecg_max_bytes)
+    if len(raw) > limit:
+        raise MalformedPayload(
+            f"payload is {len(raw)} bytes, over the {limit}-byte limit of a message holding an"
+            " ECG strip"
+        )
+    obj = decode_json(raw, max_bytes=None)
+    if len(raw) > rules.max_payload_bytes and not holds_ecg(obj):
+        raise MalformedPayload(
+            f"payload is {len(raw)} bytes, over the {rules.max_payload_bytes}-byte limit (only a"
+            f" message holding an ECG reading may be up to {rules.ecg_max_bytes} bytes)"
+        )
+    return obj
+
+
+def holds_ecg(obj: Any) -> bool:
+    """Whether a decoded message holds an ECG reading (the larger size limit applies to it)."""
+    if not isinstance(obj, dict):
+        return False
+    items = obj.get("readings")
+    if items is None:
+        return obj.get("metric") == ecg.METRIC
+    return isinstance(items, list) and any(
+        isinstance(item, dict) and item.get("metric") == ecg.METRIC for item in items
+    )
 
 
 def _refuse_constant(name: str) -> Any:
@@ -106,6 +142,9 @@ def parse_message(
             continue
         merged = {**inherited, **item} if inherited else item
         try:
+            if merged.get("metric") == ecg.METRIC:
+                parsed.strips.append((index, _parse_strip(merged, owner, now, latest)))
+                continue
             reading = _parse_reading(merged, owner, now, latest, metrics)
         except InvalidReading as exc:
             parsed.rejections.append(Rejection(index, exc.reason, merged))
@@ -203,13 +242,7 @@ def _parse_reading(
             f"{metric.name} {value:g} {metric.ucum_unit} is outside the plausible range "
             f"{metric.plausible_min:g}..{metric.plausible_max:g}"
         )
-    measured_at = wire.measured_at.astimezone(UTC)
-    if measured_at > latest:
-        raise InvalidReading(
-            f"measured_at {measured_at.isoformat()} is in the future (now {now.isoformat()})"
-        )
-    if measured_at < EARLIEST_PLAUSIBLE:
-        raise InvalidReading(f"measured_at {measured_at.isoformat()} is before 2010 (device clock unset?)")
+    measured_at = _check_time(wire.measured_at, now, latest)
     # positional: the field order of Reading (cheaper than keywords on this hot path)
     return Reading(
         device_id,
@@ -225,6 +258,36 @@ def _parse_reading(
         wire.device_time,
         wire.battery_level,
     )
+
+
+def _check_time(at: datetime, now: datetime, latest: datetime) -> datetime:
+    """The time rules of every reading: not in the future (beyond the tolerance), not before 2010."""
+    measured_at = at.astimezone(UTC)
+    if measured_at > latest:
+        raise InvalidReading(
+            f"measured_at {measured_at.isoformat()} is in the future (now {now.isoformat()})"
+        )
+    if measured_at < EARLIEST_PLAUSIBLE:
+        raise InvalidReading(f"measured_at {measured_at.isoformat()} is before 2010 (device clock unset?)")
+    return measured_at
+
+
+_validate_time: Final = TypeAdapter(WireTime).validate_python
+
+
+def _parse_strip(
+    fields: Mapping[str, Any], device_id: str, now: datetime, latest: datetime
+) -> ecg.EcgStrip:
+    """An ECG reading: the identity and time rules of every reading, then the waveform's own."""
+    named = fields.get("device_id")
+    if named is not None and named != device_id:
+        raise InvalidReading(f"reading device_id {named!r} does not match {device_id!r}")
+    try:
+        at = _validate_time(fields.get("measured_at"))
+    except ValidationError as exc:
+        raise InvalidReading(_describe(exc).replace("reading:", "measured_at:", 1)) from None
+    measured_at = _check_time(at, now, latest)
+    return ecg.strip_from_wire(fields, device_id=device_id, measured_at=measured_at)
 
 
 def _describe(exc: ValidationError) -> str:

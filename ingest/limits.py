@@ -6,10 +6,13 @@ builds :class:`Limits` and hands it down (``Services.limits``; the pipeline gets
 bound is enforced in one place:
 
 - one request body, any route (``RPM_MAX_BODY_BYTES``): ``ingest.security.limits.BodyLimit``, 413;
+  ``POST /v1/readings`` may take up to ``RPM_ECG_MAX_BYTES`` there, and the route refuses (413) a
+  body over ``RPM_MAX_BODY_BYTES`` that holds no ECG reading;
 - one message, whatever its source (``RPM_MAX_PAYLOAD_BYTES``, ``RPM_MAX_READINGS_PER_MESSAGE``,
-  ``RPM_FUTURE_TOLERANCE_S``): ``devices.message`` in the pipeline, a dead letter or a rejected
-  reading; the HTTP route runs the same message checks before it authorizes the device (413 for
-  too many readings). An HTTP body is bounded by the body limit, not the payload limit;
+  ``RPM_FUTURE_TOLERANCE_S``; ``RPM_ECG_MAX_BYTES`` for a message holding an ECG reading):
+  ``devices.message`` in the pipeline, a dead letter or a rejected reading; the HTTP route runs
+  the same message checks before it authorizes the device (413 for too many readings). An HTTP
+  body is bounded by the body limit, not the payload limit;
 - one request head (``RPM_MAX_HEADER_BYTES``): ``ingest.security.limits.HeaderLimit``, 431;
 - one dead letter (fixed): ``ingest.store.deadletters.DeadLetter.build`` keeps at most
   ``MAX_RAW_BYTES`` raw bytes and ``MAX_REASON_CHARS`` of reason;
@@ -42,6 +45,7 @@ class Limits:
             message=Rules(
                 max_payload_bytes=settings.max_payload_bytes,
                 max_readings=settings.max_readings_per_message,
+                ecg_max_bytes=settings.ecg_max_bytes,
                 future_tolerance=timedelta(seconds=settings.future_tolerance_s),
             ),
             body_bytes=settings.max_body_bytes,

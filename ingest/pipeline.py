@@ -1,8 +1,10 @@
 """The one code path every reading takes, whatever its source.
 
 validate -> normalise units -> attribute to a patient -> insert idempotently -> hooks (alerts,
-export outbox) on the readings that are new. Everything for one batch happens in the caller's
-transaction, so a batch is stored, dead-lettered and handed to the hooks together or not at all.
+export outbox) on the readings that are new. ECG strips (``"metric": "ecg"``) take the same path
+into a table of their own (``ingest.ecg.store``) and their own hooks (their outbox rows). Everything
+for one batch happens in the caller's transaction, so a batch is stored, dead-lettered and handed to
+the hooks together or not at all.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from uuid import UUID
 import psycopg
 
 from devices.catalogue import Metric, load_catalogue
+from devices.ecg import EcgStrip, strip_to_wire
 from devices.errors import MalformedPayload
-from devices.message import Rejection, Rules, decode_json, parse_message
+from devices.message import Rejection, Rules, decode_message, parse_message
 from devices.models import Reading
+from ingest.ecg.store import StoredStrip, insert_strip
 from ingest.store.deadletters import DeadLetter
 from ingest.store.readings import InsertStatus, insert_readings, update_battery_levels
 
@@ -47,6 +51,12 @@ class NewReadingsHook(Protocol):
     def __call__(self, conn: psycopg.Connection[Any], readings: Sequence[StoredReading]) -> None: ...
 
 
+class NewStripsHook(Protocol):
+    """Called inside the ingest transaction with the ECG strips that were newly stored."""
+
+    def __call__(self, conn: psycopg.Connection[Any], strips: Sequence[StoredStrip]) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Envelope:
     """One incoming message and what its transport vouches for."""
@@ -58,8 +68,9 @@ class Envelope:
     topic: str | None = None
     decoded: Any = None  # the JSON already decoded from ``raw`` by the transport, if it did
 
-    def payload(self, max_bytes: int) -> Any:
-        return decode_json(self.raw, max_bytes=max_bytes) if self.decoded is None else self.decoded
+    def payload(self, rules: Rules) -> Any:
+        """The decoded message; raw bytes are decoded under the size limits of ``rules``."""
+        return decode_message(self.raw, rules) if self.decoded is None else self.decoded
 
     def dead_letter(
         self, reason: str, *, raw: bytes | None = None, index: int | None = None
@@ -84,6 +95,7 @@ class Outcome:
     rejected: list[Rejection] = field(default_factory=list)
     error: str | None = None  # message-level failure: nothing from this envelope was stored
     new: list[StoredReading] = field(default_factory=list)
+    new_strips: list[StoredStrip] = field(default_factory=list)
 
 
 class Pipeline:
@@ -93,15 +105,20 @@ class Pipeline:
         rules: Rules | None = None,
         catalogue: Mapping[str, Metric] | None = None,
         hooks: Sequence[NewReadingsHook] = (),
+        strip_hooks: Sequence[NewStripsHook] = (),
         clock: Clock = utc_now,
     ) -> None:
         self.rules = rules or Rules()
         self.catalogue = catalogue if catalogue is not None else load_catalogue()
         self.hooks: list[NewReadingsHook] = list(hooks)
+        self.strip_hooks: list[NewStripsHook] = list(strip_hooks)
         self.clock = clock
 
     def add_hook(self, hook: NewReadingsHook) -> None:
         self.hooks.append(hook)
+
+    def add_strip_hook(self, hook: NewStripsHook) -> None:
+        self.strip_hooks.append(hook)
 
     def process(
         self,
@@ -120,11 +137,12 @@ class Pipeline:
         batch: list[Reading] = []
         owners: list[tuple[int, int]] = []  # (envelope position, reading index) per batch row
         seen: set[tuple[str, str, datetime]] = set()
+        strips: list[tuple[int, int, EcgStrip]] = []  # (envelope position, reading index, strip)
         for pos, env in enumerate(envelopes):
             outcome = outcomes[pos]
             try:
                 parsed = parse_message(
-                    env.payload(self.rules.max_payload_bytes),
+                    env.payload(self.rules),
                     device_id=env.device_id,
                     now=now,
                     rules=self.rules,
@@ -147,6 +165,12 @@ class Pipeline:
                 seen.add(key)
                 batch.append(reading)
                 owners.append((pos, index))
+            for index, strip in parsed.strips:
+                if strip.key in seen:
+                    outcome.duplicates += 1
+                    continue
+                seen.add(strip.key)
+                strips.append((pos, index, strip))
 
         new: list[StoredReading] = []
         results = insert_readings(conn, batch, received_at=now)
@@ -166,19 +190,53 @@ class Pipeline:
                 rejection = Rejection(index, reason, _reading_raw(reading))
                 outcome.rejected.append(rejection)
                 letters.append(env.dead_letter(reason, raw=_raw_of(rejection), index=index))
+        new_strips = self._store_strips(conn, strips, outcomes, envelopes, letters, now)
         for outcome in outcomes:
             outcome.rejected.sort(key=lambda r: r.index)
         collect.extend(letters)
         if new:
             for hook in self.hooks:
                 hook(conn, new)
+        if new_strips:
+            for strip_hook in self.strip_hooks:
+                strip_hook(conn, new_strips)
         logger.debug(
             "batch of %d envelopes: %d new, %d dead letters", len(envelopes), len(new), len(letters)
         )
         return outcomes
 
 
-def _attribution_reason(status: InsertStatus, reading: Reading) -> str:
+    @staticmethod
+    def _store_strips(
+        conn: psycopg.Connection[Any],
+        strips: Sequence[tuple[int, int, EcgStrip]],
+        outcomes: Sequence[Outcome],
+        envelopes: Sequence[Envelope],
+        letters: list[DeadLetter],
+        now: datetime,
+    ) -> list[StoredStrip]:
+        """Store the batch's strips (one statement each: they are few and large)."""
+        new: list[StoredStrip] = []
+        for pos, index, strip in strips:
+            outcome = outcomes[pos]
+            result = insert_strip(conn, strip, received_at=now)
+            if result.status is InsertStatus.INSERTED:
+                assert result.patient_id is not None and result.clinic_id is not None
+                stored = StoredStrip(strip.id, result.clinic_id, result.patient_id, now, strip)
+                outcome.accepted += 1
+                outcome.new_strips.append(stored)
+                new.append(stored)
+            elif result.status is InsertStatus.DUPLICATE:
+                outcome.duplicates += 1
+            else:
+                reason = _attribution_reason(result.status, strip)
+                rejection = Rejection(index, reason, strip_to_wire(strip))
+                outcome.rejected.append(rejection)
+                letters.append(envelopes[pos].dead_letter(reason, raw=_raw_of(rejection), index=index))
+        return new
+
+
+def _attribution_reason(status: InsertStatus, reading: Reading | EcgStrip) -> str:
     if status is InsertStatus.UNKNOWN_DEVICE:
         return f"device {reading.device_id!r} is not registered"
     return (

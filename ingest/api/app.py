@@ -81,6 +81,9 @@ def create_app(services: Services, *, extra_routers: tuple[Any, ...] = ()) -> Fa
         reason = getattr(diag, "message_primary", None) or type(exc).__name__
         return JSONResponse({"detail": f"invalid data: {reason}"}, status_code=422)
 
-    app.add_middleware(BodyLimit, limit=services.limits.body_bytes)
+    limits = services.limits
+    # a body holding an ECG strip may be larger; the readings route refuses other large ones
+    ecg_body = max(limits.body_bytes, limits.message.ecg_max_bytes)
+    app.add_middleware(BodyLimit, limit=limits.body_bytes, wider={"/v1/readings": ecg_body})
     install_security(app, services)
     return app

@@ -9,6 +9,7 @@ bounded like those of any message, by ``devices.message`` (``Rules.max_readings`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -68,19 +69,23 @@ class HeaderLimit:
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, whatever the route."""
+    """Refuse request bodies over ``limit`` bytes with 413, whatever the route; ``wider`` gives
+    some paths a larger limit (``POST /v1/readings``: a message holding an ECG strip), which the
+    route itself narrows again for bodies that do not need it."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, wider: Mapping[str, int] | None = None) -> None:
         self.app = app
-        self.limit = limit
+        self.default = limit
+        self.wider = dict(wider or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.wider.get(scope.get("path", ""), self.default)
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _too_large(send, self.limit)
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await _too_large(send, limit)
                 return
         seen = 0
 
@@ -89,14 +94,14 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise _BodyTooLarge
             return message
 
         try:
             await self.app(scope, limited, send)
         except _BodyTooLarge:
-            await _too_large(send, self.limit)
+            await _too_large(send, limit)
 
 
 class _BodyTooLarge(Exception):

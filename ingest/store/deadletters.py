@@ -16,7 +16,8 @@ import psycopg
 
 from ingest.db.rows import fetch_all, fetch_one
 
-MAX_RAW_BYTES: Final = 1024 * 1024  # raw bytes kept of one refused message or reading
+# Raw bytes kept of one refused message or reading: a whole ECG message (4 MiB) and its topic.
+MAX_RAW_BYTES: Final = 4 * 1024 * 1024 + 64 * 1024
 MAX_REASON_CHARS: Final = 2000  # of a reason, and of a replay's recorded result
 
 

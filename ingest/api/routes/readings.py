@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.types import Scope
 
 from devices.errors import MalformedPayload, TooManyReadings
-from devices.message import check_message, decode_json
+from devices.message import check_message, decode_json, holds_ecg
 from ingest.api.deps import PrincipalDep, ServicesDep
 from ingest.api.schemas import IngestResult, RejectionOut
 from ingest.pipeline import Envelope, Outcome
@@ -53,6 +53,12 @@ async def post_readings(
         letter = DeadLetter.build(SOURCE, str(exc), raw, device_id=device)
         await run_in_threadpool(services.ingest, SOURCE, [], refused=[letter])
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    if len(raw) > services.limits.body_bytes and not holds_ecg(body):
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"request body over {services.limits.body_bytes} bytes (only a message holding an ECG"
+            f" reading may be up to {services.limits.message.ecg_max_bytes} bytes)",
+        )
     try:
         device_id = check_message(
             body, device_id=None, rules=services.limits.message, require_readings=True
