@@ -34,7 +34,10 @@ ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME_S: Final = 300  # SMART: no more than five minutes
 DEFAULT_SCOPE: Final = (
     "system/Observation.read system/Observation.write system/Device.read system/Device.write"
+    " system/Flag.read system/Flag.write"
 )
+# Patients from the EHR (look-up by MRN, Group import): read-only.
+PATIENT_READ_SCOPE: Final = "system/Patient.read system/Group.read"
 MIN_RSA_BITS: Final = 2048
 
 

@@ -73,3 +73,17 @@ class AuthError(FhirExportError):
         self.reason = reason
         self.transient = transient
         super().__init__(reason)
+
+
+class ReadError(FhirExportError):
+    """A read from the EHR (a Patient search, a Group) gave no usable answer.
+
+    ``transient``: the EHR was unreachable, timed out, or answered 5xx/429 (ask again later);
+    otherwise it answered something unusable (4xx, not JSON, the wrong resource, too large).
+    """
+
+    def __init__(self, reason: str, *, status: int | None = None, transient: bool = False) -> None:
+        self.reason = reason
+        self.status = status
+        self.transient = transient
+        super().__init__(reason)

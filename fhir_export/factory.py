@@ -7,7 +7,7 @@ from typing import Literal
 
 import httpx
 
-from fhir_export.auth import Auth, BearerAuth, NoAuth, SigningKey, SmartBackendAuth
+from fhir_export.auth import DEFAULT_SCOPE, Auth, BearerAuth, NoAuth, SigningKey, SmartBackendAuth
 from fhir_export.errors import ConfigurationError
 
 AuthMode = Literal["none", "bearer", "smart-backend"]
@@ -22,8 +22,10 @@ def build_auth(
     client_id: str | None = None,
     private_key_file: Path | None = None,
     token_url: str | None = None,
+    scope: str = DEFAULT_SCOPE,
 ) -> Auth:
-    """``none``, ``bearer`` (``token``) or ``smart-backend`` (client id + private key file)."""
+    """``none``, ``bearer`` (``token``) or ``smart-backend`` (client id + private key file; the
+    token is asked for ``scope``)."""
     if mode == "none":
         return NoAuth()
     if mode == "bearer":
@@ -39,5 +41,6 @@ def build_auth(
             client_id=client_id,
             key=SigningKey.from_file(private_key_file),
             token_url=token_url,
+            scope=scope,
         )
     raise ConfigurationError(f"unknown FHIR auth mode {mode!r}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
@@ -48,6 +48,14 @@ class PatientCreate(_In):
     clinic: ClinicId = "default"
 
 
+class EhrLink(BaseModel):
+    """What the last look-up of the patient in the EHR found (contract ehr-interop.md §1)."""
+
+    status: Literal["linked", "pending", "not_found", "ambiguous", "error"]
+    checked_at: datetime | None
+    detail: str | None
+
+
 class PatientPublic(BaseModel):
     id: UUID
     clinic: str
@@ -55,6 +63,25 @@ class PatientPublic(BaseModel):
     display_name: str
     fhir_patient_id: str | None
     created_at: datetime
+    ehr_link: EhrLink | None = None
+
+
+def patient_public(row: dict[str, Any]) -> PatientPublic:
+    """A patient row (``roster.PATIENT_COLUMNS``) as the API shows it."""
+    fields = {k: v for k, v in row.items() if k != "clinic_id" and not k.startswith("ehr_link_")}
+    return PatientPublic(clinic=row["clinic_id"], ehr_link=ehr_link(row), **fields)
+
+
+def ehr_link(row: dict[str, Any]) -> EhrLink | None:
+    """The patient's link to the EHR: linked whenever it has a FHIR Patient id (by any path)."""
+    if "ehr_link_status" not in row:
+        return None
+    status = row["ehr_link_status"]
+    if row["fhir_patient_id"] is not None:
+        status = "linked"
+    elif status in (None, "linked"):
+        status = "pending"
+    return EhrLink(status=status, checked_at=row["ehr_link_checked_at"], detail=row["ehr_link_detail"])
 
 
 class DeviceCreate(_In):

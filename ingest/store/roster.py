@@ -12,7 +12,10 @@ from psycopg.abc import Params
 from ingest.db.rows import Query, fetch_all, fetch_one
 from ingest.errors import Conflict, IngestError, NotFound
 
-PATIENT_COLUMNS = "id, clinic_id, mrn, display_name, fhir_patient_id, created_at"
+PATIENT_COLUMNS = (
+    "id, clinic_id, mrn, display_name, fhir_patient_id, created_at,"
+    " ehr_link_status, ehr_link_checked_at, ehr_link_detail"
+)
 DEVICE_COLUMNS = "id, clinic_id, type, manufacturer, model, serial, created_at, battery_level"
 
 

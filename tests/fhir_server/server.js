@@ -13,7 +13,12 @@
  *  - authentication: none, static bearer, or SMART Backend Services (client_credentials with a
  *    private_key_jwt assertion verified against the client's registered JWKS);
  *  - fault injection for failure tests (status codes with Retry-After, delays, dropped
- *    connections before or after the transaction committed).
+ *    connections before or after the transaction committed, garbage bodies), optionally only
+ *    for requests whose path and query contain `match`;
+ *  - Patient search by identifier (FHIR token escapes honoured) and by `_id` lists, paged with
+ *    `_count`/`_offset` and `next` links; Group read; conditional update (`PUT Type?identifier=`)
+ *    inside transactions (Flags); SMART scopes checked for Patient and Group reads;
+ *  - bulk loading of Patients and Groups for the import tests (/_admin/patients, /_admin/group).
  *
  * FHIR base: http://HOST:PORT/fhir. Control endpoints under /_admin are not authenticated.
  * Usage: node server.js [--host 127.0.0.1] [--port 0]; prints {"port": N} on stdout when ready.
@@ -70,6 +75,8 @@ function freshState() {
       transactions_failed: 0,
       entries_created: 0,
       entries_existing: 0,
+      entries_updated: 0,
+      patient_searches: 0,
       transaction_ms: 0,
       tokens_issued: 0,
       token_requests_rejected: 0,
@@ -128,8 +135,10 @@ function readBody(req) {
 // ---------------------------------------------------------------- faults
 
 /** Take the next fault matching this target ("fhir" or "token"), consuming one use of it. */
-function takeFault(target) {
-  const index = state.faults.findIndex((f) => (f.target || 'fhir') === target);
+function takeFault(target, path = '') {
+  const index = state.faults.findIndex(
+    (f) => (f.target || 'fhir') === target && (!f.match || path.includes(f.match)),
+  );
   if (index < 0) {
     return undefined;
   }
@@ -153,6 +162,15 @@ async function applyBefore(fault, res) {
   }
   if (fault.action === 'drop') {
     res.socket.destroy();
+    return true;
+  }
+  if (fault.action === 'garbage') {
+    const body = fault.body ?? '<html><body>Service temporarily <b>unavailable</b></html>';
+    res.writeHead(fault.status ?? 200, {
+      'content-type': fault.content_type ?? 'application/fhir+json',
+      'content-length': Buffer.byteLength(body),
+    });
+    res.end(body);
     return true;
   }
   const headers = {};
@@ -265,7 +283,7 @@ async function handleToken(req, res, tokenUrl) {
   }
   const token = base64url(crypto.randomBytes(24));
   const ttl = state.auth.tokenTtl;
-  state.tokens.set(token, { clientId, expiresAt: Date.now() + ttl * 1000 });
+  state.tokens.set(token, { clientId, expiresAt: Date.now() + ttl * 1000, scope: form.get('scope') || '' });
   state.stats.tokens_issued += 1;
   send(res, 200, {
     access_token: token,
@@ -290,6 +308,19 @@ function authorised(req) {
   }
   const entry = state.tokens.get(match[1]);
   return Boolean(entry && entry.expiresAt > Date.now());
+}
+
+/** SMART scopes: a read of `type` needs system/<type>.read (or .rs, or a wildcard) in the token. */
+function scopeAllows(req, type) {
+  if (state.auth.mode !== 'smart') {
+    return true;
+  }
+  const match = /^Bearer (.+)$/i.exec(req.headers.authorization || '');
+  const entry = match && state.tokens.get(match[1]);
+  const scopes = ((entry && entry.scope) || '').split(/\s+/);
+  return [`system/${type}.read`, `system/${type}.rs`, 'system/*.read', 'system/*.rs', 'system/*.*'].some((s) =>
+    scopes.includes(s),
+  );
 }
 
 // ---------------------------------------------------------------- transactions
@@ -359,14 +390,17 @@ function validateEntry(entry, index, fullUrls) {
   const issues = [];
   const request = entry.request;
   const resource = entry.resource;
-  if (!request || request.method !== 'POST') {
-    return [outcome('not-supported', 'only POST entries are supported', `${where}.request.method`).issue[0]];
+  if (!request || (request.method !== 'POST' && request.method !== 'PUT')) {
+    return [outcome('not-supported', 'only POST and PUT entries are supported', `${where}.request.method`).issue[0]];
   }
   if (!resource || typeof resource !== 'object' || typeof resource.resourceType !== 'string') {
     return [outcome('required', 'entry has no resource', `${where}.resource`).issue[0]];
   }
-  if (request.url !== resource.resourceType) {
+  if (request.method === 'POST' && request.url !== resource.resourceType) {
     issues.push(outcome('invalid', 'request.url must be the resource type', `${where}.request.url`).issue[0]);
+  }
+  if (request.method === 'PUT' && !String(request.url).startsWith(`${resource.resourceType}?`)) {
+    issues.push(outcome('not-supported', 'PUT entries must be conditional updates (Type?query)', `${where}.request.url`).issue[0]);
   }
   try {
     core.validateResource(resource);
@@ -416,6 +450,15 @@ async function processTransaction(bundle) {
     const { request, resource } = entries[index];
     let id;
     let existing = false;
+    if (request.method === 'PUT') {
+      const query = String(request.url).slice(resource.resourceType.length + 1);
+      const matches = await findExisting(resource.resourceType, query);
+      if (matches.length > 1) {
+        return [412, outcome('multiple-matches', 'the conditional update matched more than one resource', `Bundle.entry[${index}].request.url`)];
+      }
+      plans.push({ index, id: matches[0] ?? state.repo.generateId(), update: matches.length === 1, resourceType: resource.resourceType });
+      continue;
+    }
     if (request.ifNoneExist) {
       const condition = `${resource.resourceType}?${request.ifNoneExist}`;
       if (seenConditions.has(condition)) {
@@ -444,6 +487,7 @@ async function processTransaction(bundle) {
 
   // Commit all or nothing.
   const created = [];
+  const updated = [];
   const results = [];
   try {
     for (const plan of plans) {
@@ -455,6 +499,15 @@ async function processTransaction(bundle) {
       const resource = JSON.parse(JSON.stringify(entries[plan.index].resource));
       rewriteReferences(resource, mapping);
       resource.id = plan.id;
+      if (plan.update) {
+        const before = await state.repo.readResource(plan.resourceType, plan.id);
+        const stored = await state.repo.updateResource(resource);
+        updated.push(before);
+        indexIdentifiers(stored);
+        state.stats.entries_updated += 1;
+        results.push({ plan, stored, status: '200 OK' });
+        continue;
+      }
       const stored = await state.repo.createResource(resource);
       created.push(stored);
       results.push({ plan, stored, status: '201 Created' });
@@ -462,6 +515,9 @@ async function processTransaction(bundle) {
   } catch (err) {
     for (const resource of created) {
       await state.repo.deleteResource(resource.resourceType, resource.id).catch(() => undefined);
+    }
+    for (const resource of updated) {
+      await state.repo.updateResource(resource).catch(() => undefined);
     }
     return [500, outcome('exception', `transaction rolled back: ${err.message || err}`)];
   }
@@ -524,6 +580,24 @@ async function handleAdmin(req, res, path) {
       state.faults.push(...(json.faults || []));
       send(res, 204);
       return;
+    case 'POST /_admin/patients':
+      // Bulk load: Patient resources (with ids) stored as they are, without validation.
+      for (const resource of json.patients || []) {
+        await state.repo.updateResource({ ...resource, resourceType: 'Patient' });
+        indexIdentifiers({ ...resource, resourceType: 'Patient' });
+      }
+      send(res, 204);
+      return;
+    case 'POST /_admin/group':
+      await state.repo.updateResource({
+        resourceType: 'Group',
+        id: json.id,
+        type: 'person',
+        actual: true,
+        member: (json.members || []).map((m) => (typeof m === 'string' ? { entity: { reference: m } } : m)),
+      });
+      send(res, 204);
+      return;
     case 'GET /_admin/stats':
       send(res, 200, { ...state.stats, faults_pending: state.faults.length });
       return;
@@ -534,9 +608,78 @@ async function handleAdmin(req, res, path) {
 
 // ---------------------------------------------------------------- FHIR
 
+/** Split a token search value on unescaped separators and unescape it (FHIR search escaping). */
+function splitEscaped(text, separator) {
+  const parts = [''];
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '\\' && i + 1 < text.length) {
+      parts[parts.length - 1] += text[++i];
+    } else if (c === separator) {
+      parts.push('');
+    } else {
+      parts[parts.length - 1] += c;
+    }
+  }
+  return parts;
+}
+
+/** Patient?identifier=system|value (OR-lists with commas) or Patient?_id=a,b, paged. */
+async function patientSearch(url) {
+  const all = state.repo.resources?.get('Patient') ?? new Map();
+  let ids = [];
+  if (url.searchParams.has('_id')) {
+    ids = url.searchParams.get('_id').split(',').filter((id) => all.has(id));
+  } else {
+    const raw = url.searchParams.get('identifier');
+    const wanted = [];
+    let current = '';
+    for (let i = 0; i < raw.length; i++) {
+      if (raw[i] === '\\' && i + 1 < raw.length) {
+        current += raw[i] + raw[i + 1];
+        i++;
+      } else if (raw[i] === ',') {
+        wanted.push(current);
+        current = '';
+      } else {
+        current += raw[i];
+      }
+    }
+    wanted.push(current);
+    const tokens = wanted.map((token) => {
+      const [system, value] = splitEscaped(token, '|');
+      return value === undefined ? { value: system } : { system, value };
+    });
+    for (const [id, stored] of all) {
+      const resource = typeof stored === 'string' ? JSON.parse(stored) : stored;
+      const hit = (resource.identifier || []).some((ident) =>
+        tokens.some((t) => ident.value === t.value && (t.system === undefined || ident.system === t.system)),
+      );
+      if (hit) {
+        ids.push(id);
+      }
+    }
+  }
+  ids = [...new Set(ids)];
+  const count = Math.min(Number(url.searchParams.get('_count') ?? 20) || 20, 1000);
+  const offset = Math.max(Number(url.searchParams.get('_offset') ?? 0) || 0, 0);
+  const page = ids.slice(offset, offset + count);
+  const entry = [];
+  for (const id of page) {
+    entry.push({ resource: await state.repo.readResource('Patient', id), search: { mode: 'match' } });
+  }
+  const link = [];
+  if (offset + count < ids.length) {
+    const next = new URL(url.toString());
+    next.searchParams.set('_offset', String(offset + count));
+    link.push({ relation: 'next', url: next.toString() });
+  }
+  return { resourceType: 'Bundle', type: 'searchset', total: ids.length, link, entry };
+}
+
 async function handleFhir(req, res, url) {
   state.stats.requests += 1;
-  const fault = takeFault('fhir');
+  const fault = takeFault('fhir', `${url.pathname}${url.search}`);
   if (await applyBefore(fault, res)) {
     return;
   }
@@ -581,6 +724,18 @@ async function handleFhir(req, res, url) {
         resourceType: 'OperationOutcome',
         issue: problems.map((p) => ({ severity: 'error', code: 'invariant', details: { text: p.text } })),
       });
+      return;
+    }
+  }
+  if (req.method === 'GET') {
+    const type = relative.split('/')[1];
+    if ((type === 'Patient' || type === 'Group') && !scopeAllows(req, type)) {
+      send(res, 403, outcome('forbidden', `the access token's scopes do not allow reading ${type}`));
+      return;
+    }
+    if (relative === '/Patient' && (url.searchParams.has('identifier') || url.searchParams.has('_id'))) {
+      state.stats.patient_searches += 1;
+      send(res, 200, await patientSearch(url));
       return;
     }
   }

@@ -85,9 +85,19 @@ class FhirTestServer:
         self._admin("expire-tokens")
 
     def inject(self, *faults: dict[str, Any]) -> None:
-        """Queue faults: ``{"action": "status"|"drop"|"delay", "when": "before"|"after_commit",
-        "status", "retry_after", "delay_ms", "count", "target": "fhir"|"token"}``."""
+        """Queue faults: ``{"action": "status"|"drop"|"delay"|"garbage", "when": "before"|
+        "after_commit", "status", "retry_after", "delay_ms", "count", "target": "fhir"|"token",
+        "match": "<part of the path and query>", "body"}``."""
         self._admin("faults", {"faults": list(faults)})
+
+    def load_patients(self, patients: list[dict[str, Any]]) -> None:
+        """Store Patient resources (with ids) as they are: the bulk load of the import tests."""
+        for start in range(0, len(patients), 5000):
+            self._admin("patients", {"patients": patients[start : start + 5000]})
+
+    def put_group(self, group_id: str, members: list[Any]) -> None:
+        """A Group whose members are ``Patient/<id>`` strings or member objects."""
+        self._admin("group", {"id": group_id, "members": members})
 
     def stats(self) -> dict[str, Any]:
         answer = self._http.get("/_admin/stats")

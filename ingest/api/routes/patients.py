@@ -18,6 +18,7 @@ from ingest.api.schemas import (
     ReadingPublic,
     ReadingsPage,
     Text200,
+    patient_public,
 )
 from ingest.export import store as export_store
 from ingest.store import readings as readings_store
@@ -26,10 +27,6 @@ from ingest.store import roster
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
 MAX_READINGS_PER_QUERY = 50_000
-
-
-def patient_public(row: dict[str, Any]) -> PatientPublic:
-    return PatientPublic(clinic=row["clinic_id"], **{k: v for k, v in row.items() if k != "clinic_id"})
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=PatientPublic)
