@@ -23,7 +23,6 @@ from ingest.ehr.component import ehr_component
 from ingest.embedded.broker import with_embedded_broker
 from ingest.embedded.postgres import embedded_postgres
 from ingest.export.component import fhir_export_component
-from ingest.hl7.component import hl7_component
 from ingest.limits import Limits
 from ingest.metrics import Metrics
 from ingest.mqtt.consumer import mqtt_component
@@ -31,7 +30,6 @@ from ingest.pipeline import Pipeline
 from ingest.security.retention import retention_component
 from ingest.services import Services
 from ingest.settings import Settings
-from ingest.smart.component import smart_component
 from ingest.store.readings import prepare_session
 
 logger = logging.getLogger(__name__)
@@ -44,9 +42,7 @@ def default_components() -> list[ComponentFactory]:
         billing_component,  # episodes, clinician time, the monthly report
         dashboard_component,
         retention_component,
-        smart_component,  # SMART on FHIR launch of the dashboard from the EHR
         fhir_export_component,  # outbox hook + exports API; workers with an EHR
-        hl7_component,  # HL7 v2 over MLLP: ORU^R01 sender, ADT listener
         ehr_component,  # patients linked by MRN, Group import, alerts as Flags
         mqtt_component,  # keep last: starts after what it feeds, stops first
     ]
