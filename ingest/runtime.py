@@ -30,6 +30,7 @@ from ingest.pipeline import Pipeline
 from ingest.security.retention import retention_component
 from ingest.services import Services
 from ingest.settings import Settings
+from ingest.smart.component import smart_component
 from ingest.store.readings import prepare_session
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ def default_components() -> list[ComponentFactory]:
         billing_component,  # episodes, clinician time, the monthly report
         dashboard_component,
         retention_component,
+        smart_component,  # SMART on FHIR launch of the dashboard from the EHR
         fhir_export_component,  # outbox hook + exports API; workers with an EHR
         ehr_component,  # patients linked by MRN, Group import, alerts as Flags
         mqtt_component,  # keep last: starts after what it feeds, stops first

@@ -11,8 +11,10 @@ from uuid import UUID
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ingest.security.sessions import SESSION_COOKIE, csrf_refusal, origin_of
 from ingest.services import Services
 from ingest.store import roster
+from ingest.store.sessions import resolve_session
 from ingest.store.tokens import Principal, Role, resolve_token
 
 _bearer = HTTPBearer(auto_error=False, description="API token: rpm-ingest token create")
@@ -76,6 +78,11 @@ def get_principal(
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    """The caller: a bearer token, or else the browser session cookie a SMART launch opened
+    (a state-changing call with the cookie must pass the CSRF check, ingest.security.sessions)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if credentials is None and cookie is not None:
+        return _session_principal(request, services, cookie)
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -92,6 +99,24 @@ def get_principal(
         )
     request.state.principal = principal  # the audit trail records who called (ingest.security)
     return principal
+
+
+def _session_principal(request: Request, services: Services, cookie: str) -> Principal:
+    with services.pipelined_transaction() as conn:
+        found = resolve_session(conn, cookie)
+    if found is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "session expired or ended: open the dashboard from the EHR again",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    public = services.settings.public_url
+    own = frozenset(o for o in (origin_of(str(request.base_url)), origin_of(public or "")) if o)
+    refusal = csrf_refusal(request.method, request.headers, found.csrf_hash, own)
+    if refusal is not None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, refusal)
+    request.state.principal = found.principal  # the audit trail records who called
+    return found.principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

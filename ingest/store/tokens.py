@@ -27,6 +27,9 @@ class Principal:
     role: Role
     clinic_id: str | None
     device_id: str | None
+    #: A browser session opened by a SMART launch (cookie, CSRF-checked) rather than a bearer token;
+    #: ``token_id`` is then the session's id and ``name`` the EHR user (``fhirUser``).
+    session: bool = False
 
     @property
     def is_admin(self) -> bool:

@@ -51,9 +51,10 @@ class RunningService:
 
 @contextmanager
 def running_service(
-    settings: Settings, factories: Sequence[ComponentFactory] | None = None
+    settings: Settings, factories: Sequence[ComponentFactory] | None = None, *, port: int | None = None
 ) -> Iterator[RunningService]:
-    port = free_port()
+    """``port``: a free port chosen beforehand (when the settings must name the service's own URL)."""
+    port = free_port() if port is None else port
     settings = settings.model_copy(update={"http_port": port, "http_host": "127.0.0.1"})
     with Runtime(settings, factories) as runtime:
         assert runtime.app is not None
