@@ -16,8 +16,10 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from ingest.billing.errors import InvalidMonth, InvalidTimeZone
 
-_MONTH_RE: Final = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_MONTH_RE: Final = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")  # ASCII digits only
 DEFAULT_TIMEZONE: Final = "UTC"
+#: Files of a system zoneinfo directory that are not zones of a place.
+_NOT_ZONES: Final = frozenset({"localtime", "posixrules", "Factory", "posix", "right"})
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -43,7 +45,7 @@ class Month:
 
 def parse_month(text: str) -> Month:
     """``YYYY-MM`` (month 01–12, year 2000–9999) or :class:`InvalidMonth` saying what to send."""
-    match = _MONTH_RE.match(text)
+    match = _MONTH_RE.fullmatch(text)
     if match is None or int(match.group(1)) < 2000:
         shown = text[:20]
         raise InvalidMonth(f"month must be YYYY-MM with a two-digit month 01-12 (got {shown!r})")
@@ -52,7 +54,7 @@ def parse_month(text: str) -> Month:
 
 @lru_cache(maxsize=1)
 def _known_zones() -> frozenset[str]:
-    return frozenset(available_timezones())
+    return frozenset(z for z in available_timezones() if z.split("/")[0] not in _NOT_ZONES)
 
 
 def validate_timezone(name: str) -> str:
