@@ -82,17 +82,22 @@ class MqttConsumer:
 
     def _leave(self) -> bool:
         """Hand this member's share of the group back; False if it could not (then the session
-        is kept, with whatever it holds, for this client id's return)."""
-        deadline = time.monotonic() + max(self._stop_grace_s, 1.0)
-        if not self.session.unsubscribe(timeout_s=max(deadline - time.monotonic(), 0.1)):
+        is kept, with whatever it holds, for this client id's return).
+
+        After the unsubscribe the broker still sends what it had queued for this session; that
+        is stored and acknowledged for as long as it keeps coming: the stop gives up only when
+        nothing arrived or was acknowledged for ``RPM_MQTT_STOP_GRACE_S``.
+        """
+        grace = max(self._stop_grace_s, 1.0)
+        if not self.session.unsubscribe(timeout_s=grace):
             logger.warning("MQTT unsubscribe not confirmed: keeping the session for this client id")
             return False
         while not self._drained():
-            if time.monotonic() > deadline:
+            if self.session.quiet_s() > grace:
                 logger.warning(
-                    "MQTT consumer could not store what it received within %.0f s: keeping the"
-                    " session (%d messages wait in it for client id %s)",
-                    self._stop_grace_s, self.writer.unacked, self.options.client_id,
+                    "MQTT consumer made no progress for %.0f s while leaving: keeping the session"
+                    " (%d messages wait in it for client id %s)",
+                    grace, self.writer.unacked, self.options.client_id,
                 )
                 return False
             time.sleep(0.05)
