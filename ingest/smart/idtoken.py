@@ -15,6 +15,7 @@ import jwt
 from ingest.smart.errors import AuthorizationFailed
 
 ALGORITHMS: Final = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
+_KEY_TYPES: Final = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
 LEEWAY_S: Final = 60
 MAX_TOKEN_LENGTH: Final = 16 * 1024
 
@@ -47,6 +48,10 @@ def _signing_key(token: str, jwks: dict[str, Any]) -> tuple[Any, str]:
         usable = [k for k in usable if k.algorithm_name == alg]
     if len(usable) != 1:
         raise UnknownSigningKey("the id token is signed by a key the EHR does not publish")
+    if usable[0].key_type != _KEY_TYPES[alg[:2]]:
+        raise IdTokenInvalid(
+            f"the id token's algorithm {alg} does not fit the EHR's {usable[0].key_type} key"
+        )
     return usable[0].key, alg
 
 

@@ -17,7 +17,8 @@ It serves what an EHR serves to a launched app:
 
 ``misbehave`` switches: ``wrong_key`` (signed by another key under the published kid),
 ``unknown_kid``, ``wrong_aud``, ``wrong_issuer``, ``expired``, ``wrong_nonce``, ``no_fhir_user``,
-``no_patient``, ``deny`` (the user refuses), ``token_500``.
+``no_patient``, ``deny`` (the user refuses), ``token_500``; for the SMART configuration
+``discovery_500``, ``discovery_garbage``, ``discovery_huge`` (over 512 KiB), ``discovery_redirect``.
 """
 
 from __future__ import annotations
@@ -298,7 +299,16 @@ class _Handler(BaseHTTPRequestHandler):
         smart.requests.append(f"GET {parts.path}")
         q = {k: v[0] for k, v in parse_qs(parts.query).items()}
         if parts.path == "/fhir/.well-known/smart-configuration":
-            self._json(200, smart.smart_configuration())
+            if "discovery_500" in smart.misbehave:
+                self._send(500, b"<html>oops</html>", "text/html")
+            elif "discovery_garbage" in smart.misbehave:
+                self._send(200, b"\xff{not json", "application/json")
+            elif "discovery_huge" in smart.misbehave:
+                self._send(200, b"[" + b"0," * 400_000 + b"0]", "application/json")
+            elif "discovery_redirect" in smart.misbehave:
+                self._send(302, b"", "text/plain", {"Location": "https://evil.example/config"})
+            else:
+                self._json(200, smart.smart_configuration())
         elif parts.path == "/auth/.well-known/openid-configuration":
             self._json(200, smart.openid_configuration())
         elif parts.path == "/auth/jwks":

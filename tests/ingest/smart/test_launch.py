@@ -266,6 +266,24 @@ def test_session_cookies_are_secure_behind_tls(settings: Any, smart: SmartTestSe
     ]
 
 
+@pytest.mark.parametrize(
+    ("misbehaviour", "reason"),
+    [
+        ("discovery_500", "answered 500"),
+        ("discovery_garbage", "not JSON"),
+        ("discovery_huge", "larger than"),
+        ("discovery_redirect", "answered 302"),
+    ],
+)
+def test_an_ehr_whose_discovery_fails_gets_a_page_not_a_redirect(
+    app: RunningService, smart: SmartTestServer, misbehaviour: str, reason: str
+) -> None:
+    smart.misbehave.add(misbehaviour)
+    with app.client() as browser:
+        refused(start(browser, smart, smart.new_launch("pat-1")), 502, reason)
+    assert "GET /auth/authorize" not in smart.requests
+
+
 # --- the callback: state --------------------------------------------------------------------------
 
 
