@@ -88,7 +88,7 @@ class Supervisor:
         self._restart_min_s = restart_min_s
         self._restart_max_s = restart_max_s
         self._stopping = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # stop() runs in a signal handler, maybe inside _check()
 
     # --- running
     def run(self) -> int:

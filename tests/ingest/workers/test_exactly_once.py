@@ -70,9 +70,7 @@ def test_each_reading_exported_once_by_three_workers(
     with serving(env, tmp_path / "serve.log", workers=3):
         publish(broker.port, f"{topic_prefix}/{device}/readings", 0, n)
         wait_stored(db_url, n)
-        wait_until(
-            lambda: len(fhir_server.search("Observation")) >= n, 180, f"{n} Observations in the EHR"
-        )
+        wait_until(lambda: len(fhir_server.search("Observation")) >= n, 180, f"{n} Observations in the EHR")
         wait_until(lambda: _unsent(pool) == 0, 60, "every outbox row marked sent")
     assert_each_once(db_url, device, range(n))
     found = fhir_server.search("Observation")
