@@ -19,6 +19,7 @@ from ingest.components import Component, ComponentFactory
 from ingest.dashboard.component import dashboard_component
 from ingest.db.migrate import migrate
 from ingest.db.pool import open_pool
+from ingest.dicom.component import dicom_component
 from ingest.ehr.component import ehr_component
 from ingest.embedded.broker import with_embedded_broker
 from ingest.embedded.postgres import embedded_postgres
@@ -45,6 +46,7 @@ def default_components() -> list[ComponentFactory]:
         retention_component,
         smart_component,  # SMART on FHIR launch of the dashboard from the EHR
         fhir_export_component,  # outbox hook + exports API; workers with an EHR
+        dicom_component,  # ECG strips to the PACS over DICOMweb, with RPM_DICOMWEB_URL
         ehr_component,  # patients linked by MRN, Group import, alerts as Flags
         mqtt_component,  # keep last: starts after what it feeds, stops first
     ]

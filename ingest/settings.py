@@ -191,6 +191,15 @@ class Settings(BaseSettings):
     hl7_idle_timeout_s: float = Field(default=600.0, gt=0, le=86_400, description="silent client")
     hl7_max_connections: int = Field(default=64, ge=1, le=10_000)
 
+    # --- DICOM: ECG strips to a PACS over DICOMweb STOW-RS (see docs/dicom.md)
+    dicomweb_url: str | None = Field(
+        default=None, description="DICOMweb base URL of the PACS; each ECG strip is stored there"
+    )
+    dicom_timeout_s: float = Field(default=30.0, gt=0, le=600, description="PACS request timeout")
+    dicom_batch_size: int = Field(default=20, ge=1, le=1000, description="rows claimed at once")
+    dicom_poll_interval_s: float = Field(default=1.0, gt=0, le=300, description="idle worker poll")
+    dicom_lease_s: float = Field(default=60.0, ge=1, le=3600, description="claim lease, renewed")
+
     # --- alerts (see docs/alerts.md)
     alert_scheduler_interval_s: float = Field(
         default=30.0, gt=0, le=3600, description="missing data, battery and escalation checks"
@@ -381,6 +390,15 @@ class Settings(BaseSettings):
             host, sep, port = v.rpartition(":")
             if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
                 raise ValueError("RPM_HL7_LISTEN must look like host:port (port 0 picks a free one)")
+        return v
+
+    @field_validator("dicomweb_url", mode="before")
+    @classmethod
+    def _dicomweb_url(cls, v: object) -> object:
+        if isinstance(v, str) and not v.strip():
+            return None  # RPM_DICOMWEB_URL= (empty): no PACS, strips get no DICOM rows
+        if isinstance(v, str) and not re.match(r"^https?://[^\s/?#]+[^\s?#]*$", v):
+            raise ValueError("RPM_DICOMWEB_URL must be an http:// or https:// URL")
         return v
 
     @field_validator("fhir_base_url", mode="before")

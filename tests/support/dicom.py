@@ -136,11 +136,13 @@ class ScriptedPacs:
         self.close()
 
 
-def failed_sop(sop_instance_uid: str, reason: int) -> bytes:
-    """A PS3.18 STOW-RS answer naming the instance in Failed SOP Sequence with ``reason``."""
-    item = {
+def failed_sop(sop_instance_uid: str | None, reason: int) -> bytes:
+    """A PS3.18 STOW-RS answer naming the instance (or, with None, its one instance unnamed) in
+    Failed SOP Sequence with ``reason``."""
+    item: dict[str, object] = {
         "00081150": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.9.1.2"]},
-        "00081155": {"vr": "UI", "Value": [sop_instance_uid]},
         "00081197": {"vr": "US", "Value": [reason]},
     }
+    if sop_instance_uid is not None:
+        item["00081155"] = {"vr": "UI", "Value": [sop_instance_uid]}
     return json.dumps({"00081198": {"vr": "SQ", "Value": [item]}}).encode()

@@ -1,0 +1,108 @@
+"""Runs the DICOM export in ``serve``: one sender thread and a keeper renewing its claim leases on
+a connection of its own (a slow PACS never costs the rows their lease).
+
+Stopping lets the request in hand finish (at most the request timeout), then closes the HTTP
+client; rows not recorded are released with their lease and go out again (their UIDs are derived,
+so the PACS files them once).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any, Final
+
+import httpx
+import psycopg
+
+from dicom_export.stow import StowClient
+from fhir_export.worker import Backoff
+from ingest.background import BackgroundThread
+from ingest.dicom.reader import DicomJob, dicom_reader
+from ingest.dicom.sender import DicomSender
+from ingest.export.destinations import DICOM
+from ingest.export.outbox.claims import PgOutbox
+from ingest.services import Services
+
+logger = logging.getLogger(__name__)
+
+MAX_PAUSE_S: Final = 60.0
+
+
+class DicomDelivery:
+    def __init__(self, services: Services) -> None:
+        s = services.settings
+        assert s.dicomweb_url is not None
+        self._services = services
+        self.http = httpx.Client(
+            timeout=httpx.Timeout(s.dicom_timeout_s, connect=min(10.0, s.dicom_timeout_s))
+        )
+        self.pacs = StowClient(self.http, s.dicomweb_url)
+        me = f"{socket.gethostname()}:{os.getpid()}"
+        self.outbox: PgOutbox[DicomJob] = PgOutbox(
+            services.pool,
+            worker=f"{me}:dicom-export",
+            destination=DICOM,
+            reader=dicom_reader,
+            lease_s=s.dicom_lease_s,
+        )
+        self.sender = DicomSender(self.outbox, self.pacs, batch_size=s.dicom_batch_size, backoff=Backoff())
+        conninfo = services.pool.conninfo
+        self._conninfo = conninfo if isinstance(conninfo, str) else conninfo()
+        self._worker = BackgroundThread("dicom-export", self._work, join_timeout_s=s.dicom_timeout_s + 5)
+        self._keeper = BackgroundThread("dicom-export-keeper", self._keep, join_timeout_s=10)
+
+    def start(self) -> None:
+        self._worker.start()
+        self._keeper.start()
+        logger.info("DICOM export to %s: STOW-RS, claims of %d", self.pacs.base_url, self.sender.batch_size)
+
+    def stop(self) -> None:
+        self._worker.stop()
+        self.http.close()  # a request still hanging is cut; its rows come back with the lease
+        self._keeper.stop()
+
+    def _work(self) -> None:
+        s = self._services.settings
+        stopping = self._worker.stopping
+        failures = 0
+        while not stopping.is_set():
+            try:
+                done = self.sender.run_once()
+            except psycopg.Error as exc:  # PoolTimeout included: the database is away
+                failures += 1
+                delay = min(MAX_PAUSE_S, s.dicom_poll_interval_s * 2**failures)
+                logger.warning("DICOM export: storage unavailable (%s); retrying in %.0fs", exc, delay)
+                stopping.wait(delay)
+                continue
+            except Exception:  # noqa: BLE001 - the thread must not die; the row lease protects data
+                failures += 1
+                logger.exception("DICOM export round failed; retrying")
+                stopping.wait(min(MAX_PAUSE_S, s.dicom_poll_interval_s * 2**failures))
+                continue
+            if done.pacs_unavailable:  # the rows wait their backoff; ask the PACS again a bit later
+                failures += 1
+                stopping.wait(min(MAX_PAUSE_S, s.dicom_poll_interval_s * 2 ** min(failures, 10)))
+                continue
+            failures = 0
+            if done.claimed < self.sender.batch_size:
+                stopping.wait(s.dicom_poll_interval_s)
+
+    def _keep(self) -> None:
+        interval = max(0.2, self.outbox.lease_s / 3)
+        conn: psycopg.Connection[Any] | None = None
+        try:
+            while not self._keeper.stopping.wait(interval):
+                try:
+                    if conn is None or conn.closed:
+                        conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
+                    self.outbox.renew(conn)
+                except psycopg.Error as exc:
+                    logger.warning("DICOM export keeper: storage unavailable (%s)", exc)
+                    if conn is not None:
+                        conn.close()
+                    conn = None
+        finally:
+            if conn is not None:
+                conn.close()
