@@ -28,6 +28,16 @@ METRIC: Final = "ecg"
 # The 12-lead set in its conventional order; strips keep their leads in this order.
 LEAD_NAMES: Final = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 LEAD_ORDER: Final = {name: i for i, name in enumerate(LEAD_NAMES)}
+# Each lead's channel in IEEE 11073-10101 (MDC_ECG_ELEC_POTL_<lead>: partition 2, the electric
+# potential block at 256 + the lead's term code of DICOM CID 3001 "ECG Lead"): the context-free
+# code (2 * 65536 + 256 + term) and its reference id. Used by the FHIR export's components.
+LEAD_MDC: Final[dict[str, tuple[str, str]]] = {
+    name: (str(2 * 65536 + 256 + term), f"MDC_ECG_ELEC_POTL_{name.upper()}")
+    for name, term in (
+        ("I", 1), ("II", 2), ("III", 61), ("aVR", 62), ("aVL", 63), ("aVF", 64),
+        ("V1", 3), ("V2", 4), ("V3", 5), ("V4", 6), ("V5", 7), ("V6", 8),
+    )
+}  # fmt: skip
 MIN_RATE_HZ: Final = 100.0
 MAX_RATE_HZ: Final = 1000.0
 MAX_DURATION_S: Final = 60.0

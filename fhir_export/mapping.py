@@ -19,7 +19,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from devices.ecg import EcgStrip
 from devices.models import Reading
+from fhir_export.ecg import EKG_STUDY_CODE, PROCEDURE_CATEGORY, ecg_code, ecg_resource
 from fhir_export.errors import MappingError
 from fhir_export.models import DeviceInfo, ExportItem, Identifier, MappedObservation
 from fhir_export.profiles import (
@@ -126,6 +128,14 @@ class ObservationMapper:
     def device_full_url(self, device_id: str) -> str:
         return self.full_url(self.device_identifier(device_id))
 
+    def observation_code(self, metric: str) -> str | None:
+        """The LOINC code of the Observation a reading of ``metric`` goes out in (a blood-pressure
+        component's is the panel's); None when the metric is not exported."""
+        coding = self._table.get(metric)
+        if coding is None:
+            return None
+        return BP_PANEL_CODE if coding.bp_component else coding.loinc
+
     # ------------------------------------------------------------------ resources
 
     def device(self, info: DeviceInfo) -> dict[str, Any]:
@@ -148,13 +158,15 @@ class ObservationMapper:
 
     def observation(self, item: ExportItem, device_reference: str) -> MappedObservation:
         """Map one export item; raise :class:`MappingError` when it cannot be coded."""
-        if not item.readings:
+        if not item.readings and item.strip is None:
             raise MappingError("nothing to export: no readings")
         patient = item.fhir_patient_id
         if patient is None:
             raise MappingError("the patient has no FHIR Patient id")
         if not FHIR_ID_RE.match(patient):
             raise MappingError("the patient's FHIR id is not a valid FHIR id")
+        if item.strip is not None:
+            return self._strip(item.strip, item.device, patient, device_reference)
         codings = [self._coding(reading) for reading in item.readings]
         first = item.readings[0]
         for reading in item.readings:
@@ -169,6 +181,24 @@ class ObservationMapper:
         if len(item.readings) != 1:
             raise MappingError("only blood-pressure readings can be grouped")
         return self._single(item, codings[0], patient, device_reference)
+
+    def _strip(
+        self, strip: EcgStrip, device: DeviceInfo, patient: str, device_reference: str
+    ) -> MappedObservation:
+        """An ECG strip: one Observation, a component per lead (``fhir_export.ecg``)."""
+        if strip.device_id != device.device_id:
+            raise MappingError("the strip comes from another device than the item's")
+        identifier = self.observation_identifier(strip.device_id, EKG_STUDY_CODE, strip.measured_at)
+        base = self._base(
+            identifier,
+            PROCEDURE_CATEGORY,
+            [],
+            ecg_code(),
+            patient,
+            strip.measured_at,
+            device_reference,
+        )
+        return MappedObservation(identifier=identifier, resource=ecg_resource(strip, base))
 
     def _coding(self, reading: Reading) -> MetricCoding:
         coding = self._table.get(reading.metric)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from devices.ecg import EcgStrip
 from devices.models import Reading
+from fhir_export.flag_items import FlagItem
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +23,7 @@ class DeviceInfo:
 
 @dataclass(frozen=True, slots=True)
 class ExportItem:
-    """One thing to export: a reading, or the readings of one blood-pressure panel.
+    """One thing to export: a reading, the readings of one blood-pressure panel, or an ECG strip.
 
     ``fhir_patient_id`` is the id of the patient's ``Patient`` resource in the EHR, ``None``
     when the clinic has not linked the patient to the EHR yet.
@@ -30,6 +32,8 @@ class ExportItem:
     readings: tuple[Reading, ...]
     fhir_patient_id: str | None
     device: DeviceInfo
+    strip: EcgStrip | None = None  # an ECG strip instead of readings (fhir_export.ecg)
+    flag: FlagItem | None = None  # an alert as a Flag instead of readings (fhir_export.flags)
 
 
 @dataclass(frozen=True, slots=True)

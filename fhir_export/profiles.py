@@ -22,6 +22,7 @@ CATEGORY_DISPLAY: Final = {
     "vital-signs": "Vital Signs",
     "laboratory": "Laboratory",
     "activity": "Activity",
+    "procedure": "Procedure",  # ECG strips (fhir_export.ecg)
 }
 
 BP_PANEL_CODE: Final = "85354-9"

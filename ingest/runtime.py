@@ -20,6 +20,7 @@ from ingest.dashboard.component import dashboard_component
 from ingest.db.migrate import migrate
 from ingest.db.pool import open_pool
 from ingest.dicom.component import dicom_component
+from ingest.ecg.component import ecg_component
 from ingest.ehr.component import ehr_component
 from ingest.embedded.broker import with_embedded_broker
 from ingest.embedded.postgres import embedded_postgres
@@ -45,6 +46,7 @@ def default_components() -> list[ComponentFactory]:
         dashboard_component,
         retention_component,
         smart_component,  # SMART on FHIR launch of the dashboard from the EHR
+        ecg_component,  # ECG strips: list and fetch API, outbox rows of new strips
         fhir_export_component,  # outbox hook + exports API; workers with an EHR
         dicom_component,  # ECG strips to the PACS over DICOMweb, with RPM_DICOMWEB_URL
         ehr_component,  # patients linked by MRN, Group import, alerts as Flags
@@ -105,6 +107,8 @@ class Runtime:
             self.components.append(component)
             for hook in component.hooks:
                 pipeline.add_hook(hook)
+            for strip_hook in component.strip_hooks:
+                pipeline.add_strip_hook(strip_hook)
             routers.extend(component.routers)
         self.app = create_app(self.services, extra_routers=tuple(routers))
 

@@ -172,3 +172,20 @@ def _summary(row: dict[str, Any]) -> StripSummary:
         row["interpretation"],
         row["received_at"],
     )
+
+
+def strip_for_export(conn: psycopg.Connection[Any], item_ref: str | None) -> EcgStrip:
+    """The strip an outbox row names (``item_ref``), for a destination's reader.
+
+    Raises ``ValueError`` for a row that names no strip or not a strip id, ``KeyError`` when the
+    strip is gone: the outbox parks such a row with the reason."""
+    if item_ref is None:
+        raise ValueError("the outbox row names no ECG strip (item_ref is empty)")
+    try:
+        strip_id = UUID(item_ref)
+    except ValueError:
+        raise ValueError(f"item_ref {item_ref[:64]!r} is not an ECG strip id") from None
+    stored = load_strip(conn, strip_id)
+    if stored is None:
+        raise KeyError(f"ECG strip {strip_id} is not stored")
+    return stored.strip

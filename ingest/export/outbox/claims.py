@@ -34,7 +34,9 @@ from psycopg_pool import ConnectionPool
 from devices.models import Reading
 from fhir_export.models import DeviceInfo, ExportItem
 from fhir_export.outbox import Delivered, OutboxItem
+from ingest.ecg.store import strip_for_export
 from ingest.export.destinations import FHIR
+from ingest.export.flag_rows import read_flag
 from ingest.export.outbox.rows import MAX_REASON, WAITING_REASON, readings_of, row_readings
 
 T = TypeVar("T")
@@ -143,6 +145,11 @@ def fhir_reader(conn: psycopg.Connection[Any], row: ClaimedRow) -> ExportItem:
     """The FHIR export's item: the row's readings, for the patient's FHIR Patient."""
     if row.patient.fhir_patient_id is None:
         raise Unlinked()
+    if row.kind == "ecg":  # the strip is kept in its own table (ingest.ecg.store)
+        strip = strip_for_export(conn, row.item_ref)
+        return ExportItem((), row.patient.fhir_patient_id, row.device, strip=strip)
+    if row.kind == "flag":  # an alert as a Flag: read from the alert (ingest.export.flag_rows)
+        return ExportItem((), row.patient.fhir_patient_id, row.device, flag=read_flag(conn, row.item_ref))
     if not row.readings:
         raise ValueError(f"no reader for outbox rows of kind {row.kind!r}")
     return ExportItem(row.readings, row.patient.fhir_patient_id, row.device)

@@ -18,7 +18,7 @@ from typing import Any, Final
 import httpx
 
 from ingest.security.audit import RouteInfo, app_routes
-from tests.ingest.security.tenants import NOW, Tenant, iso
+from tests.ingest.security.tenants import NOW, Tenant, ecg_strip_id, iso
 from tests.support.service import RunningService
 
 DENIED: Final = frozenset({403, 404})
@@ -89,6 +89,11 @@ CASES: dict[tuple[str, str], Cases] = {
         Probe("GET", f"/v1/patients/{v.patient_id}/readings"),
         Probe("GET", f"/v1/patients/{v.patient_id}/readings", params={"bucket": "1h"}),
     ],
+    # --- ECG strips
+    ("GET", "/v1/patients/{patient_id}/ecg"): _one(
+        lambda a, v: Probe("GET", f"/v1/patients/{v.patient_id}/ecg")
+    ),
+    ("GET", "/v1/ecg/{strip_id}"): _one(lambda a, v: Probe("GET", f"/v1/ecg/{ecg_strip_id(v.device_id)}")),
     # --- devices
     ("POST", "/v1/devices"): _one(
         lambda a, v: Probe(

@@ -7,9 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from devices.ecg import strip_id
 from tests.support.service import RunningService
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+ECG_AT = NOW - timedelta(minutes=4)
+
+
+def ecg_strip_id(device_id: str) -> str:
+    """The id of the ECG strip :func:`make_tenant` stores for ``device_id``."""
+    return str(strip_id(device_id, ECG_AT))
 
 
 def iso(t: datetime) -> str:
@@ -68,6 +75,11 @@ def make_tenant(svc: RunningService, admin: httpx.Client, clinic: str, name: str
     )
     r = admin.post("/v1/readings", json={"device_id": device_id, "readings": readings})
     assert r.status_code == 200 and r.json()["accepted"] == 4, r.text
+    # and an ECG strip (its id is derived from device and time: ecg_strip_id())
+    strip = {"metric": "ecg", "measured_at": iso(ECG_AT), "sample_rate_hz": 300, "unit": "uV",
+             "leads": {"I": [12, 15, 18]}, "interpretation": f"{clinic} sinus rhythm"}
+    r = admin.post("/v1/readings", json={"device_id": device_id, "readings": [strip]})
+    assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
     r = admin.get("/v1/alerts", params={"patient_id": patient_id})
     assert r.status_code == 200 and r.json()["alerts"], r.text
     alert_id = r.json()["alerts"][0]["id"]
