@@ -1,5 +1,7 @@
 // The REST API client: every call carries the signed-in token; the live alert stream is read
 // with fetch (EventSource cannot send an Authorization header, and a token never goes in a URL).
+// Without a token the calls ride on the browser session a SMART launch from the EHR opened (an
+// httpOnly cookie); state-changing calls then echo the session's CSRF token in X-CSRF-Token.
 
 export class ApiError extends Error {
   constructor(status, detail) {
@@ -27,6 +29,15 @@ export function ruleKind(name) {
 }
 
 const metricCache = { loading: null };
+
+/** The CSRF token of the browser session (the readable rpm_csrf cookie), or "". */
+export function csrfToken() {
+  for (const part of document.cookie.split(";")) {
+    const [name, ...value] = part.trim().split("=");
+    if (name === "rpm_csrf") return decodeURIComponent(value.join("="));
+  }
+  return "";
+}
 
 export class Api {
   constructor(token, { onUnauthorized } = {}) {
@@ -66,8 +77,15 @@ export class Api {
     return metricCache.loading;
   }
 
-  headers(extra = {}) {
-    return { Authorization: `Bearer ${this.token}`, Accept: "application/json", ...extra };
+  /** True when the calls ride on the browser session cookie rather than a token. */
+  get cookieSession() { return !this.token; }
+
+  get credentials() { return this.token ? "omit" : "same-origin"; }
+
+  headers(extra = {}, method = "GET") {
+    const auth = this.token ? { Authorization: `Bearer ${this.token}` } : {};
+    const csrf = !this.token && !["GET", "HEAD"].includes(method) ? { "X-CSRF-Token": csrfToken() } : {};
+    return { ...auth, ...csrf, Accept: "application/json", ...extra };
   }
 
   url(path, params) {
@@ -84,11 +102,11 @@ export class Api {
     try {
       response = await fetch(this.url(path, params), {
         method,
-        headers: this.headers(body === undefined ? {} : { "Content-Type": "application/json" }),
+        headers: this.headers(body === undefined ? {} : { "Content-Type": "application/json" }, method),
         body: body === undefined ? undefined : JSON.stringify(body),
         signal,
         cache: "no-store",
-        credentials: "omit",
+        credentials: this.credentials,
       });
     } catch (err) {
       if (err.name === "AbortError") throw err;
@@ -126,7 +144,7 @@ export class Api {
       try {
         const headers = this.headers({ Accept: "text/event-stream" });
         if (lastId) headers["Last-Event-ID"] = lastId;
-        const response = await fetch(this.url(path), { headers, signal, cache: "no-store", credentials: "omit" });
+        const response = await fetch(this.url(path), { headers, signal, cache: "no-store", credentials: this.credentials });
         if (response.status === 401) { this.onUnauthorized(); return; }
         if (!response.ok || !response.body) throw new ApiError(response.status, "stream refused");
         onState("live");

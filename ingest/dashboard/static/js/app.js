@@ -1,4 +1,6 @@
 // The dashboard shell: sign-in, session, navigation between views, the live alert connection.
+// Two ways in: an API token typed into the sign-in form (kept in sessionStorage), or the browser
+// session a SMART launch from the EHR opened (an httpOnly cookie the page never sees; token null).
 
 import { Api, ApiError } from "./api.js";
 import { AlertStore } from "./alerts-store.js";
@@ -21,7 +23,10 @@ let cleanup = () => {};
 class Session {
   constructor(token, me) {
     this.me = me;
-    this.api = new Api(token, { onUnauthorized: () => signOut("Your token was refused: sign in again.") });
+    const refused = token
+      ? "Your token was refused: sign in again."
+      : "Your session from the EHR has ended: open the app from the patient's chart again, or sign in with a token.";
+    this.api = new Api(token, { onUnauthorized: () => signOut(refused, { ended: true }) });
     this.store = new AlertStore(this.api);
     // Admins only: a banner when devices flood the dead-letter table (clinicians never ask).
     this.deadLetters = new DeadLetterWatch(this.api, me, document.getElementById("admin-warnings"));
@@ -54,6 +59,16 @@ async function signIn(token) {
   start(token, me);
 }
 
+/** Resume the browser session a SMART launch opened, if there is one; false otherwise. */
+async function resumeCookieSession() {
+  try {
+    start(null, await new Api(null).get("/v1/dashboard/me"));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function start(token, me) {
   session = new Session(token, me);
   topbar.hidden = false;
@@ -66,10 +81,12 @@ function start(token, me) {
   if (!location.hash || location.hash === "#/" || location.hash === "#/signin") location.hash = "#/alerts";
 }
 
-function signOut(message) {
+function signOut(message, { ended = false } = {}) {
   if (session) {
     session.store.stop();
     session.deadLetters.stop();
+    // A browser session is ended at the service too (the cookie is httpOnly: only it can).
+    if (session.api.cookieSession && !ended) session.api.post("/smart/logout").catch(() => {});
   }
   session = null;
   sessionStorage.removeItem(TOKEN_KEY);
@@ -136,5 +153,5 @@ const saved = sessionStorage.getItem(TOKEN_KEY);
 if (saved) {
   signIn(saved).catch((err) => signOut(err.message));
 } else {
-  signOut();
+  resumeCookieSession().then((resumed) => { if (!resumed) signOut(); });
 }
