@@ -28,7 +28,7 @@ def ecg_destinations(settings: Settings) -> tuple[str, ...]:
     """Where each stored strip goes: the EHR always (rows wait until an EHR is configured and the
     patient linked), the PACS while ``RPM_DICOMWEB_URL`` is set."""
     destinations = [FHIR]
-    if getattr(settings, "dicomweb_url", None):
+    if settings.dicomweb_url:
         destinations.append(DICOM)
     return tuple(destinations)
 
