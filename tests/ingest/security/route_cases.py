@@ -23,6 +23,7 @@ from tests.support.service import RunningService
 
 DENIED: Final = frozenset({403, 404})
 LISTED: Final = frozenset({200})
+SMART_REFUSED: Final = frozenset({400})  # a launch refused, or a bearer token "signing out"
 STREAM_READ_S = 1.0
 
 
@@ -250,6 +251,17 @@ CASES: dict[tuple[str, str], Cases] = {
     ("GET", "/v1/dashboard/patients/{patient_id}"): _one(
         lambda a, v: Probe("GET", f"/v1/dashboard/patients/{v.patient_id}")
     ),
+    # --- SMART launch (not configured here: every launch is refused with a page; the clinic of a
+    # session is the issuer's, never the caller's choice: tests/ingest/smart/test_launch.py)
+    ("GET", "/smart/launch"): _one(
+        lambda a, v: Probe(
+            "GET", "/smart/launch", params={"iss": "https://ehr.example/fhir"}, expect=SMART_REFUSED
+        )
+    ),
+    ("GET", "/smart/callback"): _one(
+        lambda a, v: Probe("GET", "/smart/callback", params={"state": "s", "code": "c"}, expect=SMART_REFUSED)
+    ),
+    ("POST", "/smart/logout"): _one(lambda a, v: Probe("POST", "/smart/logout", expect=SMART_REFUSED)),
 }
 
 
