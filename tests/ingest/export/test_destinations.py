@@ -73,7 +73,10 @@ def test_a_reader_can_make_a_row_wait_or_park_it(pool: ConnectionPool) -> None:
     with PgOutbox(pool, worker="w", destination=HL7, reader=picky).claim(10) as claim:
         assert claim.items == []
     first, second = home.rows()
-    assert (first["status"], first["last_error"]) == ("waiting", "the interface engine does not know this MRN yet")
+    assert (first["status"], first["last_error"]) == (
+        "waiting",
+        "the interface engine does not know this MRN yet",
+    )
     assert second["status"] == "failed" and "no OBX mapping" in second["last_error"]
 
 
@@ -87,11 +90,15 @@ def test_items_kept_elsewhere_are_enqueued_once_per_destination(pool: Connection
         assert enqueue_items(conn, [_item(home, FHIR), _item(home, "dicom")]) == 2
         assert enqueue_items(conn, [_item(home, FHIR), _item(home, "dicom")]) == 0
     rows = home.rows()
-    assert sorted((r["destination"], r["kind"], r["item_ref"], r["status"], r["last_error"]) for r in rows) == [
+    assert sorted(
+        (r["destination"], r["kind"], r["item_ref"], r["status"], r["last_error"]) for r in rows
+    ) == [
         ("dicom", "ecg", "strip-1", "pending", None),
         ("fhir", "ecg", "strip-1", "waiting", WAITING_REASON),
     ]
-    loaded = PgOutbox(pool, worker="w", destination="dicom", reader=lambda c, r: (r.kind, r.item_ref, r.readings))
+    loaded = PgOutbox(
+        pool, worker="w", destination="dicom", reader=lambda c, r: (r.kind, r.item_ref, r.readings)
+    )
     with loaded.claim(10) as claim:
         assert [i.item for i in claim.items] == [("ecg", "strip-1", ())]
     with pytest.raises(ValueError, match="kind"):
