@@ -23,6 +23,7 @@ from fhir_export.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
+from fhir_export.flag_delivery import FlagSender
 from fhir_export.mapping import ObservationMapper
 from fhir_export.models import DeviceInfo, ExportItem, MappedObservation
 from fhir_export.outbox import Claim, Delivered, Outbox, OutboxItem
@@ -84,6 +85,7 @@ class ExportWorker:
         bundle_size: int = 100,
         backoff: Backoff | None = None,
         rng: random.Random | None = None,
+        flags: FlagSender | None = None,
     ) -> None:
         if not 1 <= bundle_size <= 1000:
             raise ValueError("bundle_size must be between 1 and 1000")
@@ -94,6 +96,7 @@ class ExportWorker:
         self._backoff = backoff or Backoff()
         self._rng = rng or random.Random()
         self._devices: dict[str, str] = {}  # device id -> "Device/<id>" known to the EHR
+        self._flags = flags  # rows of kind "flag": alerts as Flags (fhir_export.flag_delivery)
         self.stats = ExportStats()
 
     def run(self, stop: threading.Event, *, idle_wait_s: float = 1.0) -> None:
@@ -112,7 +115,11 @@ class ExportWorker:
             if not rows:
                 return 0
             ready: list[_Ready] = []
+            flags: list[OutboxItem[ExportItem]] = []
             for row in rows:
+                if row.item.flag is not None:
+                    flags.append(row)
+                    continue
                 try:
                     device_ref = self._devices.get(row.item.device.device_id)
                     reference = device_ref or self._mapper.device_full_url(row.item.device.device_id)
@@ -121,7 +128,16 @@ class ExportWorker:
                     self._park(claim, row, f"cannot map: {exc.reason}")
             if ready:
                 self._deliver(claim, ready)
+            if flags:
+                self._send_flags(claim, flags)
             return len(rows)
+
+    def _send_flags(self, claim: Claim[ExportItem], rows: list[OutboxItem[ExportItem]]) -> None:
+        if self._flags is None:
+            for row in rows:
+                self._park(claim, row, "this worker does not export Flags")
+            return
+        self._flags.deliver(claim, rows)
 
     # ------------------------------------------------------------------ delivery
 

@@ -11,6 +11,7 @@ from typing import Any
 from ingest.alerts import routes, threshold_routes
 from ingest.alerts.context import EXTRAS_KEY, AlertsContext
 from ingest.alerts.engine import AlertEngine
+from ingest.alerts.events import EventSink
 from ingest.alerts.kinds import REGISTRY, KindRegistry
 from ingest.alerts.kinds.sync import sync_kinds
 from ingest.alerts.scheduler import Scheduler
@@ -50,7 +51,9 @@ def alerts_component(
     origin = uuid.uuid4().hex[:12]
     with services.transaction() as conn:
         sync_kinds(conn, kinds)
+    sinks: list[EventSink] = []  # other features add theirs through AlertsContext.sinks
     engine = AlertEngine(
+        sinks=sinks,
         catalogue=services.pipeline.catalogue,
         origin=origin,
         kinds=kinds,
@@ -78,8 +81,9 @@ def alerts_component(
         escalate_after_s=s.alert_escalate_after_s,
         escalation_max_level=s.alert_escalation_max_level,
         kinds=kinds,
+        sinks=sinks,
     )
-    ctx = AlertsContext(origin, engine, broadcaster, scheduler, webhooks, s.alert_stream_heartbeat_s)
+    ctx = AlertsContext(origin, engine, broadcaster, scheduler, webhooks, s.alert_stream_heartbeat_s, sinks)
     services.extras[EXTRAS_KEY] = ctx
 
     def start() -> None:

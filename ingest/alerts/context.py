@@ -7,12 +7,13 @@ The component stores an :class:`AlertsContext` in ``services.extras``; a route a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Final
 
 from fastapi import Depends
 
 from ingest.alerts.engine import AlertEngine
+from ingest.alerts.events import EventSink
 from ingest.alerts.scheduler import Scheduler
 from ingest.alerts.stream import Broadcaster
 from ingest.alerts.webhooks import WebhookWorker
@@ -32,6 +33,8 @@ class AlertsContext:
     scheduler: Scheduler
     webhooks: WebhookWorker
     heartbeat_s: float
+    # alert event sinks of other features (the Flag export): the engine's and the scheduler's list
+    sinks: list[EventSink] = field(default_factory=list)
 
 
 def alerts_context(services: Services) -> AlertsContext:

@@ -24,6 +24,7 @@ import psycopg
 
 from devices.catalogue import Metric
 from ingest.alerts import store
+from ingest.alerts.events import EventSink
 from ingest.alerts.history import UNSET, Group, GroupKey, History, Plan, group_readings
 from ingest.alerts.kinds import REGISTRY, KindRegistry
 from ingest.alerts.kinds.base import Measurement
@@ -46,8 +47,10 @@ class AlertEngine:
         origin: str,
         kinds: KindRegistry = REGISTRY,
         observe: Callable[[float], None] | None = None,
+        sinks: list[EventSink] | None = None,
     ) -> None:
         self.catalogue = catalogue
+        self.sinks: list[EventSink] = [] if sinks is None else sinks  # alert event sinks
         self.origin = origin
         self.kinds = kinds
         self.rules = RuleCache(kinds.models)
@@ -97,7 +100,7 @@ class _Run:
         prepared = store.prepare_batch(conn, patients, engine.clinics, guess, plan.queries if plan else ())
         snapshot = engine.rules.snapshot(conn, prepared.rules_version)
         self.book = snapshot.book(prepared.clinic_of)
-        self.writer = AlertWriter(conn, engine.origin, prepared.active)
+        self.writer = AlertWriter(conn, engine.origin, prepared.active, engine.sinks)
         results = prepared.extra
         if plan is None or snapshot is not latest or guess != prepared.clinic_of:
             plan = plan_history(self.groups, self.book, order)

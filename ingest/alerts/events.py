@@ -8,7 +8,7 @@ that asks for "ids above the last one I saw" never skips an event that commits l
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -32,10 +32,24 @@ class PendingEvent:
     note: str | None = None
 
 
-def write_events(conn: psycopg.Connection[Any], events: Sequence[PendingEvent], *, origin: str) -> list[int]:
-    """Append events (history + stream), queue their webhook deliveries, notify listeners."""
+EventSink = Callable[[psycopg.Connection[Any], Sequence[PendingEvent]], None]
+"""Another feature's work on alert changes, in the transaction that made them (the Flag export's
+outbox rows): handed to the engine, the scheduler and the human steps by the alerts component."""
+
+
+def write_events(
+    conn: psycopg.Connection[Any],
+    events: Sequence[PendingEvent],
+    *,
+    origin: str,
+    sinks: Sequence[EventSink] = (),
+) -> list[int]:
+    """Append events (history + stream), queue their webhook deliveries, notify listeners, and
+    hand them to ``sinks`` (same transaction)."""
     if not events:
         return []
+    for sink in sinks:
+        sink(conn, events)
     rows = [e.alert for e in events]
     with conn.pipeline():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))

@@ -16,7 +16,7 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import dict_row
 
-from ingest.alerts.events import PendingEvent, write_events
+from ingest.alerts.events import EventSink, PendingEvent, write_events
 from ingest.alerts.public import ALERT_COLUMNS
 from ingest.alerts.store import auto_resolve, lock_key
 from ingest.db.rows import fetch_one
@@ -46,7 +46,13 @@ def _locked_unresolved(conn: psycopg.Connection[Any], alert_id: UUID, actor: Act
 
 
 def acknowledge(
-    conn: psycopg.Connection[Any], alert_id: UUID, actor: Actor, note: str | None, *, origin: str
+    conn: psycopg.Connection[Any],
+    alert_id: UUID,
+    actor: Actor,
+    note: str | None,
+    *,
+    origin: str,
+    sinks: Sequence[EventSink] = (),
 ) -> dict[str, Any]:
     """Acknowledge an open alert. Acknowledging it again changes nothing; a resolved one is 409.
     A latched alert whose condition has cleared (``cleared_at`` set) is resolved right after: it
@@ -55,7 +61,7 @@ def acknowledge(
     if row["status"] == "acknowledged":
         return row
     updated = _record(
-        conn, alert_id, actor, note, origin, "acknowledged",
+        conn, alert_id, actor, note, origin, sinks, "acknowledged",
         "status = 'acknowledged', acknowledged_at = now(), acknowledged_by = %s,"
         " acknowledged_by_token = %s, acknowledge_note = %s",
     )  # fmt: skip
@@ -64,17 +70,24 @@ def acknowledge(
     reason = "condition had cleared before acknowledgement"
     resolved = auto_resolve(conn, alert_id, cleared_at=updated["cleared_at"], note=reason)
     assert resolved is not None
-    write_events(conn, [PendingEvent("resolved", resolved, actor="system", note=reason)], origin=origin)
+    event = PendingEvent("resolved", resolved, actor="system", note=reason)
+    write_events(conn, [event], origin=origin, sinks=sinks)
     return resolved
 
 
 def resolve(
-    conn: psycopg.Connection[Any], alert_id: UUID, actor: Actor, note: str | None, *, origin: str
+    conn: psycopg.Connection[Any],
+    alert_id: UUID,
+    actor: Actor,
+    note: str | None,
+    *,
+    origin: str,
+    sinks: Sequence[EventSink] = (),
 ) -> dict[str, Any]:
     """Resolve an open or acknowledged alert by hand; a resolved one is 409."""
     _locked_unresolved(conn, alert_id, actor)
     return _record(
-        conn, alert_id, actor, note, origin, "resolved",
+        conn, alert_id, actor, note, origin, sinks, "resolved",
         "status = 'resolved', resolved_at = now(), resolved_by = %s, resolved_by_token = %s,"
         " resolve_note = %s, resolution = 'manual'",
     )  # fmt: skip
@@ -86,6 +99,7 @@ def _record(
     actor: Actor,
     note: str | None,
     origin: str,
+    sinks: Sequence[EventSink],
     event: Literal["acknowledged", "resolved"],
     assignments: LiteralString,
 ) -> dict[str, Any]:
@@ -96,7 +110,8 @@ def _record(
         (actor.name, actor.token_id, note, alert_id),
     )
     assert updated is not None
-    write_events(conn, [PendingEvent(event, updated, actor=actor.name, note=note)], origin=origin)
+    step = PendingEvent(event, updated, actor=actor.name, note=note)
+    write_events(conn, [step], origin=origin, sinks=sinks)
     return updated
 
 

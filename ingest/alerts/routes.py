@@ -273,5 +273,6 @@ def _step(
 ) -> dict[str, Any]:
     """One human lifecycle step (acknowledge or resolve) in its own transaction."""
     with services.transaction() as conn:
-        row = step(conn, alert_id, _actor(principal), body.note if body else None, origin=ctx.origin)
+        note = body.note if body else None
+        row = step(conn, alert_id, _actor(principal), note, origin=ctx.origin, sinks=ctx.sinks)
     return alert_public(row)

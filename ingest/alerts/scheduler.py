@@ -18,7 +18,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from ingest.alerts.events import PendingEvent
+from ingest.alerts.events import EventSink, PendingEvent
 from ingest.alerts.kinds import REGISTRY, KindRegistry
 from ingest.alerts.kinds.base import TickRun
 from ingest.alerts.public import ALERT_COLUMNS
@@ -58,8 +58,10 @@ class Scheduler:
         escalate_after_s: int,
         escalation_max_level: int,
         kinds: KindRegistry = REGISTRY,
+        sinks: list[EventSink] | None = None,
     ) -> None:
         self.pool = pool
+        self.sinks: list[EventSink] = [] if sinks is None else sinks
         self.kinds = kinds
         self.origin = origin
         self.interval_s = interval_s
@@ -93,7 +95,7 @@ class Scheduler:
             if not row[0]:
                 return TickResult(ran=False)
             at: datetime = now or row[1]
-            writer = AlertWriter(conn, self.origin, {})
+            writer = AlertWriter(conn, self.origin, {}, self.sinks)
             counts = {name: 0 for kind in self.kinds.scheduled for name in kind.tick_counts}
             run = TickRun(conn, writer, at, self.kinds.models)
             for kind in self.kinds.scheduled:

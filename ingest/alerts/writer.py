@@ -10,7 +10,7 @@ condition clears is resolved, as is a non-latching one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -19,7 +19,7 @@ import psycopg
 
 from ingest.alerts import store
 from ingest.alerts.evaluate import AlertState, Clear, Decision, Keep, Open
-from ingest.alerts.events import PendingEvent, write_events
+from ingest.alerts.events import EventSink, PendingEvent, write_events
 from ingest.alerts.store import AlertKey, NewAlert
 
 logger = logging.getLogger(__name__)
@@ -32,10 +32,15 @@ class AlertWriter:
     """Holds the active alerts of the patients in hand and turns decisions into SQL + events."""
 
     def __init__(
-        self, conn: psycopg.Connection[Any], origin: str, active: dict[AlertKey, dict[str, Any]]
+        self,
+        conn: psycopg.Connection[Any],
+        origin: str,
+        active: dict[AlertKey, dict[str, Any]],
+        sinks: Sequence[EventSink] = (),
     ) -> None:
         self.conn = conn
         self.origin = origin
+        self.sinks = sinks
         self.active = active
         self.events: list[PendingEvent] = []
         self._touches: dict[UUID, tuple[datetime, float | None]] = {}
@@ -197,4 +202,4 @@ class AlertWriter:
         store.touch_alerts(self.conn, self._touches)
         self._touches = {}
         events, self.events = self.events, []
-        return write_events(self.conn, events, origin=self.origin)
+        return write_events(self.conn, events, origin=self.origin, sinks=self.sinks)

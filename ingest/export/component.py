@@ -11,12 +11,15 @@ import logging
 
 from fhir_export.errors import FhirExportError
 from fhir_export.table import build_table
+from ingest.alerts.context import EXTRAS_KEY as ALERTS_KEY
+from ingest.alerts.context import AlertsContext
 from ingest.components import Component
 from ingest.errors import ConfigurationError
 from ingest.export import routes
 from ingest.export.context import EXTRAS_KEY, ExportContext
 from ingest.export.delivery import Delivery, ErrorCount
 from ingest.export.destinations import reading_destinations
+from ingest.export.flags import queue_flags
 from ingest.export.metrics import ExportCollector
 from ingest.export.outbox import OutboxWriter
 from ingest.services import Services
@@ -39,6 +42,9 @@ def fhir_export_component(services: Services) -> Component:
     services.metrics.registry.register(ExportCollector(services.pool, ctx.stats, lambda: errors.value))
     if delivery is None:
         logger.info("no RPM_FHIR_BASE_URL: FHIR export rows are kept until an EHR is configured")
+    alerts = services.extras.get(ALERTS_KEY)
+    if delivery is not None and s.fhir_export_alerts and isinstance(alerts, AlertsContext):
+        alerts.sinks.append(queue_flags)  # alerts as FHIR Flags, in the alert's transaction
 
     return Component(
         name="fhir export",

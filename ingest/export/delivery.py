@@ -18,10 +18,12 @@ import psycopg
 from fhir_export.client import FhirClient, build_http_client
 from fhir_export.errors import FhirExportError
 from fhir_export.factory import build_auth
+from fhir_export.flag_delivery import FlagSender
 from fhir_export.mapping import ObservationMapper
 from fhir_export.models import ExportItem
+from fhir_export.reads import FhirReader
 from fhir_export.table import MappingTable
-from fhir_export.worker import ExportWorker
+from fhir_export.worker import Backoff, ExportWorker
 from ingest.errors import ConfigurationError
 from ingest.export import store
 from ingest.export.fhir_devices import DeviceRegistry
@@ -83,8 +85,10 @@ class Delivery:
             PgOutbox(services.pool, worker=f"{me}:fhir-export-{n}", lease_s=s.fhir_lease_s)
             for n in range(s.fhir_workers)
         ]
+        # Alerts as Flags (fhir_export.flag_delivery): their Observations are looked for first.
+        self.flags = FlagSender(self.client, FhirReader(self.http, s.fhir_base_url, auth), mapper, Backoff())
         self.workers = [
-            ExportWorker(outbox, self.registry, mapper, bundle_size=s.fhir_bundle_size)
+            ExportWorker(outbox, self.registry, mapper, bundle_size=s.fhir_bundle_size, flags=self.flags)
             for outbox in self.outboxes
         ]
 

@@ -149,11 +149,63 @@ function checkObservation(obs) {
   return problems;
 }
 
+// FHIR R4 Flag as the contract (ehr-interop.md §2) and the flag extensions define it.
+const FLAG_PRIORITY = 'http://hl7.org/fhir/StructureDefinition/flag-priority';
+const FLAG_DETAIL = 'http://hl7.org/fhir/StructureDefinition/flag-detail';
+const PRIORITY_CODES = new Set(['PN', 'PL', 'PM', 'PH']);
+
+function checkFlag(flag) {
+  const problems = [];
+  if (!['active', 'inactive', 'entered-in-error'].includes(flag.status)) {
+    problems.push({ path: 'status', text: `status ${flag.status} is not a FlagStatus` });
+  }
+  if (!flag.code || typeof flag.code.text !== 'string' || !flag.code.text.trim()) {
+    problems.push({ path: 'code', text: 'code.text is required' });
+  }
+  if (!flag.subject || !/^Patient\/[A-Za-z0-9\-.]{1,64}$/.test(String(flag.subject.reference))) {
+    problems.push({ path: 'subject', text: 'subject must reference a Patient' });
+  }
+  const categories = (flag.category || []).flatMap((c) => c.coding || []);
+  if (!categories.some((c) => c.system === 'http://terminology.hl7.org/CodeSystem/flag-category' && c.code)) {
+    problems.push({ path: 'category', text: 'a flag-category coding is required' });
+  }
+  const period = flag.period || {};
+  if (!DATETIME.test(String(period.start))) {
+    problems.push({ path: 'period.start', text: 'period.start needs seconds and a time zone' });
+  }
+  if (flag.status === 'inactive' && !DATETIME.test(String(period.end))) {
+    problems.push({ path: 'period.end', text: 'an inactive Flag needs period.end' });
+  }
+  if (period.end !== undefined && String(period.end) < String(period.start)) {
+    problems.push({ path: 'period.end', text: 'period.end is before period.start' });
+  }
+  const extensions = flag.extension || [];
+  const priorities = extensions.filter((e) => e.url === FLAG_PRIORITY);
+  if (priorities.length > 1) {
+    problems.push({ path: 'extension', text: 'flag-priority appears more than once' });
+  }
+  for (const priority of priorities) {
+    const codings = (priority.valueCodeableConcept && priority.valueCodeableConcept.coding) || [];
+    if (!codings.some((c) => c.system === 'http://hl7.org/fhir/flag-priority-code' && PRIORITY_CODES.has(c.code))) {
+      problems.push({ path: 'extension', text: 'flag-priority needs a flag-priority-code coding' });
+    }
+  }
+  for (const detail of extensions.filter((e) => e.url === FLAG_DETAIL)) {
+    if (!detail.valueReference || typeof detail.valueReference.reference !== 'string') {
+      problems.push({ path: 'extension', text: 'flag-detail needs a valueReference' });
+    }
+  }
+  return problems;
+}
+
 function checkResource(resource) {
   if (resource && resource.resourceType === 'Observation') {
     return checkObservation(resource);
   }
+  if (resource && resource.resourceType === 'Flag') {
+    return checkFlag(resource);
+  }
   return [];
 }
 
-module.exports = { checkResource, checkObservation };
+module.exports = { checkResource, checkObservation, checkFlag };

@@ -77,6 +77,7 @@ function freshState() {
       entries_existing: 0,
       entries_updated: 0,
       patient_searches: 0,
+      observation_searches: 0,
       transaction_ms: 0,
       tokens_issued: 0,
       token_requests_rejected: 0,
@@ -624,9 +625,9 @@ function splitEscaped(text, separator) {
   return parts;
 }
 
-/** Patient?identifier=system|value (OR-lists with commas) or Patient?_id=a,b, paged. */
-async function patientSearch(url) {
-  const all = state.repo.resources?.get('Patient') ?? new Map();
+/** <Type>?identifier=system|value (OR-lists with commas) or <Type>?_id=a,b, paged. */
+async function identifierSearch(type, url) {
+  const all = state.repo.resources?.get(type) ?? new Map();
   let ids = [];
   if (url.searchParams.has('_id')) {
     ids = url.searchParams.get('_id').split(',').filter((id) => all.has(id));
@@ -666,7 +667,7 @@ async function patientSearch(url) {
   const page = ids.slice(offset, offset + count);
   const entry = [];
   for (const id of page) {
-    entry.push({ resource: await state.repo.readResource('Patient', id), search: { mode: 'match' } });
+    entry.push({ resource: await state.repo.readResource(type, id), search: { mode: 'match' } });
   }
   const link = [];
   if (offset + count < ids.length) {
@@ -733,9 +734,13 @@ async function handleFhir(req, res, url) {
       send(res, 403, outcome('forbidden', `the access token's scopes do not allow reading ${type}`));
       return;
     }
-    if (relative === '/Patient' && (url.searchParams.has('identifier') || url.searchParams.has('_id'))) {
-      state.stats.patient_searches += 1;
-      send(res, 200, await patientSearch(url));
+    const searched = relative.slice(1);
+    if (
+      (searched === 'Patient' || searched === 'Observation') &&
+      (url.searchParams.has('identifier') || url.searchParams.has('_id'))
+    ) {
+      state.stats[searched === 'Patient' ? 'patient_searches' : 'observation_searches'] += 1;
+      send(res, 200, await identifierSearch(searched, url));
       return;
     }
   }
