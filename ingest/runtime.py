@@ -25,6 +25,7 @@ from ingest.ehr.component import ehr_component
 from ingest.embedded.broker import with_embedded_broker
 from ingest.embedded.postgres import embedded_postgres
 from ingest.export.component import fhir_export_component
+from ingest.hl7.component import hl7_component
 from ingest.limits import Limits
 from ingest.metrics import Metrics
 from ingest.mqtt.consumer import mqtt_component
@@ -49,6 +50,7 @@ def default_components() -> list[ComponentFactory]:
         ecg_component,  # ECG strips: list and fetch API, outbox rows of new strips
         fhir_export_component,  # outbox hook + exports API; workers with an EHR
         dicom_component,  # ECG strips to the PACS over DICOMweb, with RPM_DICOMWEB_URL
+        hl7_component,  # HL7 v2 over MLLP: ORU^R01 sender, ADT listener
         ehr_component,  # patients linked by MRN, Group import, alerts as Flags
         mqtt_component,  # keep last: starts after what it feeds, stops first
     ]

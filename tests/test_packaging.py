@@ -63,7 +63,7 @@ for args in COMMANDS:
         else "".join(traceback.format_exception(result.exception))[-3000:],
     }
 
-for package in ("devices", "fhir_export", "dicom_export", "ingest"):
+for package in ("devices", "fhir_export", "dicom_export", "hl7_export", "ingest"):
     root = importlib.import_module(package)
     for info in pkgutil.walk_packages(root.__path__, package + "."):
         if info.name.endswith(".__main__"):
@@ -211,7 +211,9 @@ def test_serve_runs_without_the_extras(db_url: str, mqtt_url: str, topic_prefix:
 
 
 # What deploy/rpm/Dockerfile copies into the build stage (and .dockerignore lets through).
-IMAGE_CONTEXT = ("pyproject.toml", "README.md", "ingest", "devices", "fhir_export", "dicom_export")
+IMAGE_CONTEXT = (
+    "pyproject.toml", "README.md", "ingest", "devices", "fhir_export", "dicom_export", "hl7_export",
+)  # fmt: skip
 
 
 def test_the_image_context_is_what_the_dockerfile_copies() -> None:
@@ -219,7 +221,7 @@ def test_the_image_context_is_what_the_dockerfile_copies() -> None:
                if line.startswith("!")]  # fmt: skip
     assert sorted(allowed) == sorted(IMAGE_CONTEXT)
     dockerfile = (ROOT / "deploy/rpm/Dockerfile").read_text()
-    for name in ("ingest", "devices", "fhir_export", "dicom_export"):
+    for name in ("ingest", "devices", "fhir_export", "dicom_export", "hl7_export"):
         assert f"COPY {name} ./{name}" in dockerfile
 
 
@@ -243,11 +245,11 @@ def test_the_wheel_carries_the_packages_and_their_data(tmp_path: Path) -> None:
     [wheel] = (tmp_path / "dist").glob("rpm_ingest-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {name.split("/")[0] for name in names if not name.startswith("rpm_ingest-")} == {
-        "devices", "fhir_export", "dicom_export", "ingest",
+        "devices", "fhir_export", "dicom_export", "hl7_export", "ingest",
     }  # fmt: skip
     data = {
         path.relative_to(ROOT).as_posix()
-        for package in ("ingest", "devices", "fhir_export", "dicom_export")
+        for package in ("ingest", "devices", "fhir_export", "dicom_export", "hl7_export")
         for pattern in ("*.sql", "*.csv", "py.typed")
         for path in (ROOT / package).rglob(pattern)
     } | {p.relative_to(ROOT).as_posix() for p in (ROOT / "ingest/dashboard/static").rglob("*") if p.is_file()}
@@ -256,7 +258,7 @@ def test_the_wheel_carries_the_packages_and_their_data(tmp_path: Path) -> None:
     assert data <= names, sorted(data - names)
     modules = {
         path.relative_to(ROOT).as_posix()
-        for package in ("ingest", "devices", "fhir_export", "dicom_export")
+        for package in ("ingest", "devices", "fhir_export", "dicom_export", "hl7_export")
         for path in (ROOT / package).rglob("*.py")
     }
     assert modules <= names, sorted(modules - names)

@@ -26,4 +26,6 @@ def reading_destinations(settings: Settings) -> tuple[str, ...]:
     destinations get rows only while they are configured.
     """
     destinations = [FHIR]
+    if settings.hl7_mllp_url:
+        destinations.append(HL7)
     return tuple(destinations)

@@ -1,0 +1,90 @@
+"""The HL7 export inside ``serve``: readings posted over HTTP reach a receiver that is not ours as
+valid ORU^R01, a refusal is parked and shown on ``GET /v1/exports`` and sent again from there,
+and the service stops cleanly with the connection open."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from ingest.hl7.component import EXTRAS_KEY, Hl7Parts
+from ingest.settings import Settings
+from tests.support.export import add_patient, bp, hr
+from tests.support.mllp_receiver import MllpReceiver
+from tests.support.service import RunningService, running_service
+from tests.support.waiting import wait_until
+
+
+@pytest.fixture
+def receiver() -> Iterator[MllpReceiver]:
+    with MllpReceiver() as r:
+        yield r
+
+
+@pytest.fixture
+def service(settings: Settings, receiver: MllpReceiver) -> Iterator[RunningService]:
+    s = settings.model_copy(
+        update={
+            "mqtt_enabled": False,
+            "hl7_mllp_url": receiver.url,
+            "hl7_poll_interval_s": 0.1,
+            "hl7_retry_min_s": 0.2,
+            "hl7_retry_max_s": 1.0,
+            "fhir_panel_wait_s": 0.0,
+        }
+    )
+    with running_service(s) as svc:
+        yield svc
+
+
+def test_posted_readings_arrive_once_refusals_are_parked_and_retried(
+    service: RunningService, receiver: MllpReceiver
+) -> None:
+    add_patient(service.services.pool, mrn="MRN-9")
+    refused: list[str] = []
+
+    def script(control_id: str, attempt: int) -> str:
+        if not refused:
+            refused.append(control_id)
+        return "AR" if control_id == refused[0] and attempt == 1 else "AA"
+
+    receiver.script = script
+    token = service.token("admin")
+    with service.client(token) as http:
+        readings = [hr(70 + i, minute=i) for i in range(20)] + bp(130, 85, minute=30)
+        r = http.post("/v1/readings", json={"device_id": "F0F1F2F3F4F5", "readings": readings})
+        assert r.status_code == 200 and r.json()["accepted"] == 22, r.text
+        wait_until(lambda: len(receiver.accepted) == 20, 30, "20 messages accepted")
+        summary = http.get("/v1/exports", params={"destination": "hl7"}).json()
+        (failed,) = summary["failures"]
+        assert (failed["destination"], failed["status"]) == ("hl7", "failed")
+        assert failed["reason"] == "AR: Unknown patient ^ MRN|x"
+        r = http.post(f"/v1/exports/{failed['id']}/retry")
+        assert r.status_code == 200, r.text
+        wait_until(lambda: len(receiver.accepted) == 21, 30, "the refused message, sent again")
+        row = http.get(f"/v1/exports/{failed['id']}").json()
+        assert row["status"] == "sent" and row["fhir_reference"] == refused[0]
+    assert receiver.invalid == []
+    assert set(receiver.accepted.values()) == {1}
+    (component,) = [c for c in service.runtime.components if c.name == "hl7"]
+    parts = component.extras[EXTRAS_KEY]
+    assert isinstance(parts, Hl7Parts) and parts.delivery is not None
+    assert parts.delivery.connection.connects == 1  # one connection, kept open
+
+
+def test_stops_cleanly_with_the_connection_open(settings: Settings, receiver: MllpReceiver) -> None:
+    s = settings.model_copy(
+        update={"mqtt_enabled": False, "hl7_mllp_url": receiver.url, "hl7_poll_interval_s": 0.1}
+    )
+    with running_service(s) as svc:
+        add_patient(svc.services.pool)
+        with svc.client(svc.token("admin")) as http:
+            http.post("/v1/readings", json={"device_id": "F0F1F2F3F4F5", "readings": [hr(70)]})
+        wait_until(lambda: len(receiver.accepted) == 1, 30, "the message")
+        (component,) = [c for c in svc.runtime.components if c.name == "hl7"]
+        parts = component.extras[EXTRAS_KEY]
+        assert isinstance(parts, Hl7Parts) and parts.delivery is not None
+        delivery = parts.delivery
+    assert delivery._thread is not None and not delivery._thread.is_alive()
+    assert not delivery.connection.is_open
