@@ -1,11 +1,12 @@
 // One patient: latest vitals, trend charts (24 h / 7 d / 30 d) with thresholds and alert
-// markers, days with readings, devices, and the patient's alert history.
+// markers, days with readings, ECG strips (views/ecg.js), devices, and the alert history.
 
 import { compareAlerts } from "../alerts-store.js";
 import { lineChart } from "../chart.js";
 import { h, replace } from "../dom.js";
 import { ago, dateTime, displayUnit, formatNumber, formatValue, metricLabel, sortMetrics } from "../format.js";
 import { alertItem, alertTitle } from "./alert-item.js";
+import { ecgSection } from "./ecg.js";
 import { coverageMeter, reasons } from "./patients.js";
 
 export const RANGES = {
@@ -240,6 +241,7 @@ export function patientView(container, session, id, query) {
       h("section", { "aria-labelledby": "trends-title" },
         h("div", { class: "section-head" }, h("h2", { id: "trends-title" }, "Trends"), rangeButtons),
         charts),
+      ecgSection(session, id),
       h("div", { class: "columns" },
         h("section", { "aria-labelledby": "alerts-title" },
           h("h2", { id: "alerts-title" }, "Alerts"),
