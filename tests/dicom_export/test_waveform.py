@@ -16,9 +16,10 @@ import pydicom
 import pytest
 from pydicom import config
 
+from devices.ecg import EcgStrip
 from dicom_export import UnsupportedStrip, build_dataset, build_object
 from dicom_export.uids import series_instance_uid, sop_instance_uid, study_instance_uid
-from dicom_export.waveform import interleave
+from dicom_export.waveform import _encode, interleave
 from tests.support.dicom import CLINIC, PATIENT, dciodvfy, dcmdump, make_strip
 
 # DICOM PS3.16 CID 3001 "ECG Leads", coding scheme SCPECG: literal here so the test pins the codes.
@@ -229,3 +230,24 @@ def test_interleave_multiplexes_sample_by_sample() -> None:
     leads = [array("h", [1, 2, 3]), array("h", [-1, -2, -3]), array("h", [32767, -32768, 0])]
     assert array("h", interleave(leads)).tolist() == [1, -1, 32767, 2, -2, -32768, 3, -3, 0]
     assert interleave([array("h", [258])]) == b"\x02\x01"  # little-endian
+
+
+@pytest.mark.parametrize(
+    "strip",
+    [
+        make_strip(1, seconds=30, rate=300),
+        make_strip(1, seconds=1, interpretation=None),
+        make_strip(("II", "V5"), seconds=3, rate=1000, interpretation="Vorhofflimmern – ärztlich prüfen"),
+        make_strip(12, seconds=10),
+        make_strip(12, seconds=40),
+    ],
+    ids=["one-lead", "no-interpretation", "two-leads-utf8", "twelve", "twelve-long"],
+)
+def test_the_fast_path_writes_exactly_what_the_dataset_says(strip: EcgStrip) -> None:
+    """build_object reuses each shape's encoded constant part; it must equal encoding the dataset
+    built from scratch, byte for byte, whatever strips of the same shape came before."""
+    for other in (make_strip(1, seconds=2, interpretation="x" * 500), strip):
+        build_object(other, replace(PATIENT, name="Previous Patient"), CLINIC)
+    fast = build_object(strip, PATIENT, CLINIC)
+    ds = build_dataset(strip, PATIENT, CLINIC)
+    assert fast == _encode(ds)
