@@ -80,10 +80,11 @@ def build_report(
 ) -> MonthReport:
     """Count in SQL, decide in :mod:`ingest.billing.rules`. ``today`` is the clinic-local date
     progress is measured on (days left in a running period)."""
-    rows = queries.month_periods(conn, clinic_id, month, patient_id)
-    minutes = queries.month_minutes(conn, clinic_id, month, patient_id)
-    episodes = _episodes_by_patient(rows)
-    people = queries.patients(conn, list(episodes)) if episodes else []
+    with queries.clinic_time(conn, timezone):
+        rows = queries.month_periods(conn, clinic_id, month, patient_id)
+        minutes = queries.month_minutes(conn, clinic_id, month, patient_id)
+        episodes = _episodes_by_patient(rows)
+        people = queries.patients(conn, list(episodes)) if episodes else []
     out: list[PatientMonth] = []
     for person in people:
         pid: UUID = person["id"]
