@@ -24,6 +24,7 @@ STANDALONE_SCOPES: Final = (
     "patient/Patient.read",
     "patient/Observation.read",
 )
+LAUNCH_PATH: Final = "/smart/launch"
 CALLBACK_PATH: Final = "/smart/callback"
 MAX_LAUNCH_LENGTH: Final = 2000
 BROWSER_COOKIE: Final = "rpm_smart_browser"

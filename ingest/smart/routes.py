@@ -3,8 +3,8 @@
 A refused launch answers with a page naming the reason (:mod:`ingest.smart.pages`), never with a
 redirect: an ``iss`` that is not allowed is never redirected to. A successful callback sets the
 session cookies and sends the browser to the patient's page of the dashboard. The callback's
-audit row (with the EHR user, ``fhirUser``) commits with the session it opens; refusals of the
-callback are audited too, with their reason. Neither row keeps the query string (it holds the
+audit row (with the EHR user, ``fhirUser``) commits with the session it opens; refused launches
+and callbacks are audited too, with their reason. Neither row keeps the query string (it holds the
 authorization code and the state).
 """
 
@@ -25,10 +25,11 @@ from ingest.security import audit_log
 from ingest.security.audit import REQUEST_ID_STATE_KEY, mark_written, note_patient, route_event
 from ingest.security.audit_store import AuditEvent
 from ingest.security.sessions import clear_session_cookies, set_session_cookies
+from ingest.services import Services
 from ingest.settings import Settings
 from ingest.smart.errors import LaunchRefused, SmartError, StateRefused
 from ingest.smart.flow import Opened, SmartLaunch
-from ingest.smart.launch import BROWSER_COOKIE, CALLBACK_PATH
+from ingest.smart.launch import BROWSER_COOKIE, CALLBACK_PATH, LAUNCH_PATH
 from ingest.smart.pages import refusal_page
 from ingest.store.sessions import revoke_session
 
@@ -50,22 +51,29 @@ def _query(request: Request, refusal: type[SmartError]) -> dict[str, str]:
     return dict(params)
 
 
-def _callback_refusal(request: Request, error: SmartError) -> AuditEvent | None:
+def _refused(request: Request, services: Services, error: SmartError, route: str) -> Response:
+    """The refusal page, after an audit row naming the reason (no caller is known, so the
+    middleware would write none; the query string is not kept: it may hold a code or a state)."""
+    log = audit_log(services)
     request_id = (request.scope.get("state") or {}).get(REQUEST_ID_STATE_KEY)
-    if not isinstance(request_id, UUID):
-        return None
-    agent = request.headers.get("user-agent")
-    return AuditEvent(
-        request_id=request_id,
-        method=request.method,
-        route=CALLBACK_PATH,
-        path=CALLBACK_PATH,
-        action="read",
-        status=error.status,
-        client_addr=request.client.host if request.client else None,
-        user_agent=agent[:200] if agent else None,
-        resource={"refused": error.reason[:500]},
-    )
+    if log is not None and isinstance(request_id, UUID):
+        agent = request.headers.get("user-agent")
+        event = AuditEvent(
+            request_id=request_id,
+            method=request.method,
+            route=route,
+            path=route,
+            action="read",
+            status=error.status,
+            client_addr=request.client.host if request.client else None,
+            user_agent=agent[:200] if agent else None,
+            resource={"refused": error.reason[:500]},
+        )
+        try:
+            log.write(event)
+        except (psycopg.Error, PoolTimeout) as db_error:
+            logger.warning("audit of a refused SMART launch failed (%s)", type(db_error).__name__)
+    return refusal_page(error)
 
 
 def build_router(flow: SmartLaunch) -> APIRouter:
@@ -78,7 +86,7 @@ def build_router(flow: SmartLaunch) -> APIRouter:
             params = _query(request, LaunchRefused)
             started = flow.begin(params.get("iss"), params.get("launch"), request.cookies.get(BROWSER_COOKIE))
         except SmartError as exc:
-            return refusal_page(exc)
+            return _refused(request, services, exc, LAUNCH_PATH)
         response = RedirectResponse(started.authorize_url, status_code=status.HTTP_302_FOUND)
         response.set_cookie(
             BROWSER_COOKIE,
@@ -119,13 +127,7 @@ def build_router(flow: SmartLaunch) -> APIRouter:
             params = _query(request, StateRefused)
             opened = flow.complete(params, request.cookies.get(BROWSER_COOKIE), on_open)
         except SmartError as exc:
-            event = _callback_refusal(request, exc)
-            if event is not None and log is not None:
-                try:
-                    log.write(event)
-                except (psycopg.Error, PoolTimeout) as db_error:
-                    logger.warning("audit of a refused SMART callback failed (%s)", type(db_error).__name__)
-            return refusal_page(exc)
+            return _refused(request, services, exc, CALLBACK_PATH)
         for event in written:
             mark_written(request.scope, event.status)
             assert log is not None

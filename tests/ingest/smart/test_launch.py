@@ -217,6 +217,9 @@ def test_an_unconfigured_ehr_is_never_contacted_nor_redirected_to(
         ):
             refused(browser.get("/smart/launch", params={"iss": iss}), 400, "iss")
     assert stranger.requests == [] and smart.requests == []
+    refusals = audit_rows(app, "/smart/launch")
+    assert len(refusals) == 5 and {r["status"] for r in refusals} == {400}
+    assert stranger.fhir_base in refusals[0]["resource"]["refused"] and refusals[0]["query"] is None
 
 
 def test_markup_in_the_iss_is_shown_as_text(app: RunningService) -> None:
