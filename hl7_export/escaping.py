@@ -10,6 +10,7 @@ space.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 import hl7
@@ -18,10 +19,14 @@ import hl7.util
 _LINE_BREAKS: Final = {"\n": ".br"}
 # A container that knows the standard delimiters |^~\& (python-hl7 reads them from it).
 _ER7: Final = hl7.parse("MSH|^~\\&|\r")
+# What needs escaping or rewriting; most values (codes, ids, numbers) have none and pass as they are.
+_SPECIAL: Final = re.compile(r"[|^~\\&\x00-\x1f\x7f]")
 
 
 def escape(text: str) -> str:
     """``text`` safe in any field, component or subcomponent of an ER7 message."""
+    if _SPECIAL.search(text) is None:
+        return text
     out: list[str] = []
     run: list[str] = []
     for char in text.replace("\r\n", "\n").replace("\r", "\n"):

@@ -60,6 +60,9 @@ class OruBuilder:
     def __init__(self, header: Header, codes: Mapping[str, MetricCodes]) -> None:
         self.header = header
         self.codes = codes
+        # What never changes between messages, escaped once.
+        self._coded = {metric: _cwe(c.coding) for metric, c in codes.items()}
+        self._panel = _cwe(BP_PANEL)
 
     def build(
         self, item: OruItem, control_id: str, now: datetime, *, sending_facility: str | None = None
@@ -70,7 +73,7 @@ class OruBuilder:
         measured_at = item.readings[0].measured_at
         codes = [self._codes(reading.metric) for reading in item.readings]
         is_panel = len(item.readings) > 1 or item.readings[0].metric in BP_COMPONENTS
-        order_code = BP_PANEL if is_panel else codes[0].coding
+        order_code = self._panel if is_panel else self._coded[codes[0].metric]
         msg = new_message()
         segments = [
             self._msh(msg, control_id, now, sending_facility or self.header.sending_facility),
@@ -78,7 +81,7 @@ class OruBuilder:
             SegmentBuilder(msg, "OBR")
             .set(1, "1")
             .set(3, control_id, self.header.sending_application)
-            .set_raw(4, *_cwe(order_code))
+            .set_raw(4, *order_code)
             .set_raw(7, format_dtm(measured_at)),
         ]
         for n, (reading, code) in enumerate(zip(item.readings, codes, strict=True), start=1):
@@ -90,7 +93,7 @@ class OruBuilder:
                 SegmentBuilder(msg, "OBX")
                 .set(1, str(n))
                 .set(2, "NM")
-                .set_raw(3, *_cwe(code.coding))
+                .set_raw(3, *self._coded[code.metric])
                 .set(4, f"1.{n}" if is_panel else "")
                 .set_raw(5, format_number(reading.value))
                 .set(6, code.ucum_unit, code.ucum_unit, "UCUM")

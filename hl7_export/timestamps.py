@@ -13,10 +13,10 @@ def format_dtm(moment: datetime) -> str:
     """``moment`` (aware) as a DTM in UTC with ``+0000``, to the 1/10,000 s HL7 allows."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime")
-    utc = moment.astimezone(UTC)
-    text = utc.strftime("%Y%m%d%H%M%S")
-    if utc.microsecond:
-        text += f".{utc.microsecond // 100:04d}"
+    u = moment.astimezone(UTC)
+    text = f"{u.year:04d}{u.month:02d}{u.day:02d}{u.hour:02d}{u.minute:02d}{u.second:02d}"
+    if u.microsecond:
+        text += f".{u.microsecond // 100:04d}"
     return text + "+0000"
 
 

@@ -54,7 +54,8 @@ class MllpConnection:
         try:
             self._writer.writeblock(payload)
             await self._writer.drain()
-            block = await asyncio.wait_for(self._reader.readblock(), self.ack_timeout_s)
+            async with asyncio.timeout(self.ack_timeout_s):
+                block = await self._reader.readblock()
         except TimeoutError:
             await self.close()
             raise DeliveryFailed(f"no ACK within {self.ack_timeout_s:g} s") from None

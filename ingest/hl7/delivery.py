@@ -22,7 +22,7 @@ from ingest.background import BackgroundThread
 from ingest.export.destinations import HL7
 from ingest.export.outbox.claims import PgOutbox
 from ingest.hl7.connection import MllpConnection
-from ingest.hl7.reader import Held, Hl7Item, hl7_reader
+from ingest.hl7.reader import Hl7Item, hl7_reader
 from ingest.hl7.sender import Backoff, Hl7Sender
 from ingest.services import Services
 
@@ -40,7 +40,7 @@ class Hl7Delivery:
         assert url.hostname is not None and url.port is not None
         self._services = services
         me = f"{socket.gethostname()}:{os.getpid()}"
-        self.outbox: PgOutbox[Hl7Item | Held] = PgOutbox(
+        self.outbox: PgOutbox[Hl7Item] = PgOutbox(
             services.pool,
             worker=f"{me}:hl7-export",
             destination=HL7,
@@ -56,6 +56,7 @@ class Hl7Delivery:
         self._stop = threading.Event()
         self.sender = Hl7Sender(
             self.outbox,
+            services.pool,
             self.connection,
             builder,
             batch_size=s.hl7_batch_size,

@@ -1,12 +1,14 @@
-"""What the ORU^R01 sender makes of a claimed outbox row (called inside the claim's transaction).
+"""What the ORU^R01 sender makes of a claimed outbox row (called inside the claim's transaction),
+and the check that keeps each patient's results in the order they were stored.
 
-Each patient's results reach the receiver in the order they were stored: a row is *held* while an
-older ``hl7`` row of the same patient is still pending outside this claim (waiting for its retry,
-or claimed by another sender), and goes after it.
+A row is *held* while an older ``hl7`` row of the same patient is still pending outside the batch
+in hand (waiting for its retry, or claimed by another sender): it goes after that one. The check is
+one query per batch (:func:`held_rows`), not one per row.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 from uuid import UUID
@@ -19,13 +21,11 @@ from ingest.export.outbox.claims import ClaimedRow
 
 HELD_REASON: Final = "held behind an older message of the same patient that has not been delivered yet"
 
-_OLDER_PENDING: Final = """
-SELECT EXISTS (
-    SELECT 1 FROM outbox e
-    WHERE e.destination = %(destination)s AND e.status = 'pending'
-      AND e.patient_id = %(patient)s AND e.id < %(id)s
-      AND e.claim_token IS DISTINCT FROM (SELECT claim_token FROM outbox WHERE id = %(id)s)
-)
+_OLDEST_PENDING_ELSEWHERE: Final = """
+SELECT patient_id, min(id) FROM outbox
+WHERE destination = %(destination)s AND status = 'pending'
+  AND patient_id = ANY(%(patients)s) AND NOT (id = ANY(%(ids)s))
+GROUP BY patient_id
 """
 
 
@@ -37,26 +37,28 @@ class Hl7Item:
     oru: OruItem
 
 
-@dataclass(frozen=True, slots=True)
-class Held:
-    """A row that must wait for an older row of its patient."""
-
-    patient_id: UUID
-
-
-def hl7_reader(conn: psycopg.Connection[Any], row: ClaimedRow) -> Hl7Item | Held:
+def hl7_reader(conn: psycopg.Connection[Any], row: ClaimedRow) -> Hl7Item:
     if not row.readings:
         raise ValueError(f"the HL7 export sends readings; a row of kind {row.kind!r} has none")
-    params = {"destination": HL7, "patient": row.patient_id, "id": row.id}
-    older = conn.execute(_OLDER_PENDING, params).fetchone()
-    if older is not None and older[0]:
-        return Held(row.patient_id)
     device = row.device
     oru = OruItem(
         row.readings,
         PatientRef(row.patient.mrn, row.patient.display_name),
         DeviceRef(device.device_id, device.type, device.manufacturer, device.model, device.serial),
     )
-    return Hl7Item(
-        control_id(row.device_id, row.export_key, row.measured_at), row.clinic_id, row.patient_id, oru
-    )
+    msh10 = control_id(row.device_id, row.export_key, row.measured_at)
+    return Hl7Item(msh10, row.clinic_id, row.patient_id, oru)
+
+
+def held_rows(conn: psycopg.Connection[Any], batch: Sequence[tuple[int, UUID]]) -> set[int]:
+    """The ids among ``batch`` (row id, patient) that must wait: an older pending row of their
+    patient is not in the batch."""
+    if not batch:
+        return set()
+    params = {
+        "destination": HL7,
+        "patients": list({patient for _, patient in batch}),
+        "ids": [row_id for row_id, _ in batch],
+    }
+    oldest: dict[UUID, int] = dict(conn.execute(_OLDEST_PENDING_ELSEWHERE, params).fetchall())
+    return {row_id for row_id, patient in batch if patient in oldest and oldest[patient] < row_id}

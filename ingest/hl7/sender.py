@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
+from psycopg_pool import ConnectionPool
+
 from fhir_export.outbox import Delivered
 from hl7_export import AckError, MappingError, OruBuilder, Outcome, encode, parse_ack
 from ingest.export.outbox.claims import PgClaim, PgOutbox
 from ingest.hl7.connection import MllpConnection
 from ingest.hl7.errors import DeliveryFailed
-from ingest.hl7.reader import HELD_REASON, Held, Hl7Item
+from ingest.hl7.reader import HELD_REASON, Hl7Item, held_rows
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +54,8 @@ class Backoff:
 class Hl7Sender:
     def __init__(
         self,
-        outbox: PgOutbox[Hl7Item | Held],
+        outbox: PgOutbox[Hl7Item],
+        pool: ConnectionPool,
         connection: MllpConnection,
         builder: OruBuilder,
         *,
@@ -63,6 +66,7 @@ class Hl7Sender:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.outbox = outbox
+        self.pool = pool
         self.connection = connection
         self.builder = builder
         self.batch_size = batch_size
@@ -78,13 +82,15 @@ class Hl7Sender:
             failed = await self._send_all(claim)
             return len(claim.items), failed
 
-    async def _send_all(self, claim: PgClaim[Hl7Item | Held]) -> bool:
+    async def _send_all(self, claim: PgClaim[Hl7Item]) -> bool:
         held: dict[UUID, tuple[str, float]] = {}
+        with self.pool.connection() as conn:
+            waiting = held_rows(conn, [(entry.id, entry.item.patient_id) for entry in claim.items])
         for entry in claim.items:
             item = entry.item
             if self.stopping():
                 return False  # the rest are released as they are
-            if isinstance(item, Held):
+            if entry.id in waiting:
                 self.stats.held += 1
                 claim.mark_retry([entry.id], HELD_REASON, self.backoff.min_s)
                 continue

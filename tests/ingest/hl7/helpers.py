@@ -14,7 +14,7 @@ from hl7_export import Header, OruBuilder, build_codes
 from ingest.export.destinations import HL7
 from ingest.export.outbox.claims import PgOutbox
 from ingest.hl7.connection import MllpConnection
-from ingest.hl7.reader import Held, Hl7Item, hl7_reader
+from ingest.hl7.reader import Hl7Item, hl7_reader
 from ingest.hl7.sender import Backoff, Hl7Sender
 from tests.support.mllp_receiver import MllpReceiver
 
@@ -24,14 +24,14 @@ START, END = b"\x0b", b"\x1c\x0d"
 def make_sender(
     pool: ConnectionPool, receiver: MllpReceiver, *, ack_timeout_s: float = 10.0, batch_size: int = 50
 ) -> Hl7Sender:
-    outbox: PgOutbox[Hl7Item | Held] = PgOutbox(
+    outbox: PgOutbox[Hl7Item] = PgOutbox(
         pool, worker="test-hl7", destination=HL7, reader=hl7_reader, lease_s=60
     )
     connection = MllpConnection(
         receiver.host, receiver.port, connect_timeout_s=5, ack_timeout_s=ack_timeout_s
     )
     builder = OruBuilder(Header(mrn_authority="HOSP"), build_codes(load_catalogue()))
-    return Hl7Sender(outbox, connection, builder, batch_size=batch_size, backoff=Backoff(30, 300))
+    return Hl7Sender(outbox, pool, connection, builder, batch_size=batch_size, backoff=Backoff(30, 300))
 
 
 def run_once(sender: Hl7Sender) -> tuple[int, bool]:
