@@ -73,7 +73,9 @@ def decode_json(raw: bytes, *, max_bytes: int | None = MAX_PAYLOAD_BYTES) -> Any
     except UnicodeDecodeError as exc:
         raise MalformedPayload("payload is not UTF-8", offset=exc.start) from None
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        if text.startswith("\ufeff"):  # as json.loads says it (its decoder would not)
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        return _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise MalformedPayload(f"payload is not valid JSON: {exc.msg}", offset=exc.pos) from None
     except RecursionError:
@@ -115,6 +117,10 @@ def holds_ecg(obj: Any) -> bool:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"payload contains {name}, which is not a JSON number")
+
+
+# Built once: ``json.loads`` with any option builds a new decoder per call.
+_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 def parse_message(
@@ -231,6 +237,14 @@ def _parse_reading(
         wire: ReadingIn = _validate_wire(fields)
     except ValidationError as exc:
         raise InvalidReading(_describe(exc)) from None
+    return reading_from_wire(wire, device_id, now, latest, metrics)
+
+
+def reading_from_wire(
+    wire: ReadingIn, device_id: str, now: datetime, latest: datetime, metrics: Mapping[str, Metric]
+) -> Reading:
+    """The rules after the wire format: the device, the metric and its unit, plausibility, time
+    (``latest``: ``now`` plus the future tolerance). Raises :class:`InvalidReading`."""
     if wire.device_id is not None and wire.device_id != device_id:
         raise InvalidReading(f"reading device_id {wire.device_id!r} does not match {device_id!r}")
     metric = metrics.get(wire.metric)

@@ -24,6 +24,7 @@ from devices.ecg import EcgStrip, strip_to_wire
 from devices.errors import MalformedPayload
 from devices.message import Rejection, Rules, decode_message, parse_message
 from devices.models import Reading
+from devices.raw_message import parse_raw
 from ingest.ecg.store import StoredStrip, insert_strip
 from ingest.store.deadletters import DeadLetter
 from ingest.store.readings import InsertStatus, insert_readings, update_battery_levels
@@ -141,13 +142,19 @@ class Pipeline:
         for pos, env in enumerate(envelopes):
             outcome = outcomes[pos]
             try:
-                parsed = parse_message(
-                    env.payload(self.rules),
-                    device_id=env.device_id,
-                    now=now,
-                    rules=self.rules,
-                    catalogue=self.catalogue,
-                )
+                if env.decoded is None and env.device_id is not None:  # an MQTT message
+                    parsed = parse_raw(
+                        env.raw, device_id=env.device_id, now=now, rules=self.rules,
+                        catalogue=self.catalogue,
+                    )
+                else:
+                    parsed = parse_message(
+                        env.payload(self.rules),
+                        device_id=env.device_id,
+                        now=now,
+                        rules=self.rules,
+                        catalogue=self.catalogue,
+                    )
             except MalformedPayload as exc:
                 outcome.error = str(exc)
                 letters.append(env.dead_letter(str(exc)))

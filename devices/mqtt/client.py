@@ -10,8 +10,9 @@ consumer adds its own callbacks.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -20,6 +21,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from devices.errors import PublishError
+from devices.mqtt.buffered_socket import BufferedSocket
 from devices.mqtt.options import BrokerOptions
 
 logger = logging.getLogger(__name__)
@@ -54,21 +56,57 @@ def _paho_log(log: logging.Logger) -> logging.Logger:
     return log
 
 
+# Packets read in one go while the buffer holds more (the loop then writes pending acks).
+_READS_PER_LOOP: Final = 256
+
+
+class _BufferedReadsClient(paho.Client):
+    """A paho client that reads its plain-TCP socket through :class:`BufferedSocket` and, once a
+    packet is handled, goes on with the next one while the buffer holds bytes (up to
+    ``_READS_PER_LOOP``) instead of a trip through ``select`` per packet. TLS and websocket
+    connections are left as paho makes them (the SSL layer buffers records already).
+
+    Relies on two methods of paho-mqtt 2 (``_create_socket``, ``loop_read``); the pin in
+    pyproject.toml and ``tests/devices/mqtt/test_buffered_reads.py`` keep them honest."""
+
+    def _create_socket(self) -> Any:
+        sock = super()._create_socket()
+        if type(sock) is socket.socket and not self._ssl and self._transport == "tcp":
+            return BufferedSocket(sock)
+        return sock
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        rc: MQTTErrorCode = super().loop_read(max_packets)
+        sock = self._sock
+        if not isinstance(sock, BufferedSocket):
+            return rc
+        buffered: BufferedSocket = sock
+        for _ in range(_READS_PER_LOOP):
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or not buffered.pending() or self._sock is not buffered:
+                break
+            rc = super().loop_read(max_packets)
+        return rc
+
+
 def new_client(
     options: BrokerOptions,
     *,
     manual_ack: bool = False,
     persistent: bool = False,
+    buffered_reads: bool = False,
     log: logging.Logger | None = None,
 ) -> paho.Client:
     """A paho client configured from ``options`` (protocol, session, credentials, TLS, backoff).
 
     ``persistent``: the broker keeps the session (subscriptions, queued and unacknowledged
     messages) across disconnects; MQTT 5 also needs :func:`connect_kwargs` with the same value.
+    ``buffered_reads``: for a client that receives many messages (the service's consumer): fewer
+    system calls and loop turns per packet (see :class:`_BufferedReadsClient`).
     ``log`` receives paho's own log lines (default: this module's logger).
     """
     v5 = options.protocol == "5"
-    client = paho.Client(
+    client_class = _BufferedReadsClient if buffered_reads else paho.Client
+    client = client_class(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=options.client_id,
         protocol=paho.MQTTv5 if v5 else paho.MQTTv311,

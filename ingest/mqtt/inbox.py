@@ -4,6 +4,11 @@ Bounded in messages and in payload bytes. When it is full, ``put`` blocks the ne
 the broker then stops sending (TCP back-pressure) instead of anything being dropped. With a
 broker that honours the in-flight window (MQTT 5 Receive Maximum, Mosquitto's
 ``max_inflight_messages``) and a capacity at least that window, ``put`` never has to wait.
+
+``put`` runs once per message on the network thread, so it wakes the writer only when the writer
+asked for it: for the first item of a batch, or once enough items are queued to fill the batch.
+While gathering, the writer otherwise looks again every ``idle_s`` (a wake-up per message cost a
+thread switch and a hand-over of the interpreter lock per message).
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 T = TypeVar("T")
+_NOBODY: Final = 1 << 62  # no wake-up wanted: the writer is not waiting
 
 
 class Inbox(Generic[T]):
@@ -30,6 +36,9 @@ class Inbox(Generic[T]):
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
         self.waits = 0  # how often put had to wait for room (back-pressure engaged)
+        self._arrived = 0  # items ever put (tells the writer whether anything came while it slept)
+        self._wake_at = _NOBODY  # queue length at which put wakes the writer
+        self._producers_waiting = 0
 
     def __len__(self) -> int:
         with self._lock:
@@ -46,25 +55,31 @@ class Inbox(Generic[T]):
         oversized message cannot wedge the consumer.
         """
         with self._lock:
-            waited = False
-            while not self._closed and self._items and (
-                len(self._items) >= self.max_items or self._bytes + size > self.max_bytes
-            ):
-                waited = True
-                self._not_full.wait(0.5)
-            if waited:
+            items = self._items
+            if items and (len(items) >= self.max_items or self._bytes + size > self.max_bytes):
                 self.waits += 1
+                self._producers_waiting += 1
+                try:
+                    while not self._closed and items and (
+                        len(items) >= self.max_items or self._bytes + size > self.max_bytes
+                    ):
+                        self._not_full.wait(0.5)
+                finally:
+                    self._producers_waiting -= 1
             if self._closed:
                 return False
-            self._items.append((item, size))
+            items.append((item, size))
             self._bytes += size
-            self._not_empty.notify()
+            self._arrived += 1
+            if len(items) >= self._wake_at:
+                self._not_empty.notify()
             return True
 
     def close(self) -> None:
         """Refuse further items and wake everyone; items already queued stay for ``drain``."""
         with self._lock:
             self._closed = True
+            self._wake_at = _NOBODY
             self._not_empty.notify_all()
             self._not_full.notify_all()
 
@@ -87,31 +102,42 @@ class Inbox(Generic[T]):
         """
         batch: list[T] = []
         with self._lock:
+            items = self._items
             deadline = clock() + first_timeout_s
-            while not self._items:
+            while not items:
                 if self._closed:
                     return batch
                 remaining = deadline - clock()
                 if remaining <= 0:
                     return batch
-                self._not_empty.wait(remaining)
+                self._sleep(1, remaining)
             deadline = clock() + max_wait_s
-            while len(batch) < max_items:
-                if self._items:
-                    item, size = self._items.popleft()
+            full = min(max_items, max(window, 1))
+            while True:
+                while items and len(batch) < max_items:
+                    item, size = items.popleft()
                     self._bytes -= size
                     batch.append(item)
-                    continue
-                self._not_full.notify_all()
-                if self._closed or len(batch) >= window:
+                if self._producers_waiting:
+                    self._not_full.notify_all()
+                if len(batch) >= max_items or self._closed or len(batch) >= window:
                     break
                 remaining = deadline - clock()
                 if remaining <= 0:
                     break
-                if not self._not_empty.wait(min(remaining, idle_s)) and not self._items:
+                arrived = self._arrived
+                self._sleep(full - len(batch), min(remaining, idle_s))
+                if self._arrived == arrived:
                     break  # idle: nothing arrived for idle_s
-            self._not_full.notify_all()
         return batch
+
+    def _sleep(self, wake_at: int, timeout: float) -> None:
+        """Wait (lock held) until ``wake_at`` items are queued, the inbox closes, or ``timeout``."""
+        self._wake_at = wake_at
+        try:
+            self._not_empty.wait(timeout)
+        finally:
+            self._wake_at = _NOBODY
 
     def drain(self) -> list[T]:
         """Remove and return everything queued (used at stop, to count what is left unacked)."""

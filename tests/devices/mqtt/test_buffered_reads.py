@@ -1,0 +1,106 @@
+"""Buffered reads for a receiving client: the socket wrapper on a real socket pair, and a client
+built with ``buffered_reads`` receiving a burst through the real broker (packets of every size,
+some larger than the read buffer, all intact and in order)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from devices.mqtt.buffered_socket import BufferedSocket
+from devices.mqtt.client import connect_async, new_client, publish_qos1
+from devices.mqtt.options import broker_options
+
+
+def test_small_reads_come_from_one_read_ahead() -> None:
+    left, right = socket.socketpair()
+    with left, right:
+        buffered = BufferedSocket(left, read_size=8)
+        right.sendall(b"0123456789")
+        assert buffered.recv(1) == b"0"
+        assert buffered.pending() == 7  # one system call read 8 bytes
+        assert buffered.recv(3) == b"123"
+        assert buffered.recv(100) == b"4567"  # never more than the buffer holds
+        assert buffered.pending() == 0
+        assert buffered.recv(100) == b"89"
+        left.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            buffered.recv(1)
+        assert buffered.fileno() == left.fileno()
+        right.close()
+        left.setblocking(True)
+        assert buffered.recv(1) == b""  # the peer closed
+
+
+def test_other_socket_calls_reach_the_socket() -> None:
+    left, right = socket.socketpair()
+    with left, right:
+        buffered = BufferedSocket(left)
+        assert buffered.send(b"hi") == 2
+        assert right.recv(2) == b"hi"
+        buffered.setblocking(False)
+        assert left.getblocking() is False
+
+
+def test_a_buffered_client_receives_a_burst_intact_and_in_order(mqtt_url: str) -> None:
+    topic = f"test/buffered/{uuid.uuid4().hex[:8]}"
+    sizes = [1, 100, 127, 128, 16_383, 16_384, 70_000, 5] + [60 + i % 300 for i in range(3000)]
+    payloads = [bytes([i % 251]) * size for i, size in enumerate(sizes)]
+    received: list[bytes] = []
+    done = threading.Event()
+
+    consumer_options = broker_options(mqtt_url, client_id=f"test-buf-{uuid.uuid4().hex[:8]}", protocol="5")
+    consumer = new_client(consumer_options, buffered_reads=True)
+    subscribed = threading.Event()
+
+    def on_connect(client: Any, *_: Any) -> None:
+        client.subscribe(topic, qos=1)
+
+    def on_message(_c: Any, _u: Any, message: Any) -> None:
+        received.append(message.payload)
+        if len(received) == len(payloads):
+            done.set()
+
+    consumer.on_connect = on_connect
+    consumer.on_subscribe = lambda *_: subscribed.set()
+    consumer.on_message = on_message
+    connect_async(consumer, consumer_options)
+    publisher_options = broker_options(mqtt_url, client_id=f"test-pub-{uuid.uuid4().hex[:8]}", protocol="5")
+    publisher = new_client(publisher_options)
+    try:
+        assert subscribed.wait(10), "no subscription"
+        assert isinstance(consumer._sock, BufferedSocket)  # the read-ahead is in use
+        connect_async(publisher, publisher_options)
+        deadline = time.monotonic() + 10
+        while not publisher.is_connected():
+            assert time.monotonic() < deadline, "publisher did not connect"
+            time.sleep(0.02)
+        for body in payloads:
+            publish_qos1(publisher, topic, body)
+        assert done.wait(60), f"received {len(received)} of {len(payloads)}"
+        assert received == payloads
+    finally:
+        publisher.disconnect()
+        publisher.loop_stop()
+        consumer.disconnect()
+        consumer.loop_stop()
+
+
+def test_a_client_without_the_option_reads_its_socket_itself(mqtt_url: str) -> None:
+    options = broker_options(mqtt_url, client_id=f"test-plain-{uuid.uuid4().hex[:8]}", protocol="5")
+    client = new_client(options)
+    connect_async(client, options)
+    try:
+        deadline = time.monotonic() + 10
+        while not client.is_connected():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert type(client._sock) is socket.socket
+    finally:
+        client.disconnect()
+        client.loop_stop()
