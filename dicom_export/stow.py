@@ -29,6 +29,7 @@ from dicom_export.models import DicomObject
 DICOM_JSON: Final = "application/dicom+json"
 MAX_RETRY_AFTER_S: Final = 3600.0
 MAX_REASON_CHARS: Final = 500
+MAX_ANSWER_BYTES: Final = 1024 * 1024  # a STOW-RS answer about one instance is a few hundred bytes
 # PS3.18 Table 10.5.3-2 / PS3.4 C.4.2.1.4: FailureReason (0008,1197) values.
 DUPLICATE: Final = 0x0111
 PROCESSING_FAILURE: Final = 0x0110
@@ -70,13 +71,16 @@ class StowClient:
             "Accept": DICOM_JSON,
         }
         try:
-            response = self._http.post(f"{self.base_url}/studies", content=body, headers=headers)
+            with self._http.stream(
+                "POST", f"{self.base_url}/studies", content=body, headers=headers
+            ) as response:
+                answer = _read_bounded(response)
         except httpx.TimeoutException as exc:
             raise PacsUnavailable(f"PACS did not answer in time ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:
             reason = f"PACS unreachable: {type(exc).__name__}: {exc}"
             raise PacsUnavailable(reason[:MAX_REASON_CHARS]) from exc
-        return interpret(response.status_code, response.content, response.headers, obj.sop_instance_uid)
+        return interpret(response.status_code, answer, response.headers, obj.sop_instance_uid)
 
 
 def interpret(status: int, content: bytes, headers: httpx.Headers, sop_instance_uid: str) -> Stored:
@@ -100,6 +104,20 @@ def interpret(status: int, content: bytes, headers: httpx.Headers, sop_instance_
     if 200 <= status < 300:
         return Stored(sop_instance_uid, created=True, warning=warning)
     raise RefusedByPacs(f"PACS refused the instance: {_text(content)}", status=status)
+
+
+def _read_bounded(response: httpx.Response) -> bytes:
+    """The answer's body, at most :data:`MAX_ANSWER_BYTES` of it: a PACS answering without end
+    costs a bounded amount of memory (the truncated JSON is then unreadable, and the status
+    decides)."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= MAX_ANSWER_BYTES:
+            break
+    return b"".join(chunks)[:MAX_ANSWER_BYTES]
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

@@ -192,6 +192,18 @@ def test_hostile_answers_do_not_break_the_client(body: bytes, outcome: str, http
                 client.store(obj)
 
 
+def test_an_endless_answer_is_read_only_so_far(http: httpx.Client) -> None:
+    obj = build_object(make_strip(1, seconds=1), PATIENT, CLINIC)
+    with ScriptedPacs(
+        [Reply(200, b"[" + b" " * (8 * 1024 * 1024)), Reply(503, b"x" * (8 * 1024 * 1024))]
+    ) as pacs:
+        client = StowClient(http, pacs.url)
+        assert client.store(obj).created
+        with pytest.raises(PacsUnavailable) as later:
+            client.store(obj)
+    assert len(later.value.reason) < 1000
+
+
 def test_retry_after_as_seconds_or_a_date() -> None:
     assert parse_retry_after("30", 0.0) == 30.0
     assert parse_retry_after("99999999", 0.0) == 3600.0

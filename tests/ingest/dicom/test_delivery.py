@@ -56,11 +56,9 @@ def test_each_strip_reaches_the_pacs_once(pool: ConnectionPool, orthanc: Orthanc
 def test_a_strip_the_iod_cannot_hold_is_parked_and_the_others_go(
     pool: ConnectionPool, orthanc: Orthanc, http: httpx.Client
 ) -> None:
-    strips_with_rows(pool, 1, seconds=5, rate=150)  # General ECG allows 200-1000 Hz
+    patient, _ = strips_with_rows(pool, 1, seconds=5, rate=150)  # General ECG allows 200-1000 Hz
     with pool.connection() as conn, conn.transaction():
-        missing = NewItem(
-            rows_patient(pool), DEVICE, DICOM, "ecg", "7b0c0c1e-0000-5000-8000-00000000dead", BASE
-        )
+        missing = NewItem(UUID(patient), DEVICE, DICOM, "ecg", "7b0c0c1e-0000-5000-8000-00000000dead", BASE)
         enqueue_items(conn, [missing])
     worker = sender(pool, orthanc.dicomweb_url, http)
     worker.run_once()
@@ -71,13 +69,6 @@ def test_a_strip_the_iod_cannot_hold_is_parked_and_the_others_go(
     [(status, reason)] = [v for k, v in by_status.items() if not k.endswith("dead")]
     assert status == "failed" and reason.startswith("cannot be a DICOM ECG object: sampling frequency 150 Hz")
     assert orthanc.instances() == []
-
-
-def rows_patient(pool: ConnectionPool) -> object:
-    with pool.connection() as conn:
-        row = conn.execute("SELECT id FROM patients WHERE mrn = 'MRN-ECG'").fetchone()
-    assert row is not None
-    return row[0]
 
 
 def test_409_is_done_and_400_is_parked_with_the_reason(pool: ConnectionPool, http: httpx.Client) -> None:
@@ -139,3 +130,21 @@ def test_other_destinations_rows_are_not_touched(pool: ConnectionPool, http: htt
     with pool.connection() as conn:
         statuses = dict(conn.execute("SELECT destination, status FROM outbox").fetchall())
     assert statuses == {"dicom": "sent", "fhir": "waiting"}
+
+
+def test_rows_the_reader_cannot_use_are_parked_with_the_reason(
+    pool: ConnectionPool, http: httpx.Client
+) -> None:
+    patient, strips = strips_with_rows(pool, 1, seconds=1, timezone="Mars/Olympus_Mons")
+    with pool.connection() as conn, conn.transaction():
+        flag = NewItem(UUID(patient), DEVICE, DICOM, "flag", "42", BASE)  # not a strip: not for the PACS
+        enqueue_items(conn, [flag])
+    with ScriptedPacs([]) as pacs:
+        assert sender(pool, pacs.url, http).run_once().claimed == 0
+        assert pacs.requests == []
+    unreadable = "stored row is unreadable: "
+    reasons = {r["item_ref"]: (r["status"], r["last_error"]) for r in rows(pool)}
+    assert reasons == {
+        str(strips[0].id): ("failed", unreadable + "'No time zone found with key Mars/Olympus_Mons'"),
+        "42": ("failed", unreadable + "the DICOM export sends ECG strips, not outbox rows of kind 'flag'"),
+    }
