@@ -1,5 +1,6 @@
 """The DICOM export in the running service: an ECG strip sent over HTTP reaches the PACS (Orthanc)
-once, and with no ``RPM_DICOMWEB_URL`` nothing runs and strips get no DICOM rows."""
+once and /metrics counts it; with no ``RPM_DICOMWEB_URL`` nothing runs and strips get no DICOM
+rows."""
 
 from __future__ import annotations
 
@@ -38,6 +39,10 @@ def test_a_strip_sent_over_http_is_stored_in_the_pacs_once(settings: Settings, o
             lambda: admin.get("/v1/exports/rows", params=sent).json(), 30, "dicom row sent"
         )
         assert post(admin, "KARDIA-PACS", strip).json()["duplicates"] == 1  # the same strip again
+        metrics = service.client().get("/metrics").text
+    assert 'rpm_dicom_outbox_rows{status="sent"} 1.0' in metrics
+    assert 'rpm_dicom_export_rows_total{outcome="sent"} 1.0' in metrics
+    assert 'rpm_dicom_export_rows_total{outcome="parked"} 0.0' in metrics
     [instance] = found
     assert instance["00080016"]["Value"] == ["1.2.840.10008.5.1.4.1.1.9.1.2"]
     [row] = exported
