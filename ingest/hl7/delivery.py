@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -19,6 +20,7 @@ import psycopg
 
 from hl7_export import OruBuilder
 from ingest.background import BackgroundThread
+from ingest.export import store
 from ingest.export.destinations import HL7
 from ingest.export.outbox.claims import PgOutbox
 from ingest.hl7.connection import MllpConnection
@@ -29,6 +31,7 @@ from ingest.services import Services
 logger = logging.getLogger(__name__)
 
 MAX_STORAGE_BACKOFF_S: Final = 30.0
+UPKEEP_INTERVAL_S: Final = 60.0
 STOP_GRACE_S: Final = 5.0
 
 
@@ -135,8 +138,11 @@ class Hl7Delivery:
             pass
 
     def _keep(self) -> None:
-        """Renew the sender's leases on a connection of its own (a busy pool never delays it)."""
+        """Renew the sender's leases on a connection of its own (a busy pool never delays it), and
+        purge sent rows past ``RPM_FHIR_KEEP_SENT_DAYS`` (any destination's, as the FHIR export's
+        keeper does: with HL7 alone, nobody else would)."""
         interval = max(0.2, self.outbox.lease_s / 3)
+        next_upkeep = time.monotonic() + UPKEEP_INTERVAL_S
         conn: psycopg.Connection[Any] | None = None
         try:
             while not self._keeper.stopping.wait(interval):
@@ -144,6 +150,12 @@ class Hl7Delivery:
                     if conn is None or conn.closed:
                         conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
                     self.outbox.renew(conn)
+                    if time.monotonic() >= next_upkeep:
+                        next_upkeep = time.monotonic() + UPKEEP_INTERVAL_S
+                        keep_days = self._services.settings.fhir_keep_sent_days
+                        purged = store.purge_sent(conn, keep_days=keep_days)
+                        if purged:
+                            logger.info("HL7 export upkeep: %d old sent outbox rows purged", purged)
                 except psycopg.Error as exc:
                     logger.warning("HL7 export keeper: storage unavailable (%s)", exc)
                     if conn is not None:
