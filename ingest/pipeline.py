@@ -180,7 +180,8 @@ class Pipeline:
                 strips.append((pos, index, strip))
 
         new: list[StoredReading] = []
-        results = insert_readings(conn, batch, received_at=now)
+        # a batch of ECG strips alone has no readings: no trip to the readings store for it
+        results = insert_readings(conn, batch, received_at=now) if batch or not strips else []
         update_battery_levels(conn, batch)
         for reading, (pos, index), result in zip(batch, owners, results, strict=True):
             outcome, env = outcomes[pos], envelopes[pos]

@@ -20,7 +20,7 @@ from ingest.mqtt.config import options_from_settings
 from ingest.settings import load_settings
 from ingest.simulator.enrolment import register_fleet
 from ingest.simulator.run import simulate as run_simulation
-from ingest.simulator.simulated_devices import KINDS, build_fleet
+from ingest.simulator.simulated_devices import DEFAULT_KINDS, KINDS, build_fleet
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +33,8 @@ logger = logging.getLogger(__name__)
 @click.option("--count", type=click.IntRange(min=1), default=None, help="stop after this many messages")
 @click.option("--duration", type=click.FloatRange(min=0.0), default=None,
               help="stop after this many seconds (default: run until SIGTERM/SIGINT)")
-@click.option("--kinds", default=",".join(KINDS), show_default=True,
-              help=f"comma-separated device kinds: {', '.join(KINDS)}")
+@click.option("--kinds", default=",".join(DEFAULT_KINDS), show_default=True,
+              help=f"comma-separated device kinds: {', '.join(KINDS)} (ecg_recorder sends 30 s ECG strips)")
 @click.option("--abnormal", type=click.FloatRange(0.0, 1.0), default=0.2, show_default=True,
               help="share of devices that have abnormal episodes")
 @click.option("--seed", type=int, default=1, show_default=True, help="makes the fleet reproducible")

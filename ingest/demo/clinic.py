@@ -1,8 +1,9 @@
 """The synthetic clinic of the demo: who the patients are, their devices, and how they measure.
 
-Everything here is fictional. Each patient has a :class:`~ingest.demo.curves.Physiology` (daily
-rhythms), a measuring routine (what is measured at which local hours, how reliably), episodes in
-their 30-day history, and live episodes that repeat while the demo runs so alerts keep arriving.
+Everything here is fictional (the cardiac patient's ECG strips are synthesised). Each patient has a
+:class:`~ingest.demo.curves.Physiology` (daily rhythms), a measuring routine (what is measured at
+which local hours, how reliably), episodes in their 30-day history, and live episodes that repeat
+while the demo runs so alerts keep arriving.
 """
 
 from __future__ import annotations
@@ -191,6 +192,17 @@ PATIENTS: Final[tuple[DemoPatient, ...]] = (
         ),
         adherence=0.85,
         silent_hours=60.0,
+    ),
+    DemoPatient(
+        mrn="DEMO-1008",
+        display_name="Rosa Delgado",
+        fhir_patient_id="demo-rosa-delgado",
+        condition="paroxysmal atrial fibrillation: a six-lead ECG card every morning (ingest.demo.ecg)",
+        baseline=Baseline(heart_rate=74, systolic_bp=131, diastolic_bp=82),
+        devices=(
+            _dev("demo-ecg-1008", "ecg_recorder", "EC-6L", ["ecg"], (8.0,), 90, battery=77),
+            _dev("demo-cuff-1008", "bp_cuff", "BP-7", BP_METRICS, (8.25,), 45),
+        ),
     ),
 )
 

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any
 
+from devices.ecg import METRIC as ECG
 from ingest.demo.clinic import HISTORY_DAYS, DemoDevice, DemoPatient
 from ingest.demo.curves import UNITS, Physiology, noise
+from ingest.demo.ecg import ecg_reading
 from ingest.pipeline import Envelope
 from ingest.services import Services
 
@@ -37,7 +39,11 @@ def measurement(device: DemoDevice, body: Physiology, at: datetime, source: str 
     at = at.replace(microsecond=0)
     stamp = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
     readings = [
-        {"metric": m, "value": body.value(m, at), "unit": UNITS[m], "measured_at": stamp, "source": source}
+        ecg_reading(device.id, body, at, stamp, source)
+        if m == ECG
+        else {
+            "metric": m, "value": body.value(m, at), "unit": UNITS[m], "measured_at": stamp, "source": source,
+        }
         for m in device.metrics
     ]
     return Measurement(device.id, at, {"readings": readings})

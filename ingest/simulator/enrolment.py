@@ -20,6 +20,7 @@ DEVICE_TYPES = {
     "thermometer": "thermometer",
     "scale": "weight_scale",
     "glucose_meter": "glucose_meter",
+    "ecg_recorder": "ecg_recorder",
 }
 
 

@@ -4,6 +4,9 @@ Each device has its own baseline, drifts slowly around it (mean-reverting random
 measurement noise; an abnormal device now and then enters an episode (tachycardia, desaturation,
 hypertensive reading, fever, hypoglycaemia, fluid-retention weight gain) for a few readings.
 Every value stays inside the plausible range of ``metrics.csv``, so it is stored (and may alert).
+An ECG recorder sends 30 s strips (``devices.ecg_synth``: one or six leads at 300 Hz); an abnormal
+one now and then records atrial fibrillation. ECG recorders are not in the default fleet (a strip
+is tens to hundreds of kB): ask for ``ecg_recorder`` by name.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from devices.ecg import LEAD_NAMES, strip_to_wire
+from devices.ecg import METRIC as ECG
+from devices.ecg_synth import synthetic_strip
 from devices.models import DEVICE_ID_RE
 
 # kind -> (metrics measured together, device type registered)
@@ -24,7 +30,12 @@ KINDS: Final[Mapping[str, tuple[str, ...]]] = {
     "thermometer": ("body_temperature",),
     "scale": ("body_weight",),
     "glucose_meter": ("blood_glucose",),
+    "ecg_recorder": (ECG,),
 }
+# The kinds of a fleet unless asked otherwise.
+DEFAULT_KINDS: Final = tuple(kind for kind in KINDS if kind != "ecg_recorder")
+ECG_RATE_HZ: Final = 300
+ECG_SECONDS: Final = 30.0
 
 # metric -> (typical mean, spread of personal baselines, noise, drift, plausible clamp, digits)
 _NORMAL: Final[Mapping[str, tuple[float, float, float, float, tuple[float, float], int]]] = {
@@ -86,6 +97,9 @@ class SimulatedDevice:
         self._baseline = {}
         self._drift = {}
         for metric in KINDS[self.kind]:
+            if metric == ECG:
+                self._baseline[metric] = self._rng.gauss(72, 8)  # the heart rate of its strips
+                continue
             mean, spread, *_ = _NORMAL[metric]
             self._baseline[metric] = self._rng.gauss(mean, spread / 2)
             self._drift[metric] = 0.0
@@ -106,6 +120,8 @@ class SimulatedDevice:
         self._last_at = at
         self._advance_episode()
         measured_at = _format_time(at)
+        if self.kind == "ecg_recorder":
+            return {**self._strip(at), "source": "simulator"}
         readings = [self._reading(metric, measured_at) for metric in self.metrics]
         if len(readings) == 1:
             return {**readings[0], "source": "simulator"}
@@ -116,6 +132,23 @@ class SimulatedDevice:
             self._episode_left -= 1
         elif self.abnormal and self._rng.random() < self.episode_chance:
             self._episode_left = self._rng.randint(3, 12)
+
+    def _strip(self, at: datetime) -> dict[str, Any]:
+        """A 30 s strip: one lead (a card) or six (I, II, III, aVR, aVL, aVF), sinus rhythm, or
+        atrial fibrillation during an abnormal device's episodes and in about a third of its
+        other strips."""
+        rng = self._rng
+        af = self.abnormal and (self.in_episode or rng.random() < 0.35)
+        leads = LEAD_NAMES[:6] if self.seed % 2 else ("I",)
+        rate = self._baseline[ECG] + rng.gauss(0, 3) + (28 if af else 0)
+        strip = synthetic_strip(
+            self.device_id, at, rhythm="af" if af else "sinus", leads=leads,
+            sample_rate_hz=ECG_RATE_HZ, duration_s=ECG_SECONDS,
+            heart_rate_bpm=min(max(rate, 40.0), 160.0), seed=rng.randrange(2**32),
+        )  # fmt: skip
+        wire = strip_to_wire(strip)
+        del wire["device_id"]  # the topic names the device
+        return wire
 
     def _reading(self, metric: str, measured_at: str) -> dict[str, Any]:
         mean, _spread, noise, drift, (low, high), digits = _NORMAL[metric]
@@ -144,7 +177,7 @@ class SimulatedDevice:
 def build_fleet(
     count: int,
     *,
-    kinds: Sequence[str] = tuple(KINDS),
+    kinds: Sequence[str] = DEFAULT_KINDS,
     abnormal_fraction: float = 0.2,
     seed: int = 1,
     id_prefix: str = "SIM-",

@@ -1,4 +1,4 @@
-"""The demo's synthetic clinic seen in the browser: 30 days of history for seven patients, the
+"""The demo's synthetic clinic seen in the browser: 30 days of history for eight patients, the
 alerts their history raised, and a live desaturation over MQTT. Also makes the README screenshots
 (``RPM_UPDATE_SCREENSHOTS=1``)."""
 
@@ -26,7 +26,7 @@ def test_demo_clinic_in_the_dashboard(
     seeded = seed_clinic(service.services, ZONE, NOW)
     api = service.client(seeded.token)
     patients = api.get("/v1/dashboard/patients", params={"tz": "Europe/London"}).json()["patients"]
-    assert len(patients) == 7
+    assert len(patients) == 8
     by_mrn = {p["mrn"]: p for p in patients}
     # The history raised what it should: Ada's weight gain, and nothing for the steady ones.
     ada = by_mrn["DEMO-1001"]
@@ -70,6 +70,13 @@ def test_demo_clinic_in_the_dashboard(
     page.locator("[data-chart='spo2'] svg rect.band-critical").first.wait_for()
     assert_accessible(page)
     save_screenshot(page, "patient-copd", tmp_path)
+
+    # the cardiac patient's strips on ECG paper, the newest first
+    page.goto(f"{service.base_url}/dashboard/#/patients/{seeded.ids['DEMO-1008']}")
+    page.locator("svg.ecg-paper[data-leads='I,II,III,aVR,aVL,aVF']").wait_for()
+    assert page.locator("button.ecg-pick").count() >= 29
+    assert_accessible(page)
+    save_screenshot(page, "patient-ecg", tmp_path)
 
     page.get_by_role("link", name="Exports").click()
     page.locator(".stat-pending .stat-value").wait_for()

@@ -71,7 +71,7 @@ def test_demo_command_end_to_end(db_url: str, mqtt_url: str, topic_prefix: str, 
             page = api.get("/")
             assert page.status_code == 200 and "RPM clinician dashboard" in page.text
             patients = api.get("/v1/dashboard/patients").json()["patients"]
-            assert len(patients) == 7
+            assert len(patients) == 8
             home_patient = next(p for p in patients if p["mrn"] == "DEMO-1006")
 
             def live_alert() -> bool:
@@ -91,6 +91,13 @@ def test_demo_command_end_to_end(db_url: str, mqtt_url: str, topic_prefix: str, 
                 )
 
             wait_until(home_reading, 60, "a reading from the emulated Bluetooth home", interval_s=0.5)
+            rosa = next(p for p in patients if p["mrn"] == "DEMO-1008")
+
+            def live_strip() -> bool:
+                strips = api.get(f"/v1/patients/{rosa['id']}/ecg").json()["strips"]
+                return any(datetime.fromisoformat(s["measured_at"]) >= started for s in strips)
+
+            wait_until(live_strip, 60, "a live ECG strip from the cardiac patient's card", interval_s=0.5)
     finally:
         status = ctrl_c(proc, reader)
     log = "".join(output)

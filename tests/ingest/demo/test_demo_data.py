@@ -99,3 +99,17 @@ def test_values_stay_plausible_over_a_month(metric: str) -> None:
         for hours in range(0, 24 * 30, 7):
             value = body.value(metric, NOW - timedelta(hours=hours))
             assert plausible.plausible_min <= value <= plausible.plausible_max, (patient.mrn, metric, value)
+
+
+def test_the_cardiac_patient_records_a_strip_a_morning_some_in_atrial_fibrillation() -> None:
+    rosa = next(p for p in PATIENTS if p.mrn == "DEMO-1008")
+    strips = []
+    for m in schedule(rosa, ZONE, NOW, NOW):
+        parsed = parse_message(m.payload, device_id=m.device_id, now=NOW)
+        assert not parsed.rejections, parsed.rejections
+        strips.extend(strip for _, strip in parsed.strips)
+    assert 29 <= len(strips) <= 31  # one a morning for 30 days
+    assert {s.lead_names for s in strips} == {("I", "II", "III", "aVR", "aVL", "aVF")}
+    rhythms = [s.interpretation for s in strips]
+    assert 0 < rhythms.count("atrial_fibrillation") < len(strips) - rhythms.count("atrial_fibrillation")
+    assert all(s.duration_s == 30.0 for s in strips)

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from devices.message import parse_message
-from ingest.simulator.simulated_devices import KINDS, build_fleet
+from ingest.simulator.simulated_devices import DEFAULT_KINDS, build_fleet
 from tests.support.mqtt_ingest import count_readings, dead_letters
 from tests.support.service import RunningService
 from tests.support.waiting import wait_until
@@ -51,7 +52,7 @@ def test_fleet_is_reproducible_and_checks_its_arguments() -> None:
     a = [d.measure(NOW) for d in build_fleet(6, seed=3)]
     b = [d.measure(NOW) for d in build_fleet(6, seed=3)]
     assert a == b
-    assert {d.kind for d in build_fleet(6)} == set(KINDS)
+    assert {d.kind for d in build_fleet(6)} == set(DEFAULT_KINDS)  # ECG recorders on request
     with pytest.raises(ValueError):
         build_fleet(1, kinds=["toaster"])
     with pytest.raises(ValueError):
@@ -60,6 +61,38 @@ def test_fleet_is_reproducible_and_checks_its_arguments() -> None:
         build_fleet(2, id_prefix="bad prefix ")
     with pytest.raises(ValueError):
         build_fleet(2, abnormal_fraction=1.5)
+
+
+def test_simulated_ecg_strips_are_valid_and_abnormal_devices_record_af() -> None:
+    fleet = build_fleet(4, kinds=["ecg_recorder"], abnormal_fraction=1.0, seed=2)
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    for device in fleet:
+        for i in range(6):
+            parsed = parse_message(device.measure(NOW + timedelta(minutes=i)), device_id=device.device_id,
+                                   now=NOW + timedelta(hours=1))
+            assert parsed.rejections == [] and parsed.readings == [], parsed.rejections
+            [(_, strip)] = parsed.strips
+            assert strip.duration_s == 30.0 and strip.sample_rate_hz == 300
+            seen.add((strip.interpretation or "", strip.lead_names))
+    interpretations = {i for i, _ in seen}
+    assert interpretations == {"sinus_rhythm", "atrial_fibrillation"}
+    assert {leads for _, leads in seen} == {("I",), ("I", "II", "III", "aVR", "aVL", "aVF")}
+
+
+def test_simulate_sends_ecg_strips_into_the_service(
+    db_url: str, topic_prefix: str, make_consumer: Callable[..., RunningService]
+) -> None:
+    svc = make_consumer()
+    args = [RPM_INGEST, "simulate", "--devices", "2", "--kinds", "ecg_recorder", "--rate", "20",
+            "--count", "6", "--register", "--api-url", svc.base_url,
+            "--client-id", f"sim-ecg-{topic_prefix.split('/')[0]}", "--seed", "5"]
+    done = subprocess.run(args, env={**_env(svc, topic_prefix), "RPM_API_TOKEN": svc.token("admin")},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(db_url) as conn:
+        count = lambda: conn.execute("SELECT count(*) FROM ecg_strips").fetchone()[0]  # noqa: E731
+        wait_until(lambda: count() == 6, 30, "six simulated strips stored")
+    assert dead_letters(db_url) == []
 
 
 def _env(svc: RunningService, prefix: str) -> dict[str, str]:
