@@ -20,6 +20,7 @@ from uuid import UUID
 import psycopg
 
 from devices.models import Reading
+from ingest.db import timescale
 from ingest.db.rows import fetch_all
 
 # What a reading row carries, as staged (with the batch index) and as stored new (with its patient).
@@ -247,7 +248,29 @@ def query_buckets(
     until: datetime,
     width: timedelta,
 ) -> list[dict[str, Any]]:
-    """Aggregates per time bucket; ``date_bin`` works on PostgreSQL 14+ with or without Timescale."""
+    """Aggregates per time bucket: from TimescaleDB's hourly or daily aggregate when one serves
+    ``width`` (:func:`ingest.db.timescale.aggregate_buckets`), else from the raw readings with
+    ``date_bin`` (PostgreSQL 14+, with or without Timescale)."""
+    from_aggregate = timescale.aggregate_buckets(
+        conn, patient_id=patient_id, metrics=list(metrics), since=since, until=until, width=width
+    )
+    if from_aggregate is not None:
+        return from_aggregate
+    return raw_buckets(
+        conn, patient_id=patient_id, metrics=metrics, since=since, until=until, width=width
+    )
+
+
+def raw_buckets(
+    conn: psycopg.Connection[Any],
+    *,
+    patient_id: UUID,
+    metrics: Sequence[str],
+    since: datetime,
+    until: datetime,
+    width: timedelta,
+) -> list[dict[str, Any]]:
+    """:func:`query_buckets` computed from the raw readings."""
     return _window(
         conn,
         "SELECT metric, date_bin(%(w)s, measured_at, TIMESTAMPTZ '2000-01-01') AS bucket_start,"
