@@ -199,6 +199,9 @@ class Settings(BaseSettings):
     dicom_batch_size: int = Field(default=20, ge=1, le=1000, description="rows claimed at once")
     dicom_poll_interval_s: float = Field(default=1.0, gt=0, le=300, description="idle worker poll")
     dicom_lease_s: float = Field(default=60.0, ge=1, le=3600, description="claim lease, renewed")
+    hl7_received_keep_days: int = Field(
+        default=90, ge=1, le=36_500, description="how long an applied ADT's MSH-10 is remembered"
+    )
 
     # --- alerts (see docs/alerts.md)
     alert_scheduler_interval_s: float = Field(

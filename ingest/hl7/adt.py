@@ -77,6 +77,11 @@ class AdtHandler:
             )
         return self._ack(AckAnswer("AA", reason), text)
 
+    def forget_old(self, keep_days: int) -> int:
+        """Purge the received-message log past ``keep_days`` (``RPM_HL7_RECEIVED_KEEP_DAYS``)."""
+        with self._services.transaction() as conn:
+            return adt_store.forget_received(conn, keep_days)
+
     def reject(self, reason: str, payload: bytes = b"") -> bytes:
         """An ``AR`` for something that is no message (oversized, cut short)."""
         return self._ack(AckAnswer("AR", reason, "100"), payload.decode("utf-8", errors="replace"))

@@ -34,6 +34,14 @@ def claim_control_id(
     return row is not None
 
 
+def forget_received(conn: psycopg.Connection[Any], keep_days: int) -> int:
+    """Drop the log of messages applied more than ``keep_days`` ago (a sender re-sends within
+    minutes, not months)."""
+    return conn.execute(
+        "DELETE FROM hl7_received WHERE received_at < now() - make_interval(days => %s)", (keep_days,)
+    ).rowcount
+
+
 def note_patient(
     conn: psycopg.Connection[Any], sender: tuple[str, str], control_id: str, patient_id: UUID
 ) -> None:

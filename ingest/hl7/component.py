@@ -69,6 +69,7 @@ def hl7_component(services: Services) -> Component:
             read_timeout_s=s.hl7_read_timeout_s,
             idle_timeout_s=s.hl7_idle_timeout_s,
             max_connections=s.hl7_max_connections,
+            received_keep_days=s.hl7_received_keep_days,
         )
         listener = AdtListener(host.strip("[]"), int(port), handler, limits)
     parts = Hl7Parts(delivery, listener)

@@ -16,12 +16,15 @@ import logging
 import threading
 from dataclasses import dataclass
 
+import psycopg
+
 from hl7_export import Broken, Deframer, Frame, frame
 from ingest.hl7.adt import AdtHandler
 
 logger = logging.getLogger(__name__)
 
 READ_CHUNK = 64 * 1024
+UPKEEP_INTERVAL_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class ListenerLimits:
     read_timeout_s: float
     idle_timeout_s: float
     max_connections: int
+    received_keep_days: int = 90
 
 
 class AdtListener:
@@ -75,10 +79,23 @@ class AdtListener:
         server = await asyncio.start_server(self._client, self.host, self.port)
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
+        upkeep = asyncio.create_task(self._upkeep())
         async with server:
             await self._stopped.wait()
+            upkeep.cancel()
             server.close()
             await server.wait_closed()
+
+    async def _upkeep(self) -> None:
+        """Once an hour, forget messages applied longer ago than the keeping time."""
+        while True:
+            try:
+                purged = await asyncio.to_thread(self.handler.forget_old, self.limits.received_keep_days)
+                if purged:
+                    logger.info("HL7 ADT upkeep: %d old received-message entries purged", purged)
+            except psycopg.Error as exc:
+                logger.warning("HL7 ADT upkeep: storage unavailable (%s)", exc)
+            await asyncio.sleep(UPKEEP_INTERVAL_S)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.connections >= self.limits.max_connections:

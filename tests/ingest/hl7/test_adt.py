@@ -218,3 +218,17 @@ def test_connections_beyond_the_limit_are_closed(service: RunningService) -> Non
     for c in held:
         c.close()
     extra.close()
+
+
+def test_the_received_log_forgets_after_its_keeping_time(service: RunningService, client: MllpClient) -> None:
+    assert ack(client.send(adt("A01", "OLD-1", "PID|||K-1||Kept^Once")))[0] == "AA"
+    assert ack(client.send(adt("A01", "NEW-1", "PID|||K-2||Kept^Twice")))[0] == "AA"
+    with service.services.transaction() as conn:
+        conn.execute(
+            "UPDATE hl7_received SET received_at = now() - interval '91 days' WHERE control_id = 'OLD-1'"
+        )
+    (component,) = [c for c in service.runtime.components if c.name == "hl7"]
+    parts = component.extras[EXTRAS_KEY]
+    assert isinstance(parts, Hl7Parts) and parts.listener is not None
+    assert parts.listener.handler.forget_old(90) == 1
+    assert query(service, "SELECT control_id FROM hl7_received") == [("NEW-1",)]
