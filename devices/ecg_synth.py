@@ -121,23 +121,22 @@ def synthesize(
     for name in wanted:
         if name in _AMPLITUDES and name not in base:
             base[name] = _lead_signal(name, peaks, rhythm, sample_rate_hz, count, rng)
-    # what every electrode shares: baseline wander (respiration) and, in AF, fibrillatory waves
+    # baseline wander (respiration) and, in AF, fibrillatory waves: added to the synthesised
+    # leads before the augmented ones are derived, so the limb leads stay consistent
     wander_phase = rng.uniform(0, 2 * math.pi)
     f_waves = [(rng.uniform(4.0, 9.0), rng.uniform(0, 2 * math.pi)) for _ in range(3)]
-    common = []
     for k in range(count):
         t = k / sample_rate_hz
         value = 0.05 * math.sin(2 * math.pi * 0.3 * t + wander_phase)
         if rhythm == "af":
             value += sum(0.02 * math.sin(2 * math.pi * f * t + p) for f, p in f_waves)
-        common.append(value)
+        for signal in base.values():
+            signal[k] += value
     out: dict[str, array[int]] = {}
+    noise = rng.gauss
     for name in wanted:
-        mv = _derived(name, base)
-        noise = rng.gauss
         out[name] = array(
-            SAMPLE_TYPECODE,
-            (round(1000 * (v + c + noise(0, 0.008))) for v, c in zip(mv, common, strict=True)),
+            SAMPLE_TYPECODE, (round(1000 * (v + noise(0, 0.008))) for v in _derived(name, base))
         )
     return out
 
