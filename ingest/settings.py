@@ -190,6 +190,9 @@ class Settings(BaseSettings):
     )
     hl7_idle_timeout_s: float = Field(default=600.0, gt=0, le=86_400, description="silent client")
     hl7_max_connections: int = Field(default=64, ge=1, le=10_000)
+    hl7_received_keep_days: int = Field(
+        default=90, ge=1, le=36_500, description="how long an applied ADT's MSH-10 is remembered"
+    )
 
     # --- DICOM: ECG strips to a PACS over DICOMweb STOW-RS (see docs/dicom.md)
     dicomweb_url: str | None = Field(
@@ -199,9 +202,6 @@ class Settings(BaseSettings):
     dicom_batch_size: int = Field(default=20, ge=1, le=1000, description="rows claimed at once")
     dicom_poll_interval_s: float = Field(default=1.0, gt=0, le=300, description="idle worker poll")
     dicom_lease_s: float = Field(default=60.0, ge=1, le=3600, description="claim lease, renewed")
-    hl7_received_keep_days: int = Field(
-        default=90, ge=1, le=36_500, description="how long an applied ADT's MSH-10 is remembered"
-    )
 
     # --- alerts (see docs/alerts.md)
     alert_scheduler_interval_s: float = Field(
