@@ -169,3 +169,22 @@ def test_a_large_body_without_an_ecg_reading_keeps_the_ordinary_limit(
         headers={"content-type": "application/json"},
     )
     assert big_elsewhere.status_code == 413  # the wider limit is the readings route's alone
+
+
+def test_a_strip_from_a_device_registered_later_is_replayed_whole(
+    service: RunningService, admin: httpx.Client
+) -> None:
+    strip = wire_strip("KARDIA-LATE", 5, leads=("I", "II"), seconds=20, interpretation="sinus_rhythm")
+    r = post(admin, "KARDIA-LATE", strip)
+    assert r.json()["rejected"] == [{"index": 0, "reason": "device 'KARDIA-LATE' is not registered"}]
+    [letter] = admin.get("/v1/dead-letters").json()["dead_letters"]
+    with service.services.transaction() as conn:
+        register_cardiac(conn, "KARDIA-LATE")
+    replayed = admin.post(f"/v1/dead-letters/{letter['id']}/replay")
+    assert replayed.status_code == 200 and replayed.json()["accepted"] == 1, replayed.text
+    with service.services.transaction() as conn:
+        [row] = conn.execute("SELECT id FROM ecg_strips").fetchall()
+        stored = load_strip(conn, row[0])
+    assert stored is not None
+    assert {k: v.tolist() for k, v in stored.strip.leads.items()} == strip["leads"]
+    assert stored.strip.interpretation == "sinus_rhythm"
