@@ -24,6 +24,7 @@ from devices.models import Reading
 from fhir_export.ecg import EKG_STUDY_CODE, PROCEDURE_CATEGORY, ecg_code, ecg_resource
 from fhir_export.errors import MappingError
 from fhir_export.models import DeviceInfo, ExportItem, Identifier, MappedObservation
+from fhir_export.profile_sets import PROFILE_SETS, apply_profile, phd_device, phg_device
 from fhir_export.profiles import (
     BP_PANEL_CODE,
     BP_PANEL_DISPLAY,
@@ -41,6 +42,8 @@ from fhir_export.table import MappingTable, MetricCoding
 
 DEFAULT_OBSERVATION_SYSTEM: Final = "urn:rpm-ingest:observation"
 DEFAULT_DEVICE_SYSTEM: Final = "urn:rpm-ingest:device"
+# home gateways (PHD profile: a Device of their own, not in the Device registry of fhir_devices)
+GATEWAY_SYSTEM: Final = "urn:rpm-ingest:gateway"
 FHIR_ID_RE: Final = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 # Namespace for the urn:uuid fullUrls inside a Bundle (deterministic, so bundles are reproducible).
 _FULLURL_NAMESPACE: Final = uuid.UUID("6f1c1f2e-4b5e-5d55-9a51-3c6b1a2f7e10")
@@ -138,8 +141,9 @@ class ObservationMapper:
 
     # ------------------------------------------------------------------ resources
 
-    def device(self, info: DeviceInfo) -> dict[str, Any]:
-        """The Device resource a reading's Observation refers to (created once in the EHR)."""
+    def device(self, info: DeviceInfo, profile: str = "base") -> dict[str, Any]:
+        """The Device resource a reading's Observation refers to (created once in the EHR); under
+        the PHD profile a ``PhdDevice``."""
         resource: dict[str, Any] = {
             "resourceType": "Device",
             "identifier": [self.device_identifier(info.device_id).as_json()],
@@ -154,6 +158,8 @@ class ObservationMapper:
             resource["deviceName"] = [{"name": info.model, "type": "model-name"}]
         if info.type:
             resource["type"] = {"text": info.type}
+        if profile == "phd":
+            return phd_device(resource, info)
         return resource
 
     def observation(self, item: ExportItem, device_reference: str) -> MappedObservation:
@@ -177,10 +183,40 @@ class ObservationMapper:
         if any(c.bp_component for c in codings):
             if not all(c.bp_component for c in codings):
                 raise MappingError("a blood-pressure panel mixes in other metrics")
-            return self._panel(item, codings, patient, device_reference)
-        if len(item.readings) != 1:
+            mapped = self._panel(item, codings, patient, device_reference)
+        elif len(item.readings) != 1:
             raise MappingError("only blood-pressure readings can be grouped")
-        return self._single(item, codings[0], patient, device_reference)
+        else:
+            mapped = self._single(item, codings[0], patient, device_reference)
+        if item.profile == "base":
+            return mapped
+        return self._profiled(item, mapped, codings, patient)
+
+    def _profiled(
+        self, item: ExportItem, mapped: MappedObservation, codings: list[MetricCoding], patient: str
+    ) -> MappedObservation:
+        """The Observation under the clinic's profile set (:mod:`fhir_export.profile_sets`)."""
+        if item.profile not in PROFILE_SETS:
+            raise MappingError(f"unknown Observation profile {item.profile!r}")
+        first = item.readings[0]
+        companions: tuple[tuple[Identifier, dict[str, Any]], ...] = ()
+        gateway_reference = None
+        if item.profile == "phd" and first.gateway_id:
+            gateway = Identifier(GATEWAY_SYSTEM, first.gateway_id)
+            gateway_reference = self.full_url(gateway)
+            companions = ((gateway, phg_device(first.gateway_id, gateway.as_json())),)
+        resource = apply_profile(
+            item.profile,  # type: ignore[arg-type]
+            mapped.resource,
+            codings,
+            patient=patient,
+            moment=first.measured_at,
+            device_id=item.device.device_id,
+            gateway_reference=gateway_reference,
+        )
+        if gateway_reference is not None and gateway_reference not in str(resource.get("extension")):
+            companions = ()  # the profile did not apply (no MDC code): no gateway to send
+        return MappedObservation(identifier=mapped.identifier, resource=resource, companions=companions)
 
     def _strip(
         self, strip: EcgStrip, device: DeviceInfo, patient: str, device_reference: str

@@ -34,6 +34,7 @@ class ExportItem:
     device: DeviceInfo
     strip: EcgStrip | None = None  # an ECG strip instead of readings (fhir_export.ecg)
     flag: FlagItem | None = None  # an alert as a Flag instead of readings (fhir_export.flags)
+    profile: str = "base"  # the clinic's Observation profiles (fhir_export.profile_sets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +52,6 @@ class MappedObservation:
 
     identifier: Identifier
     resource: dict[str, Any] = field(hash=False, compare=False)
+    # resources the Observation refers to by their fullUrl, sent (conditional create) beside it:
+    # the home gateway's Device under the PHD profile
+    companions: tuple[tuple[Identifier, dict[str, Any]], ...] = field(default=(), hash=False, compare=False)

@@ -38,6 +38,7 @@ class MetricCoding:
     profile: str | None
     extra_codes: tuple[tuple[str, str], ...]
     bp_component: bool
+    mdc: tuple[str, str] | None = None  # IEEE 11073-10101 (code, reference id): the PHD profile's
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,7 @@ def _coding(metric: Metric, rules: Mapping[str, LoincRule]) -> MetricCoding:
         profile=rule.profile,
         extra_codes=rule.extra_codes,
         bp_component=rule.bp_component,
+        mdc=None if metric.mdc is None else (metric.mdc.code, metric.mdc.refid),
     )
 
 

@@ -158,9 +158,16 @@ class ExportWorker:
                 BundleEntry(
                     full_url=self._mapper.full_url(identifier),
                     identifier=identifier,
-                    resource=self._mapper.device(device),
+                    resource=self._mapper.device(device, ready.row.item.profile),
                 )
             )
+        companions: set[str] = set()  # e.g. the home gateway's Device (PHD profile)
+        for ready in batch:
+            for identifier, resource in ready.mapped.companions:
+                full_url = self._mapper.full_url(identifier)
+                if full_url not in companions:
+                    companions.add(full_url)
+                    entries.append(BundleEntry(full_url=full_url, identifier=identifier, resource=resource))
         for ready in batch:
             entries.append(
                 BundleEntry(
@@ -173,7 +180,7 @@ class ExportWorker:
 
     def _deliver(self, claim: Claim[ExportItem], batch: list[_Ready]) -> None:
         entries, device_entries = self._entries(batch)
-        first_observation = len(device_entries)
+        first_observation = len(entries) - len(batch)
         self.stats.add(bundles=1)
         try:
             outcomes = self._transport.transaction(transaction(entries))

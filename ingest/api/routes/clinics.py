@@ -28,15 +28,19 @@ def create_clinic(body: ClinicCreate, services: ServicesDep, _: AdminDep) -> Cli
 
 @router.patch("/{clinic_id}", response_model=ClinicPublic)
 def update_clinic(clinic_id: str, body: ClinicUpdate, services: ServicesDep, _: AdminDep) -> ClinicPublic:
-    """Rename a clinic or change its time zone (billing counts days in the time zone at report
-    time, so a change applies to every month reported after it)."""
-    if body.name is None and body.timezone is None:
+    """Rename a clinic, change its time zone (billing counts days in the time zone at report
+    time, so a change applies to every month reported after it) or the Observation profiles its
+    EHR expects (Observations sent from then on follow them)."""
+    if body.name is None and body.timezone is None and body.observation_profile is None:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "nothing to change: give name and/or timezone"
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "nothing to change: give name, timezone and/or observation_profile",
         )
     timezone = None if body.timezone is None else _timezone(body.timezone)
     with services.transaction() as conn:
-        row = roster.update_clinic(conn, clinic_id, name=body.name, timezone=timezone)
+        row = roster.update_clinic(
+            conn, clinic_id, name=body.name, timezone=timezone, observation_profile=body.observation_profile
+        )
     return ClinicPublic(**row)
 
 

@@ -38,6 +38,7 @@ from ingest.ecg.store import strip_for_export
 from ingest.export.destinations import FHIR
 from ingest.export.flag_rows import read_flag
 from ingest.export.outbox.rows import MAX_REASON, WAITING_REASON, readings_of, row_readings
+from ingest.export.profiles import clinic_profile
 
 T = TypeVar("T")
 
@@ -152,7 +153,8 @@ def fhir_reader(conn: psycopg.Connection[Any], row: ClaimedRow) -> ExportItem:
         return ExportItem((), row.patient.fhir_patient_id, row.device, flag=read_flag(conn, row.item_ref))
     if not row.readings:
         raise ValueError(f"no reader for outbox rows of kind {row.kind!r}")
-    return ExportItem(row.readings, row.patient.fhir_patient_id, row.device)
+    profile = clinic_profile(conn, row.clinic_id)  # the clinic's Observation profiles
+    return ExportItem(row.readings, row.patient.fhir_patient_id, row.device, profile=profile)
 
 
 @dataclass

@@ -245,3 +245,15 @@ def test_smart_backend_services_token_carries_the_read_scopes(
         assert r.status_code == 200, r.text
         assert r.json()["created"] == 1
     assert ehr.stats()["tokens_issued"] >= 1
+
+
+def test_clinic_observation_profile_setting(service: RunningService, admin: httpx.Client) -> None:
+    assert admin.get("/v1/clinics").json()[0]["observation_profile"] == "base"
+    r = admin.patch("/v1/clinics/default", json={"observation_profile": "us-core"})
+    assert r.status_code == 200, r.text
+    assert r.json()["observation_profile"] == "us-core"
+    assert r.json()["timezone"] == "UTC"  # the rest unchanged
+    assert admin.patch("/v1/clinics/default", json={"observation_profile": "epic"}).status_code == 422
+    assert admin.patch("/v1/clinics/default", json={}).status_code == 422
+    clinician = service.client(service.token("clinician", clinic="default"))
+    assert clinician.patch("/v1/clinics/default", json={"observation_profile": "phd"}).status_code == 403
