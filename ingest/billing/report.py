@@ -3,8 +3,9 @@
 The report lists every patient of the clinic with an episode overlapping the month, with all
 their periods that end in the month (also those with 0 days), the month's clinician minutes and
 the codes earned. Beyond the contract each patient carries ``open_period`` (a period that
-overlaps the month but ends after it: it bills next month) and ``progress`` (what is still
-needed for the next codes), which the dashboard shows.
+overlaps the month but ends after it: it bills next month), ``current_period`` (the period running today,
+else the latest) and ``progress`` (what is still needed for the next codes: days in the current
+period, minutes this month), which the dashboard shows.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class PatientMonth:
     interactive: bool
     codes: list[Code]
     progress: list[Progress] = field(default_factory=list)
+    current: Period | None = None  # the period running on the report's "today" (or the latest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +95,7 @@ def build_report(
         periods = [p for e in eps for p in e.periods if ends_in(p, month)]
         later = [p for e in eps for p in e.periods if p.end > month.last_day]
         progress = [minute_progress(total, interactive)]
-        running = current_period(eps, today)
+        running = current_period(eps, today, month)
         if running is not None:
             days = day_progress(running, today)
             if days is not None:
@@ -109,6 +111,7 @@ def build_report(
                 interactive=interactive,
                 codes=month_codes(eps, total, interactive, month),
                 progress=progress,
+                current=running,
             )
         )
     return MonthReport(month, clinic_id, timezone, out)
@@ -139,7 +142,8 @@ def _period_json(p: Period) -> dict[str, Any]:
 
 
 def report_json(report: MonthReport) -> dict[str, Any]:
-    """The contract's JSON answer (plus ``timezone``, ``open_period`` and ``progress``)."""
+    """The contract's JSON answer (plus ``timezone``, ``open_period``, ``current_period`` and
+    ``progress``)."""
     return {
         "month": str(report.month),
         "clinic": report.clinic,
@@ -162,6 +166,7 @@ def report_json(report: MonthReport) -> dict[str, Any]:
                     for c in p.codes
                 ],
                 "open_period": None if p.open_period is None else _period_json(p.open_period),
+                "current_period": None if p.current is None else _period_json(p.current),
                 "progress": [
                     {"code": g.code, "more": g.more, "unit": g.unit, "reachable": g.reachable}
                     for g in p.progress

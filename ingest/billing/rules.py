@@ -147,8 +147,8 @@ def month_codes(
 def day_progress(period: Period, today: date) -> Progress | None:
     """Days still needed in ``period`` for its next supply code, seen on ``today`` (clinic-local).
 
-    None once 99454 is earned. Days left counts today when today has no reading yet is unknown
-    here, so it counts every day from today to the period's end: ``reachable`` is an upper bound.
+    None once 99454 is earned. ``reachable``: whether the days left in the period (today
+    included, whether or not it already has a reading) could still bring it there.
     """
     if period.days >= SUPPLY_FULL_DAYS:
         return None
@@ -177,10 +177,12 @@ def minute_progress(minutes: int, interactive: bool) -> Progress:
     return Progress(code, target - minutes, "minutes")
 
 
-def current_period(episodes: Sequence[EpisodePeriods], today: date) -> Period | None:
-    """The period running on ``today``, else the latest period that overlaps the month."""
+def current_period(episodes: Sequence[EpisodePeriods], today: date, month: Month) -> Period | None:
+    """The period progress is measured in: the one running on ``today`` (clinic-local), else (a
+    past month) the latest period ending in ``month``, else the latest that overlaps it."""
     periods = [p for e in episodes for p in e.periods]
     running = [p for p in periods if p.start <= today <= p.end]
     if running:
         return running[-1]
-    return max(periods, key=lambda p: p.end, default=None)
+    ended = [p for p in periods if ends_in(p, month)]
+    return max(ended or periods, key=lambda p: p.end, default=None)

@@ -6,6 +6,7 @@ import { Api, ApiError } from "./api.js";
 import { AlertStore } from "./alerts-store.js";
 import { DeadLetterWatch } from "./dead-letter-watch.js";
 import { announce, h, replace } from "./dom.js";
+import { billingView } from "./billing/page.js";
 import { timeZone } from "./format.js";
 import { alertsView } from "./views/alerts.js";
 import { exportsView } from "./views/exports.js";
@@ -141,6 +142,7 @@ function render() {
     alerts: () => alertsView(container, session, query),
     patients: () => (id ? patientView(container, session, id, query) : patientsView(container, session, query)),
     exports: () => exportsView(container, session, query),
+    billing: () => billingView(container, session, query),
   };
   cleanup = (views[name] || views.alerts)() || (() => {});
   main.focus({ preventScroll: true });

@@ -5,6 +5,7 @@ import { compareAlerts } from "../alerts-store.js";
 import { lineChart } from "../chart.js";
 import { h, replace } from "../dom.js";
 import { ago, dateTime, displayUnit, formatNumber, formatValue, metricLabel, sortMetrics } from "../format.js";
+import { billingPanel } from "../billing/timer.js";
 import { alertItem, alertTitle } from "./alert-item.js";
 import { ecgSection } from "./ecg.js";
 import { coverageMeter, reasons } from "./patients.js";
@@ -136,6 +137,7 @@ export function patientView(container, session, id, query) {
   let metrics = [];
   let latest = [];
   let controller = new AbortController();
+  let billing = null;
 
   const rangeButtons = h("div", { class: "segmented", role: "group", "aria-label": "Chart range" },
     Object.entries(RANGES).map(([key, r]) => h("a", {
@@ -224,6 +226,8 @@ export function patientView(container, session, id, query) {
     latest = detail.latest;
     metrics = detail.latest.map((v) => v.metric);
     const now = Date.now();
+    billing?.stop();
+    billing = billingPanel(session, detail);
     replace(container,
       h("nav", { class: "breadcrumb", "aria-label": "Breadcrumb" }, h("a", { href: "#/patients" }, "Patients"), " / ", detail.display_name),
       h("div", { class: "view-head patient-head" },
@@ -238,6 +242,7 @@ export function patientView(container, session, id, query) {
         h("h2", { id: "coverage-title" }, "Days with readings in the last 30 days"),
         h("p", { class: "coverage-count", id: "coverage-count" }, coverageMeter(detail.days_with_readings_30d)),
         coverageStrip(detail)),
+      billing.element,
       h("section", { "aria-labelledby": "trends-title" },
         h("div", { class: "section-head" }, h("h2", { id: "trends-title" }, "Trends"), rangeButtons),
         charts),
@@ -263,5 +268,5 @@ export function patientView(container, session, id, query) {
     }
   });
   const ticker = setInterval(() => { if (charts.isConnected) drawCharts(); }, 60000);
-  return () => { unsubscribe(); clearInterval(ticker); controller.abort(); };
+  return () => { unsubscribe(); clearInterval(ticker); controller.abort(); billing?.stop(); };
 }
