@@ -241,10 +241,18 @@ def _parse_reading(
 
 
 def reading_from_wire(
-    wire: ReadingIn, device_id: str, now: datetime, latest: datetime, metrics: Mapping[str, Metric]
+    wire: ReadingIn,
+    device_id: str,
+    now: datetime,
+    latest: datetime,
+    metrics: Mapping[str, Metric],
+    inherited: Mapping[str, Any] | None = None,
 ) -> Reading:
     """The rules after the wire format: the device, the metric and its unit, plausibility, time
-    (``latest``: ``now`` plus the future tolerance). Raises :class:`InvalidReading`."""
+    (``latest``: ``now`` plus the future tolerance). Raises :class:`InvalidReading`.
+
+    ``inherited``: validated message-level values (status, source, gateway_id, battery_level)
+    for the fields the reading does not set itself."""
     if wire.device_id is not None and wire.device_id != device_id:
         raise InvalidReading(f"reading device_id {wire.device_id!r} does not match {device_id!r}")
     metric = metrics.get(wire.metric)
@@ -257,6 +265,17 @@ def reading_from_wire(
             f"{metric.plausible_min:g}..{metric.plausible_max:g}"
         )
     measured_at = _check_time(wire.measured_at, now, latest)
+    status, source, gateway_id, battery_level = (
+        wire.status, wire.source, wire.gateway_id, wire.battery_level
+    )
+    if inherited:
+        own = wire.model_fields_set
+        status = inherited["status"] if "status" in inherited and "status" not in own else status
+        source = inherited["source"] if "source" in inherited and "source" not in own else source
+        if "gateway_id" in inherited and "gateway_id" not in own:
+            gateway_id = inherited["gateway_id"]
+        if "battery_level" in inherited and "battery_level" not in own:
+            battery_level = inherited["battery_level"]
     # positional: the field order of Reading (cheaper than keywords on this hot path)
     return Reading(
         device_id,
@@ -266,11 +285,11 @@ def reading_from_wire(
         measured_at,
         wire.value,
         wire.unit,
-        wire.status,  # already a tuple
-        wire.source,
-        wire.gateway_id,
+        status,  # already a tuple
+        source,
+        gateway_id,
         wire.device_time,
-        wire.battery_level,
+        battery_level,
     )
 
 

@@ -101,17 +101,13 @@ def _short_road(
             return None
         if batch.device_id is not None and batch.device_id != device_id:
             return None
-        inherited = {name: getattr(batch, name) for name in _INHERITED if name in batch.model_fields_set}
+        # device_id is not passed on: the message's is the transport's (checked above)
+        inherited = {name: getattr(batch, name) for name in _INHERITED[1:] if name in batch.model_fields_set}
         readings = []
         for index, item in enumerate(items):
             if item.metric == ecg.METRIC:
                 return None
-            if inherited:
-                own = item.model_fields_set
-                extra = {k: v for k, v in inherited.items() if k not in own}
-                if extra:
-                    item = item.model_copy(update=extra)
-            readings.append((index, reading_from_wire(item, device_id, now, latest, metrics)))
+            readings.append((index, reading_from_wire(item, device_id, now, latest, metrics, inherited)))
         return ParsedMessage(device_id=device_id, readings=readings)
     except (ValidationError, InvalidReading):
         return None
