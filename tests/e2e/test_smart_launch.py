@@ -15,6 +15,7 @@ from ingest.settings import Settings
 from ingest.smart.component import smart_component
 from tests.support.service import RunningService, free_port, running_service
 from tests.support.smart_server import SmartTestServer, add_clinic, running_smart_server, smart_settings
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -92,8 +93,14 @@ def test_one_click_in_the_ehr_opens_the_patients_page(
     # Signing out ends the session at the service (a CSRF-checked POST made by the dashboard).
     page.get_by_role("button", name="Sign out").click()
     page.get_by_label("API token").wait_for()
-    with service.services.transaction() as conn:
-        assert conn.execute("SELECT count(*) FROM web_sessions WHERE revoked_at IS NULL").fetchone() == (0,)
+
+    def live_sessions() -> int:
+        with service.services.transaction() as conn:
+            row = conn.execute("SELECT count(*) FROM web_sessions WHERE revoked_at IS NULL").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    wait_until(lambda: live_sessions() == 0, what="the session ended at the service")
     page.reload()
     page.get_by_label("API token").wait_for()
     assert page.locator("#topbar").is_hidden()

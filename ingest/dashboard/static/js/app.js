@@ -2,7 +2,7 @@
 // Two ways in: an API token typed into the sign-in form (kept in sessionStorage), or the browser
 // session a SMART launch from the EHR opened (an httpOnly cookie the page never sees; token null).
 
-import { Api, ApiError } from "./api.js";
+import { Api, ApiError, csrfToken } from "./api.js";
 import { AlertStore } from "./alerts-store.js";
 import { DeadLetterWatch } from "./dead-letter-watch.js";
 import { announce, h, replace } from "./dom.js";
@@ -62,6 +62,7 @@ async function signIn(token) {
 
 /** Resume the browser session a SMART launch opened, if there is one; false otherwise. */
 async function resumeCookieSession() {
+  if (!csrfToken()) return false; // its readable twin is absent: no session to ask about
   try {
     start(null, await new Api(null).get("/v1/dashboard/me"));
     return true;
