@@ -50,3 +50,24 @@ def test_origins_are_compared_in_their_normal_form() -> None:
     assert origin_of("https://RPM.example:443/path") == "https://rpm.example"
     assert origin_of("http://127.0.0.1:8000/") == "http://127.0.0.1:8000"
     assert origin_of("null") is None and origin_of("https://x:99999") is None
+
+
+def test_session_cookies_carry_their_attributes() -> None:
+    from starlette.responses import Response
+
+    from ingest.security.sessions import clear_session_cookies, set_session_cookies
+
+    response = Response()
+    set_session_cookies(response, secret="rpms_s", csrf_token="c", max_age_s=600, secure=True)
+    session, csrf = response.headers.getlist("set-cookie")
+    assert session.startswith("rpm_session=rpms_s;")
+    for attribute in ("HttpOnly", "Max-Age=600", "Path=/", "SameSite=lax", "Secure"):
+        assert attribute in session
+    assert csrf.startswith("rpm_csrf=c;") and "HttpOnly" not in csrf
+    assert "SameSite=strict" in csrf and "Secure" in csrf
+    plain = Response()
+    set_session_cookies(plain, secret="rpms_s", csrf_token="c", max_age_s=600, secure=False)
+    assert all("Secure" not in h for h in plain.headers.getlist("set-cookie"))
+    cleared = Response()
+    clear_session_cookies(cleared, secure=True)
+    assert all("Max-Age=0" in h for h in cleared.headers.getlist("set-cookie"))
