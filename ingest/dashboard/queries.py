@@ -56,11 +56,17 @@ JOIN LATERAL (
 ) a ON true
 LEFT JOIN LATERAL (
     SELECT max(n.measured_at) AS last_reading_at, max(n.received_at) AS last_seen_at
-    FROM unnest(%(metrics)s::text[]) AS m(metric)
-    CROSS JOIN LATERAL (
-        SELECT measured_at, received_at FROM readings r
-        WHERE r.device_id = d.id AND r.metric = m.metric
-        ORDER BY r.measured_at DESC LIMIT 1
+    FROM (
+        SELECT n.measured_at, n.received_at
+        FROM unnest(%(metrics)s::text[]) AS m(metric)
+        CROSS JOIN LATERAL (
+            SELECT measured_at, received_at FROM readings r
+            WHERE r.device_id = d.id AND r.metric = m.metric
+            ORDER BY r.measured_at DESC LIMIT 1
+        ) n
+        UNION ALL
+        (SELECT e.measured_at, e.received_at FROM ecg_strips e  -- an ECG recorder's strips
+         WHERE e.device_id = d.id ORDER BY e.measured_at DESC LIMIT 1)
     ) n
 ) seen ON true
 WHERE a.patient_id = %(patient)s

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from devices.ecg import LEAD_NAMES, strip_id
+from ingest.dashboard.component import dashboard_component
 from ingest.ecg.component import ecg_component
 from ingest.settings import Settings
 from tests.support.ecg import at, iso, register_cardiac, wire_strip
@@ -128,3 +129,16 @@ def test_a_strip_measured_before_its_patient_s_assignment_is_not_listed_for_them
     seconds = admin.get(f"/v1/patients/{second}/ecg").json()["strips"]
     assert [s["measured_at"] for s in firsts] == [iso(at(30))]
     assert [s["measured_at"] for s in seconds] == [iso(at(10))]
+
+
+def test_the_dashboard_shows_when_an_ecg_recorder_last_sent_a_strip(settings: Settings) -> None:
+    with running_service(settings, factories=[ecg_component, dashboard_component]) as svc:
+        admin = svc.client(svc.token("admin"))
+        with svc.services.transaction() as conn:
+            patient = register_cardiac(conn, "KARDIA-D")
+        post(admin, "KARDIA-D", wire_strip("KARDIA-D", 30), wire_strip("KARDIA-D", 20))
+        detail = admin.get(f"/v1/dashboard/patients/{patient}").json()
+    [device] = detail["devices"]
+    assert device["id"] == "KARDIA-D"
+    assert device["last_reading_at"].replace("+00:00", "Z") == iso(at(20))
+    assert device["last_seen_at"] is not None
