@@ -95,6 +95,32 @@ CASES: dict[tuple[str, str], Cases] = {
         lambda a, v: Probe("GET", f"/v1/patients/{v.patient_id}/ecg")
     ),
     ("GET", "/v1/ecg/{strip_id}"): _one(lambda a, v: Probe("GET", f"/v1/ecg/{ecg_strip_id(v.device_id)}")),
+    # --- billing: the clinic's time zone, episodes, clinician time, the monthly report
+    ("PATCH", "/v1/clinics/{clinic_id}"): _one(
+        lambda a, v: Probe("PATCH", f"/v1/clinics/{v.clinic}", json={"timezone": "Asia/Tokyo"})
+    ),
+    ("POST", "/v1/patients/{patient_id}/episodes"): _one(
+        lambda a, v: Probe("POST", f"/v1/patients/{v.patient_id}/episodes", json={"start": iso(NOW)})
+    ),
+    ("GET", "/v1/patients/{patient_id}/episodes"): _one(
+        lambda a, v: Probe("GET", f"/v1/patients/{v.patient_id}/episodes")
+    ),
+    ("POST", "/v1/patients/{patient_id}/time"): _one(
+        lambda a, v: Probe(
+            "POST", f"/v1/patients/{v.patient_id}/time", json={"minutes": 5, "interactive": True}
+        )
+    ),
+    ("GET", "/v1/patients/{patient_id}/time"): _one(
+        lambda a, v: Probe("GET", f"/v1/patients/{v.patient_id}/time")
+    ),
+    ("DELETE", "/v1/patients/{patient_id}/time/{entry_id}"): _one(
+        lambda a, v: Probe("DELETE", f"/v1/patients/{v.patient_id}/time/00000000-0000-4000-8000-000000000000")
+    ),
+    ("GET", "/v1/billing"): lambda a, v: [
+        Probe("GET", "/v1/billing", params={"clinic": v.clinic}),
+        Probe("GET", "/v1/billing", params={"patient": v.patient_id}),
+        Probe("GET", "/v1/billing", expect=LISTED),
+    ],
     # --- devices
     ("POST", "/v1/devices"): _one(
         lambda a, v: Probe(
