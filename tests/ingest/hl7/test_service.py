@@ -56,15 +56,24 @@ def test_posted_readings_arrive_once_refusals_are_parked_and_retried(
         r = http.post("/v1/readings", json={"device_id": "F0F1F2F3F4F5", "readings": readings})
         assert r.status_code == 200 and r.json()["accepted"] == 22, r.text
         wait_until(lambda: len(receiver.accepted) == 20, 30, "20 messages accepted")
-        summary = http.get("/v1/exports", params={"destination": "hl7"}).json()
-        (failed,) = summary["failures"]
+
+        def failures() -> list[dict[str, object]]:
+            found: list[dict[str, object]] = http.get("/v1/exports", params={"destination": "hl7"}).json()[
+                "failures"
+            ]
+            return found
+
+        wait_until(lambda: len(failures()) == 1, 30, "the refusal to be recorded")
+        (failed,) = failures()
         assert (failed["destination"], failed["status"]) == ("hl7", "failed")
         assert failed["reason"] == "AR: Unknown patient ^ MRN|x"
         r = http.post(f"/v1/exports/{failed['id']}/retry")
         assert r.status_code == 200, r.text
         wait_until(lambda: len(receiver.accepted) == 21, 30, "the refused message, sent again")
+        # recorded when its claim ends, just after the ACK
+        wait_until(lambda: http.get(f"/v1/exports/{failed['id']}").json()["status"] == "sent", 30, "recorded")
         row = http.get(f"/v1/exports/{failed['id']}").json()
-        assert row["status"] == "sent" and row["fhir_reference"] == refused[0]
+        assert row["fhir_reference"] == refused[0]
     assert receiver.invalid == []
     assert set(receiver.accepted.values()) == {1}
     (component,) = [c for c in service.runtime.components if c.name == "hl7"]
