@@ -59,21 +59,24 @@ def test_strips_good_bad_and_oversized_over_mqtt(
     mixed = {"readings": [wire_strip("PATCH-1", 7, seconds=5), {**wire_strip("PATCH-1", 6), "unit": "V"}]}
     pub.publish(ecg_topic, json.dumps(mixed).encode())  # 5: one good strip, one bad
     pub.publish(ecg_topic, big)  # 6: the first again: a duplicate
-    pub.publish(topic(topic_prefix, "OX-E"), reading(2))  # 7: an ordinary reading after it all
+    nan = json.dumps(wire_strip("PATCH-1", 4, seconds=1)).replace("[", "[NaN, ", 1)  # leads: {"I": [NaN, ..
+    pub.publish(ecg_topic, nan.encode())  # 7: NaN in a lead
+    pub.publish(topic(topic_prefix, "OX-E"), reading(2))  # 8: an ordinary reading after it all
     assert pub.flush(60)
 
     wait_until(lambda: count_readings(db_url, "OX-E") == 1, 60, "the reading after the strips")
-    wait_until(lambda: len(letters(db_url)) == 4, 30, "four dead letters")
+    wait_until(lambda: len(letters(db_url)) == 5, 30, "five dead letters")
     assert strips(db_url) == 2
     reasons = [reason for _, _, reason in letters(db_url)]
     assert "unequal lengths" in reasons[0]
     assert "over the 4194304-byte limit of a message holding an ECG strip" in reasons[1]
     assert "only a message holding an ECG reading may be up to 4194304 bytes" in reasons[2]
     assert "ECG unit 'V'" in reasons[3]
+    assert "NaN" in reasons[4]
     with psycopg.connect(db_url) as conn:
         [(_, _, leads, count), (_, _, _, five_s)] = stored_strips(conn)
     assert (leads, count, five_s) == (list(LEAD_NAMES[:6]), 30_000, 1500)
-    wait_until(lambda: metric(svc, "rpm_mqtt_messages_acked_total") == 7, 10, "all seven acked")
+    wait_until(lambda: metric(svc, "rpm_mqtt_messages_acked_total") == 8, 10, "all eight acked")
     assert svc.services.readiness["mqtt"]()[0]
 
 
