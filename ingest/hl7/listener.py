@@ -76,7 +76,9 @@ class AdtListener:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
-        server = await asyncio.start_server(self._client, self.host, self.port)
+        # reuse_port: the worker processes of `serve --workers N` all listen on the one port, the
+        # kernel spreading connections among them (idempotence is in the database).
+        server = await asyncio.start_server(self._client, self.host, self.port, reuse_port=True)
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         upkeep = asyncio.create_task(self._upkeep())

@@ -97,3 +97,26 @@ def test_stops_cleanly_with_the_connection_open(settings: Settings, receiver: Ml
         delivery = parts.delivery
     assert delivery._thread is not None and not delivery._thread.is_alive()
     assert not delivery.connection.is_open
+
+
+def test_receiver_away_for_a_while_then_back(service: RunningService, receiver: MllpReceiver) -> None:
+    add_patient(service.services.pool)
+    receiver.down()
+    with service.client(service.token("admin")) as http:
+        readings = [hr(60 + i, minute=i) for i in range(10)]
+        r = http.post("/v1/readings", json={"device_id": "F0F1F2F3F4F5", "readings": readings})
+        assert r.json()["accepted"] == 10
+
+        def hl7_rows() -> list[dict[str, object]]:
+            rows: list[dict[str, object]] = http.get(
+                "/v1/exports/rows", params={"status": "pending", "destination": "hl7"}
+            ).json()
+            return rows
+
+        wait_until(
+            lambda: any("cannot connect" in str(row["reason"]) for row in hl7_rows()), 30, "a failed attempt"
+        )
+        receiver.up()
+        wait_until(lambda: len(receiver.accepted) == 10, 60, "every message once the receiver is back")
+        wait_until(lambda: hl7_rows() == [], 30, "every row recorded as sent")
+    assert set(receiver.accepted.values()) == {1} and receiver.invalid == []
