@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from devices.catalogue import load_catalogue
 from devices.display import load_display, unit_names
 from ingest.api.deps import ServicesDep, StaffDep, visible_patient
+from ingest.api.schemas import EhrLink, ehr_link
 from ingest.dashboard import queries
 from ingest.store import roster
 
@@ -79,6 +80,7 @@ class PatientSummary(BaseModel):
     open_alerts: AlertCounts
     latest: list[LatestValue]
     attention: list[str] = Field(description="why this patient needs attention, most urgent first")
+    ehr_link: EhrLink | None = Field(default=None, description="the patient's link to the EHR")
 
 
 class PatientSummaries(BaseModel):
@@ -198,6 +200,7 @@ def _summarise(
             open_alerts=counts,
             latest=values,
             attention=_reasons(counts, last, now),
+            ehr_link=ehr_link(row),
         )
         out.append((summary, coverage[row["id"]]))
     return out

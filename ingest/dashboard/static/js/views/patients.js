@@ -2,6 +2,7 @@
 
 import { debounce, h, replace } from "../dom.js";
 import { ago, dateTime, displayUnit, formatNumber, formatValue, shortLabel } from "../format.js";
+import { ehrLinkCell, importForm } from "./ehr-link.js";
 
 const KEY_VITALS = ["heart_rate", "blood_pressure", "spo2", "body_temperature", "body_weight", "blood_glucose"];
 export const COVERAGE_TARGET = 16; // days with readings per 30 that RPM programs commonly require
@@ -48,13 +49,15 @@ export function patientsView(container, session, query) {
       h("th", { scope: "col" }, "Needs attention"),
       h("th", { scope: "col" }, "Latest vitals"),
       h("th", { scope: "col" }, "Last reading"),
-      h("th", { scope: "col" }, "Days with readings"))),
+      h("th", { scope: "col" }, "Days with readings"),
+      h("th", { scope: "col" }, "EHR"))),
     body);
   container.append(
     h("div", { class: "view-head" }, h("h1", {}, "Patients"), status),
     h("form", { class: "filters", role: "search", onsubmit: (ev) => ev.preventDefault() },
       h("div", { class: "field field-wide" },
         h("label", { for: "patient-search" }, "Search by name or MRN"), search)),
+    session.me?.role === "admin" ? importForm(session, () => load()) : null,
     h("div", { class: "table-wrap" }, table),
   );
 
@@ -85,7 +88,8 @@ export function patientsView(container, session, query) {
     h("td", { class: "vitals" }, vitalsText(p.latest) || h("span", { class: "muted" }, "\u2014")),
     h("td", {}, p.last_reading_at ? h("time", { datetime: p.last_reading_at, title: dateTime(p.last_reading_at) }, ago(p.last_reading_at)) : h("span", { class: "muted" }, "never")),
     h("td", {}, coverageMeter(p.days_with_readings_30d)),
-    )) : h("tr", {}, h("td", { colspan: "5", class: "empty" }, "No patients found.")));
+    ehrLinkCell(session, p),
+    )) : h("tr", {}, h("td", { colspan: "6", class: "empty" }, "No patients found.")));
   };
 
   search.addEventListener("input", debounce(() => {
