@@ -46,9 +46,9 @@ def parse_adt(text: str, *, mrn_authority: str = "") -> tuple[hl7.Message, AdtMe
     if not control_id:
         raise MessageRejected("MSH-10 (message control id) is empty")
     if kind != "ADT":
-        raise MessageRejected(f"message type {kind[:20]!r} is not supported (ADT only)")
+        raise MessageRejected(f"message type {kind[:20]!r} is not supported (ADT only)", "200")
     if event not in SUPPORTED:
-        raise MessageRejected(f"ADT event {event[:20]!r} is not supported ({', '.join(SUPPORTED)})")
+        raise MessageRejected(f"ADT event {event[:20]!r} is not supported ({', '.join(SUPPORTED)})", "201")
     pid = _segment(message, "PID")
     if pid is None:
         raise MessageError("no PID segment", "100")

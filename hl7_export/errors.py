@@ -16,7 +16,15 @@ class AckError(Hl7Error):
 
 
 class MessageRejected(Hl7Error):
-    """An inbound message cannot be parsed or its type is not supported: answer ``AR``."""
+    """An inbound message cannot be parsed or its type is not supported: answer ``AR``.
+
+    ``code`` is the HL7 table 0357 error condition put in ``ERR-3`` (100 unparseable, 200
+    unsupported message type, 201 unsupported event).
+    """
+
+    def __init__(self, reason: str, code: str = "100") -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 class MessageError(Hl7Error):

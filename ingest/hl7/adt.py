@@ -56,9 +56,8 @@ class AdtHandler:
         try:
             message = parse_adt(text, mrn_authority=self.header.mrn_authority)[1]
         except MessageRejected as exc:
-            code = "200" if "type" in str(exc) else "201" if "event" in str(exc) else "100"
             logger.info("HL7 ADT rejected: %s", exc)
-            return self._ack(AckAnswer("AR", str(exc), code), text)
+            return self._ack(AckAnswer("AR", str(exc), exc.code), text)
         except MessageError as exc:
             logger.info("HL7 ADT not applied: %s", exc)
             return self._ack(AckAnswer("AE", str(exc), exc.code), text)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from hl7_export import Broken, Deframer, Frame, frame
+from hl7_export import Broken, Deframer, Frame, Oversized, frame
 from ingest.hl7.adt import AdtHandler
 
 logger = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ class AdtListener:
             if deframer.in_frame and (not was_in_frame or _restarted(data)):
                 frame_started = loop.time()
 
-    async def _answer(self, event: Frame | Broken | object) -> bytes:
+    async def _answer(self, event: Frame | Broken | Oversized) -> bytes:
         if isinstance(event, Frame):
             try:
                 return await asyncio.to_thread(self.handler.answer, event.payload)

@@ -48,8 +48,9 @@ def test_a40_reads_mrg_1() -> None:
     ],
 )
 def test_rejected(text: str, match: str) -> None:
-    with pytest.raises(MessageRejected, match=match):
+    with pytest.raises(MessageRejected, match=match) as err:
         parse_adt(text)
+    assert err.value.code == {"type": "200", "event": "201"}.get(match.split()[0], "100")
 
 
 @pytest.mark.parametrize(
