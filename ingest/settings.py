@@ -107,6 +107,15 @@ class Settings(BaseSettings):
         description="in a shared group, a clean stop hands this process's share back (unsubscribe,"
         " store what it received, end the session); see docs/scaling.md",
     )
+    mqtt_group_heartbeat_s: float = Field(
+        default=10.0, ge=0.5, le=300, description="a shared-group member records that it is alive"
+    )
+    mqtt_adopt_after_s: float = Field(
+        default=120.0,
+        ge=1,
+        le=30 * 86400,
+        description="a member adopts the kept session of one not seen for this long (docs/scaling.md)",
+    )
     mqtt_embedded_host: str = "127.0.0.1"
     mqtt_embedded_port: int = Field(default=1883, ge=0, le=65535, description="0 picks a free port")
 

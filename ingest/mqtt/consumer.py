@@ -1,12 +1,14 @@
 """The MQTT consumer component: session -> inbox -> writer, wired from settings.
 
-A clean stop in a shared group leaves the group (``RPM_MQTT_LEAVE_ON_STOP``): unsubscribe, store
-and acknowledge everything the broker had already sent, then end the session, so the broker
-stops keeping a share of new readings for a member that is not coming back (docs/scaling.md).
+In a shared group (``RPM_MQTT_SHARED_GROUP``) the consumer is a member of the group
+(:mod:`ingest.mqtt.group`): a clean stop leaves the group with :meth:`MqttConsumer.leave` (unsubscribe,
+store and acknowledge everything the broker had already sent, end the session) so the broker stops
+keeping a share of new readings for a member that is not coming back (docs/scaling.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -14,7 +16,9 @@ from devices.mqtt.options import BrokerOptions
 from ingest.components import Component
 from ingest.mqtt.config import consumer_client_id, options_from_settings
 from ingest.mqtt.delivery import Delivery
+from ingest.mqtt.group import GroupMember
 from ingest.mqtt.inbox import Inbox
+from ingest.mqtt.membership import Orphan
 from ingest.mqtt.session import ConsumerSession
 from ingest.mqtt.storage import BatchStore
 from ingest.mqtt.topics import subscription
@@ -28,7 +32,16 @@ LEAVE_QUIET_S = 0.5
 
 
 class MqttConsumer:
-    def __init__(self, services: Services, options: BrokerOptions) -> None:
+    def __init__(
+        self,
+        services: Services,
+        options: BrokerOptions,
+        *,
+        topic_filter: str | None = None,
+        adopting: bool = False,
+    ) -> None:
+        """``adopting``: take over the session another member left behind (``options`` carry its
+        client id, ``topic_filter`` its subscription), to store what waited in it and leave."""
         s = services.settings
         self.services = services
         self.options = options
@@ -40,10 +53,11 @@ class MqttConsumer:
         )
         self.session = ConsumerSession(
             options,
-            topic_filter=subscription(s.mqtt_topic_prefix, s.mqtt_shared_group),
+            topic_filter=topic_filter or subscription(s.mqtt_topic_prefix, s.mqtt_shared_group),
             prefix=s.mqtt_topic_prefix,
             sink=self._hand_over,
             metrics=services.metrics,
+            subscribe=not adopting,
         )
         window = options.receive_maximum if options.protocol == "5" else s.batch_max_messages
         self.writer = BatchWriter(
@@ -59,8 +73,29 @@ class MqttConsumer:
             ),
         )
         self._stop_grace_s = s.mqtt_stop_grace_s
-        self._leave_on_stop = s.mqtt_leave_on_stop and s.mqtt_shared_group is not None
-        services.metrics.mqtt_inflight.set_function(lambda: self.writer.unacked)
+        if not adopting:
+            services.metrics.mqtt_inflight.set_function(lambda: self.writer.unacked)
+
+    @property
+    def client_id(self) -> str:
+        return self.options.client_id
+
+    @property
+    def topic_filter(self) -> str:
+        return self.session.topic_filter
+
+    @property
+    def connected(self) -> bool:
+        return self.session.connected
+
+    @property
+    def taken_over(self) -> bool:
+        return self.session.taken_over
+
+    def adopter(self, orphan: Orphan) -> MqttConsumer:
+        """A consumer for the session ``orphan`` left behind (same broker, its client id)."""
+        options = dataclasses.replace(self.options, client_id=orphan.client_id)
+        return MqttConsumer(self.services, options, topic_filter=orphan.topic_filter, adopting=True)
 
     def _hand_over(self, delivery: Delivery) -> bool:
         return self.inbox.put(delivery, delivery.size)
@@ -70,19 +105,17 @@ class MqttConsumer:
         self.session.start()
 
     def stop(self) -> None:
-        """Leave the shared group if configured and possible; otherwise finish the batch in hand,
-        acknowledge it, leave the rest unacknowledged (the session keeps it), disconnect."""
-        if self._leave_on_stop and self._leave():
-            return
+        """Finish the batch in hand, acknowledge it, leave the rest unacknowledged (the session
+        keeps it, with the subscription), disconnect."""
         self.writer.stop(self._stop_grace_s)
         left = len(self.inbox.drain())
         if left:
             logger.info("%d received messages left unacknowledged for redelivery", left)
         self.session.stop()
 
-    def _leave(self) -> bool:
-        """Hand this member's share of the group back; False if it could not (then the session
-        is kept, with whatever it holds, for this client id's return).
+    def leave(self) -> bool:
+        """Hand this member's share of the group back and end the session; False if it could not
+        (then call :meth:`stop`: the session is kept, with whatever it holds).
 
         After the unsubscribe the broker still sends what it had queued for this session; that
         is stored and acknowledged for as long as it keeps coming: the stop gives up only when
@@ -93,6 +126,9 @@ class MqttConsumer:
             logger.warning("MQTT unsubscribe not confirmed: keeping the session for this client id")
             return False
         while not self._drained():
+            if self.session.taken_over:
+                logger.warning("MQTT session %s was taken over: not leaving it", self.options.client_id)
+                return False
             if self.session.quiet_s() > grace:
                 logger.warning(
                     "MQTT consumer made no progress for %.0f s while leaving: keeping the session"
@@ -131,6 +167,21 @@ def mqtt_component(services: Services) -> Component:
         return Component(name="mqtt consumer (disabled)")
     consumer = MqttConsumer(services, options_from_settings(s, client_id=consumer_client_id(s)))
     services.readiness["mqtt"] = consumer.readiness
+    if s.mqtt_shared_group is None or not s.mqtt_leave_on_stop:
+        return Component(
+            name="mqtt consumer", start=consumer.start, stop=consumer.stop, extras={"mqtt": consumer}
+        )
+    member = GroupMember(
+        services,
+        consumer,
+        group=s.mqtt_shared_group,
+        heartbeat_s=s.mqtt_group_heartbeat_s,
+        adopt_after_s=s.mqtt_adopt_after_s,
+        adopter=consumer.adopter,
+    )
     return Component(
-        name="mqtt consumer", start=consumer.start, stop=consumer.stop, extras={"mqtt": consumer}
+        name="mqtt consumer",
+        start=member.start,
+        stop=member.stop,
+        extras={"mqtt": consumer, "mqtt_group": member},
     )

@@ -37,12 +37,16 @@ from ingest.mqtt.delivery import Delivery, to_delivery
 logger = logging.getLogger(__name__)
 
 Sink = Callable[[Delivery], bool]
+_SESSION_TAKEN_OVER = 0x8E  # DISCONNECT reason: a connection with the same client id took over
 
 
 class ConsumerSession:
     def __init__(
-        self, options: BrokerOptions, *, topic_filter: str, prefix: str, sink: Sink, metrics: Metrics
+        self, options: BrokerOptions, *, topic_filter: str, prefix: str, sink: Sink, metrics: Metrics,
+        subscribe: bool = True,
     ) -> None:
+        """``subscribe=False``: take over a session left behind (``topic_filter`` is what it had
+        subscribed to) without subscribing again: receive what waited in it, then leave."""
         self.options = options
         self.topic_filter = topic_filter
         self.prefix = prefix
@@ -65,7 +69,8 @@ class ConsumerSession:
         self._ever_connected = False
         self._last_problem = "not connected yet"
         self._since = time.monotonic()
-        self._leaving = False  # unsubscribed for good: a reconnect must not subscribe again
+        self._leaving = not subscribe  # left for good: a reconnect must not subscribe again
+        self.taken_over = False  # another connection took this client id's session
         self._unsubscribed = threading.Event()
         self._last_activity = time.monotonic()  # last message received or acknowledgement sent
 
@@ -177,6 +182,7 @@ class ConsumerSession:
             self._connected = True
             self._subscribed = False
             self._last_problem = "subscribing"
+            self.taken_over = False
             first = not self._ever_connected
             self._ever_connected = True
         self._metrics.mqtt_connects.inc()
@@ -244,6 +250,8 @@ class ConsumerSession:
             closed = self._closed
         self._metrics.mqtt_connected.set(0)
         if was_connected and not closed:
+            if reason.value == _SESSION_TAKEN_OVER:
+                self.taken_over = True
             logger.warning(
                 "MQTT connection to %s lost (%s), reconnecting", self.options.address.display, reason
             )

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RPM_INGEST = Path(sys.executable).with_name("rpm-ingest")
 MOSQUITTO_PUB = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"
 SUBSCRIBED = "MQTT subscribed to"
+DEVICE = "OX-W1"  # the device of the patient the tests across processes register
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
 

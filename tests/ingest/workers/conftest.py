@@ -10,8 +10,7 @@ from psycopg_pool import ConnectionPool
 
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_ingest import register
-
-DEVICE = "OX-W1"
+from tests.support.serve_workers import DEVICE
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from tests.ingest.workers.conftest import DEVICE
 from tests.support.export import add_patient, ehr_patient
 from tests.support.fhir_test_server import FhirTestServer, run_fhir_server
 from tests.support.mosquitto import Mosquitto
 from tests.support.serve_workers import (
+    DEVICE,
     assert_each_once,
     publish,
     service_environment,

@@ -17,10 +17,10 @@ from pathlib import Path
 import psycopg
 
 from devices.mqtt.publisher import Publisher
-from tests.ingest.workers.conftest import DEVICE
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_ingest import publisher_options
 from tests.support.serve_workers import (
+    DEVICE,
     assert_each_once,
     finish,
     publish,
@@ -116,25 +116,61 @@ def test_sigterm_one_of_three_mid_burst_hands_its_share_back(
 def test_three_replicas_stopped_and_two_new_started_strand_nothing(
     db_url: str, patient: str, topic_prefix: str, broker: Mosquitto, tmp_path: Path
 ) -> None:
-    """Lone ``serve`` processes (one per replica, as on separate machines) in one group."""
-    before, after = 2000, 5000
-    base = service_environment(db_url, broker.url, topic_prefix, tmp_path)
+    """Lone ``serve`` processes (one per replica, as on separate machines) in one group: all three
+    stop (two leave, the last keeps its session), readings arrive while none runs, two new
+    replicas under other names start; one of them adopts the kept session."""
+    before, during, after = 1000, 2000, 5000
+    base = service_environment(db_url, broker.url, topic_prefix, tmp_path, RPM_MQTT_GROUP_HEARTBEAT_S="1")
     with ExitStack() as old:
         for name in ("a", "b", "c"):
             env = {**base, "RPM_REPLICA": name, "RPM_HTTP_PORT": str(free_port())}
             old.enter_context(serving(env, tmp_path / f"serve-{name}.log"))
         publish(broker.port, topic(topic_prefix), 0, before)
         wait_stored(db_url, before)
-    # All three stopped with SIGTERM (they left the group); two new replicas with new names.
+    logs = "".join((tmp_path / f"serve-{name}.log").read_text() for name in ("a", "b", "c"))
+    assert logs.count("left the shared group") == 2 and logs.count("is the last member") == 1
+    publish(broker.port, topic(topic_prefix), before, during)  # none runs: the kept session holds them
     with ExitStack() as new:
         for name in ("d", "e"):
             env = {**base, "RPM_REPLICA": name, "RPM_HTTP_PORT": str(free_port())}
             new.enter_context(serving(env, tmp_path / f"serve-{name}.log"))
-        publish(broker.port, topic(topic_prefix), before, after)
-        wait_stored(db_url, before + after)
-    assert_each_once(db_url, DEVICE, range(before + after))
-    for name in ("a", "b", "c"):
-        assert "left the shared group" in (tmp_path / f"serve-{name}.log").read_text()
+        publish(broker.port, topic(topic_prefix), before + during, after)
+        wait_stored(db_url, before + during + after)
+        adopted = lambda: (
+            "stored what waited for"
+            in "".join(  # noqa: E731
+                (tmp_path / f"serve-{name}.log").read_text() for name in ("d", "e")
+            )
+        )
+        wait_until(adopted, 60, "the kept session to be adopted and ended")
+    assert_each_once(db_url, DEVICE, range(before + during + after))
+
+
+def test_a_killed_replica_that_never_returns_is_adopted(
+    db_url: str, patient: str, topic_prefix: str, broker: Mosquitto, tmp_path: Path
+) -> None:
+    """SIGKILL leaves a session that keeps getting its share; once not seen for
+    RPM_MQTT_ADOPT_AFTER_S, another member takes it over, stores its backlog and ends it."""
+    n = 3000
+    base = service_environment(
+        db_url, broker.url, topic_prefix, tmp_path,
+        RPM_MQTT_GROUP_HEARTBEAT_S="1", RPM_MQTT_ADOPT_AFTER_S="5",
+    )  # fmt: skip
+    with ExitStack() as stack:
+        services = {}
+        for name in ("a", "b", "c"):
+            env = {**base, "RPM_REPLICA": name, "RPM_HTTP_PORT": str(free_port())}
+            services[name] = stack.enter_context(serving(env, tmp_path / f"serve-{name}.log"))
+        assert services["c"].signal(signal.SIGKILL) == -signal.SIGKILL
+        publish(broker.port, topic(topic_prefix), 0, n)  # a third waits in c's session
+        wait_stored(db_url, n, timeout_s=120)
+        adopted = f"stored what waited for w-{base['RPM_MQTT_SHARED_GROUP']}-c"
+        wait_until(
+            lambda: any(adopted in services[name].log_text() for name in ("a", "b")),
+            60,
+            "c's session to be adopted and ended",
+        )
+    assert_each_once(db_url, DEVICE, range(n))
 
 
 def test_database_cut_for_10_s_while_three_workers_ingest_loses_nothing(

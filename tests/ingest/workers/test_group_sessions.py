@@ -24,10 +24,9 @@ from paho.mqtt.properties import Properties
 
 from ingest.mqtt.consumer import mqtt_component
 from ingest.settings import Settings
-from tests.ingest.workers.conftest import DEVICE
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_ingest import consumer_of, count_readings, metric, wait_ready
-from tests.support.serve_workers import publish
+from tests.support.serve_workers import DEVICE, publish
 from tests.support.service import RunningService, running_service
 from tests.support.waiting import wait_until
 

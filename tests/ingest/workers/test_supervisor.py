@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -168,3 +170,45 @@ def test_workers_out_of_range_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["serve", "--workers", "0"])
     assert result.exit_code == 2
     assert "--workers" in result.output
+
+
+# The middle process starts a worker that watches it, prints the worker's pid, and waits.
+ORPHAN = """
+import os, subprocess, sys, time
+worker = subprocess.Popen([sys.executable, "-c", sys.argv[1], str(os.getpid()), sys.argv[2]])
+print(worker.pid, flush=True)
+time.sleep(120)
+"""
+WATCHING = """
+import signal, sys, time
+from ingest.workers.worker import watch_parent
+def stopped(*_):
+    open(sys.argv[2], "w").write("stopped cleanly")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stopped)
+watch_parent(int(sys.argv[1]))
+time.sleep(120)
+"""
+
+
+def test_a_worker_stops_cleanly_when_its_parent_is_killed(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN, WATCHING, str(marker)], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
+    )  # fmt: skip
+    assert parent.stdout is not None
+    worker = int(parent.stdout.readline())
+    time.sleep(0.5)  # the watch is running
+    parent.kill()
+    parent.wait(10)
+    wait_until(lambda: marker.exists(), 15, "the orphaned worker to stop on its own")
+    assert marker.read_text() == "stopped cleanly"
+    wait_until(lambda: not Path(f"/proc/{worker}").exists() or _zombie(worker), 15, "the worker to exit")
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except FileNotFoundError:
+        return True
