@@ -101,3 +101,13 @@ def test_an_explicit_start_ends_the_open_episode_and_never_overlaps_another(pool
         # a device assignment while an episode is open adds nothing
         roster.assign_device(conn, device_id=_device(conn, "d"), patient_id=p, since=T0 + timedelta(days=50))
         assert len(_spans(conn, p)) == 2
+
+
+def test_an_assignment_replaced_at_the_same_instant_moves_the_episode(pool: ConnectionPool) -> None:
+    with pool.connection() as conn:
+        a, b = _patient(conn, "A"), _patient(conn, "B")
+        d = _device(conn, "cuff")
+        roster.assign_device(conn, device_id=d, patient_id=a, since=T0)
+        roster.assign_device(conn, device_id=d, patient_id=b, since=T0)  # a correction: it was B's
+        assert _spans(conn, a) == [(T0, T0, "assignment")]  # empty: never reported
+        assert _spans(conn, b) == [(T0, None, "assignment")]
