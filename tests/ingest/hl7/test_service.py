@@ -7,10 +7,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hl7apy.parser import parse_message
 
 from ingest.hl7.component import EXTRAS_KEY, Hl7Parts
 from ingest.settings import Settings
-from tests.support.export import add_patient, bp, hr
+from ingest.store import roster
+from tests.ingest.hl7.helpers import MllpClient
+from tests.support.export import T0, add_patient, bp, hr
 from tests.support.mllp_receiver import MllpReceiver
 from tests.support.service import RunningService, running_service
 from tests.support.waiting import wait_until
@@ -120,3 +123,42 @@ def test_receiver_away_for_a_while_then_back(service: RunningService, receiver: 
         wait_until(lambda: len(receiver.accepted) == 10, 60, "every message once the receiver is back")
         wait_until(lambda: hl7_rows() == [], 30, "every row recorded as sent")
     assert set(receiver.accepted.values()) == {1} and receiver.invalid == []
+
+
+def test_a_name_registered_by_adt_comes_back_escaped_in_the_results(
+    settings: Settings, receiver: MllpReceiver
+) -> None:
+    """ADT A01 in with ^ and | escaped in PID-5, a reading, ORU^R01 out with the same name."""
+    s = settings.model_copy(
+        update={"mqtt_enabled": False, "hl7_mllp_url": receiver.url, "hl7_listen": "127.0.0.1:0",
+                "hl7_poll_interval_s": 0.1, "hl7_mrn_authority": "HOSP"}
+    )  # fmt: skip
+    with running_service(s) as svc:
+        (component,) = [c for c in svc.runtime.components if c.name == "hl7"]
+        parts = component.extras[EXTRAS_KEY]
+        assert isinstance(parts, Hl7Parts) and parts.listener is not None
+        client = MllpClient(parts.listener.port)
+        a01 = (
+            "MSH|^~\\&|EPIC|HOSP|RPM|CLINIC|20261201||ADT^A01^ADT_A01|REG-1|P|2.5\r"
+            "PID|||MRN-77^^^HOSP^MR||O\\F\\Neil^Ann\\S\\Marie Zoë\r"
+        )
+        assert parse_message(client.send(a01)).msa.msa_1.value == "AA"
+        client.close()
+        with svc.services.transaction() as conn:
+            (patient_id,) = conn.execute("SELECT id FROM patients WHERE mrn = 'MRN-77'").fetchone() or ()
+            assert conn.execute(
+                "SELECT display_name FROM patients WHERE id = %s", (patient_id,)
+            ).fetchone() == ("Ann^Marie Zoë O|Neil",)
+            roster.create_device(
+                conn, device_id="CUFF-77", clinic_id="default", type_="bp", manufacturer=None, model=None,
+                serial=None,
+            )  # fmt: skip
+            roster.assign_device(conn, device_id="CUFF-77", patient_id=patient_id, since=T0)
+        with svc.client(svc.token("admin")) as http:
+            r = http.post("/v1/readings", json={"device_id": "CUFF-77", "readings": [hr(64, minute=5)]})
+            assert r.json()["accepted"] == 1, r.text
+        wait_until(lambda: len(receiver.accepted) == 1, 30, "the ORU^R01")
+    (got,) = receiver.received
+    pid = got.message.oru_r01_patient_result.oru_r01_patient.pid
+    assert pid.pid_3.to_er7() == "MRN-77^^^HOSP^MR"
+    assert pid.pid_5.to_er7() == "O\\F\\Neil^Ann\\S\\Marie Zoë"
