@@ -9,7 +9,9 @@ gets an answer; nothing here raises for bad input.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -45,6 +47,8 @@ class AdtHandler:
         self.header = header
         self.clinic_id = clinic_id
         self.clock = clock
+        self.answered: Counter[str] = Counter()  # ACK code -> how many (for /metrics)
+        self._lock = threading.Lock()
 
     def answer(self, payload: bytes) -> bytes:
         """The ACK (ER7 bytes, not framed) for one framed message's payload."""
@@ -111,6 +115,8 @@ class AdtHandler:
         return reason
 
     def _ack(self, answer: AckAnswer, incoming: str) -> bytes:
+        with self._lock:
+            self.answered[answer.code] += 1
         ack_id = "A" + uuid.uuid4().hex[:19].upper()
         return encode(
             build_ack(answer, header=self.header, control_id=ack_id, now=self.clock(), incoming=incoming)

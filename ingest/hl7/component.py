@@ -14,6 +14,7 @@ from ingest.errors import ConfigurationError
 from ingest.hl7.adt import AdtHandler
 from ingest.hl7.delivery import Hl7Delivery
 from ingest.hl7.listener import AdtListener, ListenerLimits
+from ingest.hl7.metrics import Hl7Collector
 from ingest.services import Services
 from ingest.settings import Settings
 
@@ -73,6 +74,12 @@ def hl7_component(services: Services) -> Component:
         )
         listener = AdtListener(host.strip("[]"), int(port), handler, limits)
     parts = Hl7Parts(delivery, listener)
+    services.metrics.registry.register(
+        Hl7Collector(
+            lambda: None if delivery is None else delivery.sender.stats,
+            lambda: None if listener is None else dict(listener.handler.answered),
+        )
+    )
     running = delivery is not None or listener is not None
     return Component(
         name="hl7",

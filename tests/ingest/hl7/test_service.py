@@ -83,6 +83,9 @@ def test_posted_readings_arrive_once_refusals_are_parked_and_retried(
     parts = component.extras[EXTRAS_KEY]
     assert isinstance(parts, Hl7Parts) and parts.delivery is not None
     assert parts.delivery.connection.connects == 1  # one connection, kept open
+    metrics = service.client().get("/metrics").text
+    assert 'rpm_hl7_messages_total{outcome="sent"} 21.0' in metrics
+    assert 'rpm_hl7_messages_total{outcome="rejected"} 1.0' in metrics
 
 
 def test_stops_cleanly_with_the_connection_open(settings: Settings, receiver: MllpReceiver) -> None:
@@ -144,6 +147,7 @@ def test_a_name_registered_by_adt_comes_back_escaped_in_the_results(
         )
         assert parse_message(client.send(a01)).msa.msa_1.value == "AA"
         client.close()
+        assert 'rpm_hl7_adt_answers_total{code="AA"} 1.0' in svc.client().get("/metrics").text
         with svc.services.transaction() as conn:
             (patient_id,) = conn.execute("SELECT id FROM patients WHERE mrn = 'MRN-77'").fetchone() or ()
             assert conn.execute(
