@@ -196,12 +196,14 @@ def samples_from_wire(name: str, values: object, unit: str) -> array[int]:
             _refuse_range(name, values)
             raise  # pragma: no cover - _refuse_range raises first
     _refuse_types(name, values, allow_float=True)
-    converted = [round(v * scale) for v in values]  # finite numbers only, checked above
-    try:
-        return array(SAMPLE_TYPECODE, converted)
-    except OverflowError:
-        _refuse_range(name, converted, scale=scale, original=values)
-        raise  # pragma: no cover - _refuse_range raises first
+    low, high = SAMPLE_MIN_UV - 0.5, SAMPLE_MAX_UV + 0.5
+    scaled = [v * scale for v in values]  # finite numbers (checked), but 1e308 mV overflows
+    for i, v in enumerate(scaled):
+        if not low < v < high:
+            raise InvalidReading(
+                f"lead {name}: sample {i} is {values[i]} {unit}, outside ±32767 µV (±32.767 mV)"
+            )
+    return array(SAMPLE_TYPECODE, map(round, scaled))
 
 
 def _refuse_types(name: str, values: list[Any], *, allow_float: bool) -> None:
@@ -222,12 +224,10 @@ def _refuse_types(name: str, values: list[Any], *, allow_float: bool) -> None:
         raise InvalidReading(f"lead {name}: sample {i} is {_kind(v)}, not a number")
 
 
-def _refuse_range(name: str, values: list[int], *, scale: int = 1, original: list[Any] | None = None) -> None:
+def _refuse_range(name: str, values: list[int]) -> None:
     for i, v in enumerate(values):
         if not SAMPLE_MIN_UV <= v <= SAMPLE_MAX_UV:
-            shown = original[i] if original is not None else v
-            unit = "mV" if scale != 1 else "uV"
-            raise InvalidReading(f"lead {name}: sample {i} is {shown} {unit}, outside ±32767 µV (±32.767 mV)")
+            raise InvalidReading(f"lead {name}: sample {i} is {v} uV, outside ±32767 µV (±32.767 mV)")
 
 
 def _kind(value: object) -> str:
@@ -253,7 +253,7 @@ def strip_from_wire(fields: Mapping[str, Any], *, device_id: str, measured_at: d
     """
     rate = check_rate(fields.get("sample_rate_hz"))
     unit = fields.get("unit")
-    if unit not in UNIT_SCALE:
+    if not isinstance(unit, str) or unit not in UNIT_SCALE:
         shown = repr(unit[:16]) if isinstance(unit, str) else _kind(unit)
         raise InvalidReading(f"ECG unit {shown} is not supported; send 'uV' or 'mV'")
     wire_leads = fields.get("leads")

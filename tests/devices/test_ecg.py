@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import random
+import sys
 from array import array
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -134,3 +137,49 @@ def test_strip_id_is_derived_from_the_identity_in_any_offset() -> None:
     assert strip_id("ecg-1", AT) != strip_id("ecg-2", AT)
     assert strip_id("ecg-1", AT) != strip_id("ecg-1", AT + timedelta(milliseconds=1))
     assert parse(wire()).id == strip_id("ecg-1", AT)
+
+
+def _mutant(rng: random.Random) -> Any:
+    """A random value of a JSON type, or a hostile number."""
+    return rng.choice(
+        [
+            None, True, False, 0, -1, 1.5, 2**70, -(2**70), math.nan, math.inf, "", "I", "300", "uV",
+            [], [1, 2], {}, {"I": [1]}, [[1]], 1e308, -0.0, 32767, -32768, 32768, "\u0000",
+        ]
+    )  # fmt: skip
+
+
+def test_fuzz_only_invalid_reading_comes_out() -> None:
+    seed = int(os.environ.get("RPM_FUZZ_SEED", random.randrange(2**32)))
+    print(f"ECG fuzz seed {seed} (set RPM_FUZZ_SEED to reproduce)", file=sys.stderr)  # noqa: T201
+    rng = random.Random(seed)
+    accepted = refused = 0
+    for _ in range(3000):
+        body: dict[str, Any] = {
+            "sample_rate_hz": rng.choice([100, 300, 500, 1000, 99.5]),
+            "unit": rng.choice(["uV", "mV"]),
+            "leads": {name: [rng.randint(-2000, 2000) for _ in range(rng.randint(1, 50))]
+                      for name in rng.sample(LEAD_NAMES, rng.randint(1, 3))},
+        }  # fmt: skip
+        for _ in range(rng.randint(0, 3)):
+            where = rng.random()
+            if where < 0.3:
+                body[rng.choice(["sample_rate_hz", "unit", "leads", "interpretation"])] = _mutant(rng)
+            elif isinstance(body.get("leads"), dict) and body["leads"]:
+                lead = rng.choice(list(body["leads"]))
+                samples = body["leads"][lead]
+                if where < 0.6 and isinstance(samples, list) and samples:
+                    samples[rng.randrange(len(samples))] = _mutant(rng)
+                elif where < 0.8:
+                    body["leads"][rng.choice(["X", "avr", "V7", "I", ""])] = _mutant(rng)
+                else:
+                    body["leads"][lead] = _mutant(rng)
+        try:
+            strip = parse(body)
+        except InvalidReading as exc:
+            assert exc.reason
+            refused += 1
+        else:
+            assert all(len(s) == strip.sample_count for s in strip.leads.values())
+            accepted += 1
+    assert accepted and refused
