@@ -112,7 +112,9 @@ class Hl7Sender:
             delay = self.backoff.delay(entry.attempts)
             try:
                 answer = parse_ack(await self.connection.exchange(payload))
-                if answer.control_id != item.control_id:
+                # An empty MSA-2 (some engines leave it out) answers the message in hand: after any
+                # failure the connection is new, so no late answer to another message can arrive.
+                if answer.control_id not in ("", item.control_id):
                     raise AckError(f"the ACK names MSH-10 {answer.control_id[:40]!r}, not {item.control_id}")
             except (DeliveryFailed, AckError) as exc:
                 await self.connection.close()

@@ -4,8 +4,9 @@ not python-hl7 which builds them) and builds its ACKs with hl7apy.
 
 It plays an interface engine: ``script`` decides the answer to each delivery attempt of a control
 id ("AA", "AE", "AR", "CA", "drop" = read the message and close without an answer, "silent" = never
-answer); it counts what it accepted by MSH-10, once per control id, the way an engine that
-de-duplicates would. :meth:`down` and :meth:`up` stop and restart it on the same port.
+answer, or the text of an ACK to send as it is); it counts what it accepted by MSH-10, once per
+control id, the way an engine that de-duplicates would. :meth:`down` and :meth:`up` stop and
+restart it on the same port.
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ class MllpReceiver:
             if behaviour in ("AA", "CA"):
                 self.accepted[control_id] += 1
             self.received.append(Received(control_id, text, message, behaviour))
-        if behaviour in ("drop", "silent"):
+        if behaviour in ("drop", "silent") or behaviour.startswith("MSH"):
             return behaviour
         reason = {"AE": "database busy, try again", "AR": "Unknown patient ^ MRN|x"}.get(behaviour, "")
         return ack_text(behaviour, control_id, reason)

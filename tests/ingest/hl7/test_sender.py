@@ -12,7 +12,7 @@ from psycopg_pool import ConnectionPool
 from ingest.export.destinations import FHIR, HL7
 from tests.ingest.hl7.helpers import hl7_rows, make_due, make_sender, run_once
 from tests.support.export import T0, Home, add_patient, bp, hr, make_home
-from tests.support.mllp_receiver import MllpReceiver
+from tests.support.mllp_receiver import MllpReceiver, ack_text
 
 
 @pytest.fixture
@@ -194,3 +194,17 @@ def test_control_id_survives_a_retry_of_a_whole_panel(
     assert len(receiver.received) == 2 and len(receiver.accepted) == 1
     assert T0 + timedelta(minutes=5)  # the panel's time: in the message's OBR-7
     assert (T0 + timedelta(minutes=5)).strftime("%Y%m%d%H%M%S") in receiver.received[1].text
+
+
+def test_an_ack_naming_another_message_is_no_answer_an_empty_msa_2_is(
+    pool: ConnectionPool, home: Home, receiver: MllpReceiver
+) -> None:
+    home.ingest([hr(72), hr(73, minute=1)])
+    receiver.script = lambda control_id, attempt: ack_text("AA", "SOMETHING-ELSE" if attempt == 1 else "")
+    sender = make_sender(pool, receiver)
+    assert run_once(sender) == (2, True)
+    rows = hl7_rows(pool)
+    assert rows[0]["status"] == "pending" and "names MSH-10 'SOMETHING-ELSE'" in rows[0]["last_error"]
+    make_due(pool)
+    run_once(sender)
+    assert [r["status"] for r in hl7_rows(pool)] == ["sent", "sent"]
