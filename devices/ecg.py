@@ -143,7 +143,7 @@ def check_strip(strip: EcgStrip) -> None:
 def check_rate(rate: object) -> float:
     if isinstance(rate, bool) or not isinstance(rate, int | float):
         raise InvalidReading("sample_rate_hz must be a number (samples per second)")
-    if not math.isfinite(rate) or not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
+    if not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:  # also NaN and infinity; exact for huge integers
         raise InvalidReading(f"sample_rate_hz {rate} is out of range: {MIN_RATE_HZ:g} to {MAX_RATE_HZ:g} Hz")
     return float(rate)
 
