@@ -144,7 +144,9 @@ def check_rate(rate: object) -> float:
     if isinstance(rate, bool) or not isinstance(rate, int | float):
         raise InvalidReading("sample_rate_hz must be a number (samples per second)")
     if not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:  # also NaN and infinity; exact for huge integers
-        raise InvalidReading(f"sample_rate_hz {rate} is out of range: {MIN_RATE_HZ:g} to {MAX_RATE_HZ:g} Hz")
+        raise InvalidReading(
+            f"sample_rate_hz {_shown(rate)} is out of range: {MIN_RATE_HZ:g} to {MAX_RATE_HZ:g} Hz"
+        )
     return float(rate)
 
 
@@ -201,7 +203,7 @@ def samples_from_wire(name: str, values: object, unit: str) -> array[int]:
     for i, v in enumerate(scaled):
         if not low < v < high:
             raise InvalidReading(
-                f"lead {name}: sample {i} is {values[i]} {unit}, outside ±32767 µV (±32.767 mV)"
+                f"lead {name}: sample {i} is {_shown(values[i])} {unit}, outside ±32767 µV (±32.767 mV)"
             )
     return array(SAMPLE_TYPECODE, map(round, scaled))
 
@@ -227,7 +229,13 @@ def _refuse_types(name: str, values: list[Any], *, allow_float: bool) -> None:
 def _refuse_range(name: str, values: list[int]) -> None:
     for i, v in enumerate(values):
         if not SAMPLE_MIN_UV <= v <= SAMPLE_MAX_UV:
-            raise InvalidReading(f"lead {name}: sample {i} is {v} uV, outside ±32767 µV (±32.767 mV)")
+            raise InvalidReading(f"lead {name}: sample {i} is {_shown(v)} uV, outside ±32767 µV (±32.767 mV)")
+
+
+def _shown(number: object) -> str:
+    """A number for a reason: a huge integer is cut (a reason stays short)."""
+    text = str(number)
+    return text if len(text) <= 24 else f"{text[:20]}… ({len(text)} digits)"
 
 
 def _kind(value: object) -> str:
