@@ -110,6 +110,8 @@ class DicomSender:
     ) -> None:
         attempts = max(row.attempts for row in rows)
         delay = self._backoff.delay(attempts, exc.retry_after, self._rng)
-        logger.warning("DICOM export of %d rows deferred %.0fs: %s", len(rows), delay, exc.reason)
+        # The PACS's answer may quote patient data: on the rows, and in the log at DEBUG only.
+        logger.warning("DICOM export of %d rows deferred %.0fs (PACS unavailable)", len(rows), delay)
+        logger.debug("DICOM export deferred: %s", exc.reason)
         claim.mark_retry([row.id for row in rows], str(exc), delay)
         self.stats.add(deferred=len(rows))
