@@ -200,7 +200,8 @@ def test_an_ack_naming_another_message_is_no_answer_an_empty_msa_2_is(
     pool: ConnectionPool, home: Home, receiver: MllpReceiver
 ) -> None:
     home.ingest([hr(72), hr(73, minute=1)])
-    receiver.script = lambda control_id, attempt: ack_text("AA", "SOMETHING-ELSE" if attempt == 1 else "")
+    answers = iter([ack_text("AA", "SOMETHING-ELSE")])
+    receiver.script = lambda control_id, attempt: next(answers, ack_text("AA", ""))
     sender = make_sender(pool, receiver)
     assert run_once(sender) == (2, True)
     rows = hl7_rows(pool)
