@@ -56,7 +56,8 @@ class DicomDelivery:
     def start(self) -> None:
         self._worker.start()
         self._keeper.start()
-        logger.info("DICOM export to %s: STOW-RS, claims of %d", self.pacs.base_url, self.sender.batch_size)
+        shown = httpx.URL(self.pacs.base_url).copy_with(username=None, password=None)  # no credentials
+        logger.info("DICOM export to %s: STOW-RS, claims of %d", shown, self.sender.batch_size)
 
     def stop(self) -> None:
         self._worker.stop()

@@ -4,6 +4,7 @@ from a scripted local HTTP server."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from io import BytesIO
@@ -98,6 +99,14 @@ def test_the_request_is_multipart_related_application_dicom(http: httpx.Client) 
     assert headers["accept"] == "application/dicom+json"
     head = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
     assert body == head + obj.data + f"\r\n--{boundary}--\r\n".encode()
+
+
+def test_credentials_in_the_url_are_sent_as_basic_authentication(http: httpx.Client) -> None:
+    obj = build_object(make_strip(1, seconds=1), PATIENT, CLINIC)
+    with ScriptedPacs([]) as pacs:
+        StowClient(http, pacs.url.replace("http://", "http://rpm:s3cret@")).store(obj)
+        [(_, headers, _)] = pacs.requests
+    assert headers["authorization"] == "Basic " + base64.b64encode(b"rpm:s3cret").decode()
 
 
 def test_409_and_a_duplicate_failure_are_already_stored(http: httpx.Client) -> None:
