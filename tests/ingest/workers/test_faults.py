@@ -136,13 +136,12 @@ def test_three_replicas_stopped_and_two_new_started_strand_nothing(
             new.enter_context(serving(env, tmp_path / f"serve-{name}.log"))
         publish(broker.port, topic(topic_prefix), before + during, after)
         wait_stored(db_url, before + during + after)
-        adopted = lambda: (
-            "stored what waited for"
-            in "".join(  # noqa: E731
-                (tmp_path / f"serve-{name}.log").read_text() for name in ("d", "e")
-            )
+        new_logs = [tmp_path / f"serve-{name}.log" for name in ("d", "e")]
+        wait_until(
+            lambda: any("stored what waited for" in log.read_text() for log in new_logs),
+            60,
+            "the kept session to be adopted and ended",
         )
-        wait_until(adopted, 60, "the kept session to be adopted and ended")
     assert_each_once(db_url, DEVICE, range(before + during + after))
 
 
@@ -178,8 +177,9 @@ def test_database_cut_for_10_s_while_three_workers_ingest_loses_nothing(
 ) -> None:
     n = 5000
     target = psycopg.conninfo.conninfo_to_dict(db_url)
-    with TcpProxy(str(target.get("host", "127.0.0.1")), int(target.get("port", 5432))) as proxy:
-        proxied = db_url.replace(f":{target.get('port', 5432)}/", f":{proxy.port}/", 1)
+    host, port = str(target.get("host", "127.0.0.1")), str(target.get("port", "5432"))
+    with TcpProxy(host, int(port)) as proxy:
+        proxied = db_url.replace(f":{port}/", f":{proxy.port}/", 1)
         env = service_environment(proxied, broker.url, topic_prefix, tmp_path)
         with serving(env, tmp_path / "serve.log", workers=3) as service:
             burst = start_burst(broker.port, topic(topic_prefix), 0, n)
