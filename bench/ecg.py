@@ -1,7 +1,7 @@
 """ECG strips: how many strips per second the service ingests, against a raw INSERT of the same
 rows in the same run.
 
-    .venv/bin/python bench/ecg.py [--strips 300] [--clients 2] [--section ingest]
+    .venv/bin/python bench/ecg.py [--strips 300] [--clients 2] [--section ingest|dicom]
 
 Two strip shapes: a 30 s single-lead strip at 300 Hz (a card recorder, ~40 kB of JSON) and a
 60 s six-lead strip at 500 Hz (a patch, ~1.4 MB of JSON, near the 4 MiB message limit). For each,
@@ -13,6 +13,12 @@ on fresh databases (real PostgreSQL at RPM_BENCH_DATABASE_URL):
     one strip per request;
   - raw insert: the same rows (samples already encoded) straight into ``ecg_strips``, one commit
     each: the ceiling.
+The ``dicom`` section: DICOM objects built alone (pydicom, no I/O; this process's CPU ms and the
+wall-clock ms per object for a 30 s single-lead, a 60 s six-lead and a 10 s 12-lead strip, --strips
+of each), and STOW-RS to a local Orthanc started by the run (DICOMweb plugin), --strips / 3 new
+single-lead instances each: Orthanc's own rate for pre-built objects posted back to back, build +
+STOW-RS by the export's client, and the whole delivery path (outbox claim, strip load, build,
+STOW-RS, row marked sent).
 Sections are functions of ``SECTIONS`` (``--section`` picks; all by default).
 """
 
@@ -24,12 +30,15 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import psycopg
@@ -38,11 +47,18 @@ import psycopg
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._support import fresh_database  # noqa: E402
-from devices.ecg import LEAD_NAMES, encode_samples, strip_to_wire  # noqa: E402
+from devices.ecg import LEAD_NAMES, EcgStrip, encode_samples, strip_to_wire  # noqa: E402
 from devices.ecg_synth import synthetic_strip  # noqa: E402
 from devices.message import decode_message, parse_message  # noqa: E402
+from dicom_export import ClinicRef, PatientRef, build_object  # noqa: E402
+from dicom_export.stow import StowClient  # noqa: E402
 from ingest.db.pool import open_pool  # noqa: E402
+from ingest.dicom.reader import DicomJob, dicom_reader  # noqa: E402
+from ingest.dicom.sender import DicomSender  # noqa: E402
 from ingest.ecg.outbox import StripOutboxWriter  # noqa: E402
+from ingest.ecg.store import insert_strip  # noqa: E402
+from ingest.export.destinations import DICOM  # noqa: E402
+from ingest.export.outbox import NewItem, PgOutbox, enqueue_items  # noqa: E402
 from ingest.limits import Limits  # noqa: E402
 from ingest.metrics import Metrics  # noqa: E402
 from ingest.pipeline import Envelope, Pipeline  # noqa: E402
@@ -50,6 +66,7 @@ from ingest.services import Services  # noqa: E402
 from ingest.settings import Settings  # noqa: E402
 from ingest.store.readings import prepare_session  # noqa: E402
 from ingest.store.tokens import create_token  # noqa: E402
+from tests.support.orthanc import Orthanc  # noqa: E402
 
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
 SHAPES: dict[str, dict[str, Any]] = {
@@ -249,7 +266,127 @@ def ingest_section(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {"ingest": ingest_section}
+# --- DICOM: objects built alone, and STOW-RS to a local Orthanc against Orthanc's own rate
+
+DICOM_PATIENT = PatientRef(id="00000000-0000-4000-8000-00000000be01", mrn="B", name="Bench")
+DICOM_CLINIC = ClinicRef(id="default", name="Default clinic", timezone=ZoneInfo("Europe/Berlin"))
+DICOM_SHAPES: dict[str, dict[str, Any]] = {
+    "30 s, 1 lead, 500 Hz": {"leads": ("I",), "sample_rate_hz": 500, "duration_s": 30.0},
+    "60 s, 6 leads, 500 Hz": {"leads": LEAD_NAMES[:6], "sample_rate_hz": 500, "duration_s": 60.0},
+    "10 s, 12 leads, 500 Hz": {"leads": LEAD_NAMES, "sample_rate_hz": 500, "duration_s": 10.0},
+}
+
+
+def dicom_strips(count: int, device: str, **shape: Any) -> list[EcgStrip]:
+    """``count`` strips a second apart (distinct UIDs) sharing one synthetic waveform."""
+    base = synthetic_strip(device, START, **shape)
+    return [replace(base, measured_at=START + timedelta(seconds=n)) for n in range(count)]
+
+
+def bench_dicom_build(count: int) -> dict[str, Any]:
+    """Objects built alone (pydicom, no I/O): CPU ms per object, median and best wall-clock ms,
+    objects/s (wall clock)."""
+    results: dict[str, Any] = {}
+    for name, shape in DICOM_SHAPES.items():
+        strip = dicom_strips(1, "E0", **shape)[0]
+        build_object(strip, DICOM_PATIENT, DICOM_CLINIC)  # the shape's template, once
+        times = []
+        cpu_started = time.process_time()
+        for _ in range(count):
+            started = time.perf_counter()
+            obj = build_object(strip, DICOM_PATIENT, DICOM_CLINIC)
+            times.append(time.perf_counter() - started)
+        cpu = time.process_time() - cpu_started
+        results[name] = {
+            "cpu_ms": round(cpu / count * 1000, 2),  # this process's CPU: what load on the machine hides
+            "median_ms": round(statistics.median(times) * 1000, 2),
+            "best_ms": round(min(times) * 1000, 2),
+            "objects_per_s": round(rate(len(times), sum(times)), 1),
+            "kib": round(len(obj.data) / 1024, 1),
+        }
+    return results
+
+
+def stow_raw(http: httpx.Client, url: str, objects: list[bytes]) -> float:
+    """Orthanc's own rate: pre-built objects, one STOW-RS request each, back to back."""
+    headers = {
+        "Content-Type": 'multipart/related; type="application/dicom"; boundary=b0',
+        "Accept": "application/dicom+json",
+    }
+    started = time.perf_counter()
+    for data in objects:
+        body = b"--b0\r\nContent-Type: application/dicom\r\n\r\n" + data + b"\r\n--b0--\r\n"
+        http.post(f"{url}/studies", content=body, headers=headers).raise_for_status()
+    return rate(len(objects), time.perf_counter() - started)
+
+
+def stow_delivery(client: StowClient, strips: list[EcgStrip]) -> float:
+    """The DICOM export's whole path: outbox claim, strip load, build, STOW-RS, row marked sent."""
+    with fresh_database() as db:
+        prepare(db)
+        pool = open_pool(db, min_size=1, max_size=2, name="bench", prepare=prepare_session)
+        try:
+            with pool.connection() as conn, conn.transaction():
+                patient = conn.execute("SELECT id FROM patients").fetchone()
+                assert patient is not None
+                for strip in strips:
+                    insert_strip(conn, strip, received_at=START)
+                items = [
+                    NewItem(patient[0], s.device_id, DICOM, "ecg", str(s.id), s.measured_at) for s in strips
+                ]
+                enqueue_items(conn, items)
+            outbox: PgOutbox[DicomJob] = PgOutbox(
+                pool, worker="bench", destination=DICOM, reader=dicom_reader
+            )
+            sender = DicomSender(outbox, client)
+            started = time.perf_counter()
+            while sender.run_once().claimed:
+                pass
+            elapsed = time.perf_counter() - started
+            assert sender.stats.sent == len(strips), sender.stats
+        finally:
+            pool.close()
+    return rate(len(strips), elapsed)
+
+
+def dicom_section(args: argparse.Namespace) -> dict[str, Any]:
+    """DICOM objects/s built alone, and STOW-RS to a local Orthanc (a process of this run, DICOMweb
+    plugin) against Orthanc's own rate for the same single-lead 30 s objects."""
+    results: dict[str, Any] = {"build": bench_dicom_build(args.strips)}
+    print(f"DICOM build: {json.dumps(results['build'])}", file=sys.stderr)  # noqa: T201
+    count = max(20, args.strips // 3)
+    shape = DICOM_SHAPES["30 s, 1 lead, 500 Hz"]
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Orthanc(Path(tmp)) as orthanc,
+        httpx.Client(timeout=60) as http,
+    ):
+        raw = [build_object(s, DICOM_PATIENT, DICOM_CLINIC).data for s in dicom_strips(count, "E1", **shape)]
+        raw_rate = stow_raw(http, orthanc.dicomweb_url, raw)
+        client = StowClient(http, orthanc.dicomweb_url)
+        built = dicom_strips(count, "E2", **shape)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for strip in built:
+            client.store(build_object(strip, DICOM_PATIENT, DICOM_CLINIC))
+        client_rate = rate(count, time.perf_counter() - started)
+        client_cpu_ms = (time.process_time() - cpu_started) / count * 1000
+        stow = {
+            "instances": count,
+            "orthanc_raw_per_s": round(raw_rate, 1),
+            "build_and_stow_per_s": round(client_rate, 1),
+            "build_and_stow_cpu_ms": round(client_cpu_ms, 2),  # ours, per instance (Orthanc's apart)
+            "delivery_path_per_s": round(stow_delivery(client, dicom_strips(count, "E3", **shape)), 1),
+            "orthanc_holds": len(orthanc.instances()),
+        }
+    results["stow"] = stow
+    print(f"DICOM STOW-RS: {json.dumps(stow)}", file=sys.stderr)  # noqa: T201
+    return results
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "ingest": ingest_section,
+    "dicom": dicom_section,  # DICOM objects built alone, STOW-RS against Orthanc's own rate
+}
 
 
 def main() -> None:
