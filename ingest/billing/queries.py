@@ -58,13 +58,18 @@ WITH b AS (
            ((max(p_end) + 1)::timestamptz) + interval '1 day' AS w_to
     FROM listed
 ), days AS (
+    -- one row per episode and clinic-local day with a stored reading inside the episode; the
+    -- clinic's episodes are one small hashed input (OFFSET 0 keeps them apart from the readings'
+    -- join: one hash probe per reading instead of two)
     SELECT e.id AS episode_id, r.measured_at::date AS d
     FROM readings r
-    JOIN monitoring_episodes e ON e.patient_id = r.patient_id
-    JOIN patients p ON p.id = e.patient_id
-    WHERE p.clinic_id = %(clinic)s
-      AND (%(patient)s::uuid IS NULL OR p.id = %(patient)s::uuid)
-      AND r.measured_at >= (SELECT w_from FROM span) AND r.measured_at < (SELECT w_to FROM span)
+    JOIN (
+        SELECT e.id, e.patient_id, e.started_at, e.ended_at
+        FROM monitoring_episodes e JOIN patients p ON p.id = e.patient_id
+        WHERE p.clinic_id = %(clinic)s AND (%(patient)s::uuid IS NULL OR p.id = %(patient)s::uuid)
+        OFFSET 0
+    ) e ON e.patient_id = r.patient_id
+    WHERE r.measured_at >= (SELECT w_from FROM span) AND r.measured_at < (SELECT w_to FROM span)
       AND r.measured_at >= e.started_at AND (e.ended_at IS NULL OR r.measured_at < e.ended_at)
     GROUP BY 1, 2
 )
