@@ -73,6 +73,8 @@ class EcgStrip:
 
     def __post_init__(self) -> None:
         check_strip(self)
+        if type(self.sample_rate_hz) is not float:  # an int is welcome; the rate is a float
+            object.__setattr__(self, "sample_rate_hz", float(self.sample_rate_hz))
 
     @property
     def key(self) -> tuple[str, str, datetime]:

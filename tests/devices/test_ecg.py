@@ -19,6 +19,7 @@ from devices.ecg import (
     encode_samples,
     strip_from_wire,
     strip_id,
+    strip_to_wire,
 )
 from devices.errors import InvalidReading
 
@@ -183,3 +184,13 @@ def test_fuzz_only_invalid_reading_comes_out() -> None:
             assert all(len(s) == strip.sample_count for s in strip.leads.values())
             accepted += 1
     assert accepted and refused
+
+
+def test_an_integer_rate_is_kept_as_a_float_and_goes_back_to_the_wire_whole() -> None:
+    strip = EcgStrip("ecg-1", AT, 300, {"I": array("h", [1, 2])})
+    assert type(strip.sample_rate_hz) is float
+    wire = strip_to_wire(strip)
+    assert wire["sample_rate_hz"] == 300 and type(wire["sample_rate_hz"]) is int
+    assert wire == {"device_id": "ecg-1", "metric": "ecg", "measured_at": "2026-12-01T08:00:00Z",
+                    "sample_rate_hz": 300, "unit": "uV", "leads": {"I": [1, 2]}}  # fmt: skip
+    assert parse({k: v for k, v in wire.items() if k != "device_id"}) == strip
