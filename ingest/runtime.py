@@ -51,7 +51,7 @@ def default_components() -> list[ComponentFactory]:
         fhir_export_component,  # outbox hook + exports API; workers with an EHR
         dicom_component,  # ECG strips to the PACS over DICOMweb, with RPM_DICOMWEB_URL
         hl7_component,  # HL7 v2 over MLLP: ORU^R01 sender, ADT listener
-        ehr_component,  # patients linked by MRN, Group import, alerts as Flags
+        ehr_component,  # patients looked up in the EHR by MRN, Group import
         mqtt_component,  # keep last: starts after what it feeds, stops first
     ]
 
