@@ -20,6 +20,7 @@ from ingest.billing.errors import InvalidMonth
 from ingest.billing.months import Month, local_today, parse_month
 from ingest.billing.report import build_report, report_csv, report_json
 from ingest.billing.schemas import (
+    BillingReport,
     EpisodePublic,
     EpisodeStart,
     TimeEntries,
@@ -33,6 +34,11 @@ router = APIRouter(tags=["billing"])
 
 #: How far ahead of the server's clock a time entry may be dated (clock skew, not planning).
 FUTURE_SLACK: Final = timedelta(minutes=5)
+CSV_EXAMPLE: Final = (
+    "mrn,display_name,code,units,period_start,period_end,days_with_readings,management_minutes\r\n"
+    "MRN1,Ann Able,99454,1,2026-03-01,2026-03-30,17,25\r\n"
+    "MRN1,Ann Able,99457,1,2026-03-01,2026-03-31,,25\r\n"
+)
 MonthQuery = Annotated[
     str | None, Query(max_length=20, description="YYYY-MM; default: the clinic's current month")
 ]
@@ -159,7 +165,17 @@ def _wants_csv(request: Request) -> bool:
 @router.get(
     "/v1/billing",
     summary="The month's RPM billing report (JSON, or CSV with Accept: text/csv)",
-    responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
+    response_model=BillingReport,
+    responses={
+        200: {
+            "content": {
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": CSV_EXAMPLE,
+                }
+            }
+        }
+    },
 )
 def billing_report(
     request: Request,

@@ -53,3 +53,45 @@ class EpisodePublic(BaseModel):
     started_at: datetime
     ended_at: datetime | None
     started_by: str
+
+
+class PeriodOut(BaseModel):
+    start: str = Field(description="first day, YYYY-MM-DD (clinic-local)")
+    end: str = Field(description="last day, inclusive")
+    days_with_readings: int
+
+
+class CodeOut(BaseModel):
+    code: str
+    units: int
+    period_start: str
+    period_end: str
+
+
+class ProgressOut(BaseModel):
+    code: str
+    more: int = Field(description="days or minutes still needed (0 when only an interactive entry is)")
+    unit: str = Field(description="days, minutes or interactive")
+    reachable: bool
+
+
+class PatientMonthOut(BaseModel):
+    patient_id: UUID
+    mrn: str
+    display_name: str
+    periods: list[PeriodOut] = Field(description="the periods ending in the month, also with 0 days")
+    management_minutes: int
+    interactive: bool
+    codes: list[CodeOut]
+    open_period: PeriodOut | None = Field(description="a period overlapping the month that ends after it")
+    current_period: PeriodOut | None = Field(description="the period progress is measured in")
+    progress: list[ProgressOut]
+
+
+class BillingReport(BaseModel):
+    """``GET /v1/billing`` (docs/contract/billing.md; the additions are in docs/billing.md)."""
+
+    month: str
+    clinic: str
+    timezone: str
+    patients: list[PatientMonthOut]
