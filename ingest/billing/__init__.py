@@ -7,5 +7,6 @@ codes and progress out), :mod:`~ingest.billing.months` (month and time-zone pars
 :mod:`~ingest.billing.episodes` (episode SQL; :func:`end_monitoring` for other features),
 :mod:`~ingest.billing.time_entries` (clinician time SQL), :mod:`~ingest.billing.queries` (the
 report's counting query), :mod:`~ingest.billing.report` (rows to the report and its CSV),
-:mod:`~ingest.billing.routes` (the API) and :mod:`~ingest.billing.component`.
+:mod:`~ingest.billing.routes` and :mod:`~ingest.billing.schemas` (the API),
+:mod:`~ingest.billing.errors` and :mod:`~ingest.billing.component`.
 """
