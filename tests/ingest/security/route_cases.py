@@ -96,8 +96,17 @@ CASES: dict[tuple[str, str], Cases] = {
     ),
     ("GET", "/v1/ecg/{strip_id}"): _one(lambda a, v: Probe("GET", f"/v1/ecg/{ecg_strip_id(v.device_id)}")),
     # --- billing: the clinic's time zone, episodes, clinician time, the monthly report
-    ("PATCH", "/v1/clinics/{clinic_id}"): _one(
-        lambda a, v: Probe("PATCH", f"/v1/clinics/{v.clinic}", json={"timezone": "Asia/Tokyo"})
+    ("PATCH", "/v1/clinics/{clinic_id}"): lambda a, v: [
+        Probe("PATCH", f"/v1/clinics/{v.clinic}", json={"timezone": "Asia/Tokyo"}),
+        Probe("PATCH", f"/v1/clinics/{v.clinic}", json={"observation_profile": "phd"}),
+    ],
+    # --- patients from the EHR (docs/ehr.md): another clinic's patient is not found; the
+    # import is for administrators only
+    ("POST", "/v1/patients/{patient_id}/ehr-link"): _one(
+        lambda a, v: Probe("POST", f"/v1/patients/{v.patient_id}/ehr-link")
+    ),
+    ("POST", "/v1/patients/import"): _one(
+        lambda a, v: Probe("POST", "/v1/patients/import", json={"group": "cohort-1", "clinic": v.clinic})
     ),
     ("POST", "/v1/patients/{patient_id}/episodes"): _one(
         lambda a, v: Probe("POST", f"/v1/patients/{v.patient_id}/episodes", json={"start": iso(NOW)})
