@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 from fastapi import APIRouter, HTTPException, Request, status
@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/readings", tags=["readings"])
 
 SOURCE = "http"
+DECODE_INLINE_BYTES: Final = 256 * 1024
 
 
 @router.post(
@@ -46,7 +47,10 @@ async def post_readings(
     raw = await request.body()  # BodyLimit (ingest.security.limits) refuses an oversized body
     received_at = datetime.now(UTC)
     try:
-        body = decode_json(raw, max_bytes=None)
+        if len(raw) <= DECODE_INLINE_BYTES:
+            body = decode_json(raw, max_bytes=None)
+        else:  # a large body (an ECG strip) is decoded off the event loop: it takes tens of ms
+            body = await run_in_threadpool(decode_json, raw, max_bytes=None)
     except MalformedPayload as exc:
         # a device token vouches for its device: its refused bodies are limited per device
         device = principal.device_id if principal.role == "device" else None
