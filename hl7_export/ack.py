@@ -48,7 +48,17 @@ class Ack:
 
 
 def parse_ack(text: str) -> Ack:
-    """The acknowledgement in ``text``; :class:`AckError` when it is none."""
+    """The acknowledgement in ``text``; :class:`AckError` when it is none.
+
+    The common answer, a plain ``AA``/``CA`` without a text, is read from its MSA segment with the
+    delimiters its own MSH declares (one is read per message sent, so this is the sender's hot
+    path); anything else is parsed whole by python-hl7 to collect the MSA and ERR texts.
+    """
+    accepted = _plain_accept(text)
+    return accepted if accepted is not None else _parse_whole(text)
+
+
+def _parse_whole(text: str) -> Ack:
     try:
         message = hl7.parse(text.strip("\r\n") + "\r")
         msa = message.segment("MSA")
@@ -63,6 +73,25 @@ def parse_ack(text: str) -> Ack:
         texts += [_field(err, 8), _field(err, 7), _field(err, 3, 2), _field(err, 1, 4, 2)]
     reason = "; ".join(dict.fromkeys(t for t in texts if t))
     return Ack(code, _field(msa, 2), reason[:MAX_REASON])
+
+
+def _plain_accept(text: str) -> Ack | None:
+    """An ``AA``/``CA`` with no MSA-3 and no ERR segment, else ``None`` (read it the long way)."""
+    if not text.startswith("MSH") or len(text) < 8:
+        return None
+    field_sep, component_sep, escape = text[3], text[4], text[6]
+    segments = text.replace("\n", "\r").split("\r")
+    if any(segment.startswith("ERR") for segment in segments):
+        return None
+    for segment in segments:
+        if segment.startswith("MSA" + field_sep):
+            fields = segment.split(field_sep)
+            code = fields[1].split(component_sep)[0].upper() if len(fields) > 1 else ""
+            control_id = fields[2].split(component_sep)[0] if len(fields) > 2 else ""
+            if code not in ("AA", "CA") or (len(fields) > 3 and fields[3]) or escape in control_id:
+                return None
+            return Ack(code, control_id, "")
+    return None
 
 
 def _has(message: hl7.Message, name: str) -> bool:

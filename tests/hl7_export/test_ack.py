@@ -9,6 +9,7 @@ from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
 from hl7_export import AckAnswer, AckError, Header, Outcome, build_ack, msh_values, parse_ack
+from hl7_export.ack import _parse_whole, _plain_accept
 
 NOW = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 ADT = "MSH|^~\\&|EPIC|HOSP|RPM|CLINIC|20260301||ADT^A08^ADT_A01|CTL-9|P|2.5\rEVN|A08\rPID|||123\r"
@@ -75,3 +76,25 @@ def test_msh_values_of_broken_messages() -> None:
     assert msh_values("MSH|^~\\&|A") == {3: "A"}
     assert msh_values("PID|||1") == {}
     assert msh_values("MSH") == {}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "MSH|^~\\&|E||||||ACK|1|P|2.6\rMSA|AA|C1\r",
+        "MSH|^~\\&|E||||||ACK|1|P|2.6\rMSA|ca|C1\r",
+        "MSH|^~\\&|E||||||ACK|1|P|2.6\rMSA|AA|C1^X\r",
+        "MSH|^~\\&|E||||||ACK|1|P|2.6\rMSA|AA|C\\F\\1\r",
+        "MSH|^~\\&|E||||||ACK|1|P|2.6\rMSA|AA|C1|all good\r",
+        "MSH|^~\\&|E||||||ACK|1|P|2.6\rMSA|AA|C1\rERR|||0^Message accepted^HL70357|I\r",
+        "MSH#^~\\&#E######ACK#1#P#2.6\rMSA#AA#C1\r",
+        "MSH|^~\\&|E||||||ACK|1|P|2.6\nMSA|AA|C1\n",
+    ],
+)
+def test_the_quick_read_of_a_plain_accept_agrees_with_the_full_parse(text: str) -> None:
+    quick = _plain_accept(text)
+    whole = _parse_whole(text.replace("\n", "\r"))
+    assert parse_ack(text) == (quick or whole)
+    if quick is not None:
+        assert quick == whole
+    assert (quick is None) == ("ERR" in text or "all good" in text or "\\F\\" in text)
