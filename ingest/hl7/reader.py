@@ -22,7 +22,7 @@ from ingest.export.outbox.claims import ClaimedRow
 HELD_REASON: Final = "held behind an older message of the same patient that has not been delivered yet"
 
 _OLDEST_PENDING_ELSEWHERE: Final = """
-SELECT patient_id, min(id) FROM outbox
+SELECT patient_id, min(id), extract(epoch FROM max(next_attempt_at) - now())::float8 FROM outbox
 WHERE destination = %(destination)s AND status = 'pending'
   AND patient_id = ANY(%(patients)s) AND NOT (id = ANY(%(ids)s))
 GROUP BY patient_id
@@ -50,15 +50,22 @@ def hl7_reader(conn: psycopg.Connection[Any], row: ClaimedRow) -> Hl7Item:
     return Hl7Item(msh10, row.clinic_id, row.patient_id, oru)
 
 
-def held_rows(conn: psycopg.Connection[Any], batch: Sequence[tuple[int, UUID]]) -> set[int]:
-    """The ids among ``batch`` (row id, patient) that must wait: an older pending row of their
-    patient is not in the batch."""
+def held_rows(conn: psycopg.Connection[Any], batch: Sequence[tuple[int, UUID]]) -> dict[int, float]:
+    """The ids among ``batch`` (row id, patient) that must wait, each with how long: an older
+    pending row of their patient is not in the batch, and is due in that many seconds (0: now, or
+    it is another sender's)."""
     if not batch:
-        return set()
+        return {}
     params = {
         "destination": HL7,
         "patients": list({patient for _, patient in batch}),
         "ids": [row_id for row_id, _ in batch],
     }
-    oldest: dict[UUID, int] = dict(conn.execute(_OLDEST_PENDING_ELSEWHERE, params).fetchall())
-    return {row_id for row_id, patient in batch if patient in oldest and oldest[patient] < row_id}
+    oldest = {
+        patient: (first, due_in) for patient, first, due_in in conn.execute(_OLDEST_PENDING_ELSEWHERE, params)
+    }
+    return {
+        row_id: max(0.0, oldest[patient][1])
+        for row_id, patient in batch
+        if patient in oldest and oldest[patient][0] < row_id
+    }

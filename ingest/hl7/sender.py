@@ -90,9 +90,9 @@ class Hl7Sender:
             item = entry.item
             if self.stopping():
                 return False  # the rest are released as they are
-            if entry.id in waiting:
+            if entry.id in waiting:  # goes when the older message may have gone
                 self.stats.held += 1
-                claim.mark_retry([entry.id], HELD_REASON, self.backoff.min_s)
+                claim.mark_retry([entry.id], HELD_REASON, max(self.backoff.min_s, waiting[entry.id]))
                 continue
             if item.patient_id in held:
                 reason, delay = held[item.patient_id]
