@@ -91,7 +91,6 @@ class GroupMember:
         self._background = BackgroundThread(f"mqtt-group-{group}", self._loop)
         self._adopting: str | None = None
         self._adoption: threading.Thread | None = None
-        self.adopted: list[str] = []  # client ids whose sessions this member ended (for tests, logs)
 
     # --- life cycle
     def start(self) -> None:
@@ -199,7 +198,6 @@ class GroupMember:
                 membership.forget(conn, orphan.client_id)
         except (psycopg.Error, psycopg_pool.PoolTimeout):
             pass  # the row stays: a later adoption finds an empty session and ends it again
-        self.adopted.append(orphan.client_id)
         logger.info("MQTT group %s: stored what waited for %s and ended its session",
                     self.group, orphan.client_id)  # fmt: skip
 
