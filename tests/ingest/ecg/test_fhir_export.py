@@ -146,3 +146,8 @@ def test_a_row_whose_strip_is_gone_is_parked_with_the_reason(
     wait_until(lambda: outbox(db_url)[0]["status"] == "failed", 60, "the row parked")
     assert "is not stored" in outbox(db_url)[0]["last_error"]
     assert ekg_observations(ehr) == []
+    # the exports API shows the parked row and its reason, as for readings
+    rows = admin.get("/v1/exports/rows", params={"status": "failed"})
+    assert rows.status_code == 200, rows.text
+    [row] = [r for r in rows.json() if r["kind"] == "ecg"]
+    assert row["destination"] == "fhir" and "is not stored" in row["reason"]
