@@ -79,12 +79,12 @@ WITH ranges AS MATERIALIZED (
 )
 -- batch indexes grouped by patient (few rows to read back): the new rows, with their patient,
 -- and the rows that could not be attributed (no patient; known tells whether the device is
--- registered). Every other row of the batch was already stored (a duplicate).
+-- registered). Every other row of the batch was already stored (a duplicate). IN over the
+-- inserted keys is one hash of them (a join here was planned as two sorts and a merge).
 SELECT s.patient_id, s.known, array_agg(s.idx)
 FROM staged s
-LEFT JOIN inserted i ON i.device_id = s.device_id AND i.metric = s.metric
-                    AND i.measured_at = s.measured_at
-WHERE s.patient_id IS NULL OR i.device_id IS NOT NULL
+WHERE s.patient_id IS NULL
+   OR (s.device_id, s.metric, s.measured_at) IN (SELECT device_id, metric, measured_at FROM inserted)
 GROUP BY s.patient_id, s.known
 """
 
