@@ -29,11 +29,11 @@ class Month:
 
     @property
     def first_day(self) -> date:
-        return date(self.year, self.month, 1)
+        return _first_day(self.year, self.month)
 
     @property
     def last_day(self) -> date:
-        return date(self.year, self.month, calendar.monthrange(self.year, self.month)[1])
+        return _last_day(self.year, self.month)
 
     def __str__(self) -> str:
         return f"{self.year:04d}-{self.month:02d}"
@@ -41,6 +41,16 @@ class Month:
     @classmethod
     def of(cls, day: date) -> Month:
         return cls(day.year, day.month)
+
+
+@lru_cache(maxsize=64)
+def _first_day(year: int, month: int) -> date:
+    return date(year, month, 1)
+
+
+@lru_cache(maxsize=64)
+def _last_day(year: int, month: int) -> date:  # asked for every period of a report: cached
+    return date(year, month, calendar.monthrange(year, month)[1])
 
 
 def parse_month(text: str) -> Month:
