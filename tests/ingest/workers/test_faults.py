@@ -14,6 +14,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+import httpx
 import psycopg
 
 from devices.mqtt.publisher import Publisher
@@ -55,6 +56,8 @@ def test_sigkill_one_of_three_workers_mid_burst_loses_and_doubles_nothing(
         os.kill(victim, signal.SIGKILL)
         wait_gone(victim)
         assert stored(db_url) < n, "the kill must land in the middle of the burst"
+        # One listening socket, one accept queue: the port answers while a worker is down.
+        assert {answer(service.port) for _ in range(10)} == {200}
         # The parent starts it again under the same replica: its session (with the messages it
         # had not acknowledged, and its share queued meanwhile) is still there.
         service.wait_subscribed(4)
@@ -65,6 +68,12 @@ def test_sigkill_one_of_three_workers_mid_burst_loses_and_doubles_nothing(
     assert "worker 1 killed by SIGKILL: starting it again" in log
     assert "session present: True" in log
     assert len(set(service_pids_after(log))) == 4
+
+
+def answer(port: int) -> int:
+    """The status of GET /healthz on a new connection (the kernel hands it to one worker)."""
+    with httpx.Client(timeout=10) as client:
+        return client.get(f"http://127.0.0.1:{port}/healthz").status_code
 
 
 def service_pids_after(log: str) -> list[str]:
