@@ -56,6 +56,7 @@ def settings_for(
         fhir_bundle_size=10,
         fhir_poll_interval_s=0.1,
         fhir_lease_s=5,
+        fhir_export_alerts=False,  # Observations only here; alerts as Flags: tests/ingest/ehr
         **extra,
     )
 
