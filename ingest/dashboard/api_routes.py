@@ -183,12 +183,16 @@ def _summarise(
     now = datetime.now(UTC)
     ids = [r["id"] for r in rows]
     latest = queries.latest_values(conn, ids, metrics)
+    strips = queries.latest_strips(conn, ids)
     coverage = queries.days_with_readings(conn, ids, metrics, queries.day_window(now, zone))
     alerts = queries.open_alert_counts(conn, ids)
     out = []
     for row in rows:
         values = [LatestValue(**v) for v in latest[row["id"]]]
-        last = max((v.measured_at for v in values), default=None)
+        times = [v.measured_at for v in values]
+        if row["id"] in strips:  # an ECG strip counts as a reading
+            times.append(strips[row["id"]])
+        last = max(times, default=None)
         counts = AlertCounts(**alerts.get(row["id"], {}))
         summary = PatientSummary(
             id=row["id"],

@@ -41,6 +41,9 @@ WHERE EXISTS (
     SELECT 1 FROM readings r
     WHERE r.patient_id = p.id AND r.metric = ANY(%(metrics)s::text[])
       AND r.measured_at >= d.starts AND r.measured_at < d.ends
+) OR EXISTS (  -- an ECG strip is a reading too
+    SELECT 1 FROM ecg_strips e
+    WHERE e.patient_id = p.id AND e.measured_at >= d.starts AND e.measured_at < d.ends
 )
 ORDER BY p.id, d.day
 """
@@ -95,6 +98,21 @@ def day_window(now: datetime, zone: ZoneInfo, count: int = COVERAGE_DAYS) -> Day
     starts = tuple(datetime.combine(d, time(0), tzinfo=zone) for d in days)
     ends = tuple(datetime.combine(d + timedelta(days=1), time(0), tzinfo=zone) for d in days)
     return DayWindow(days, starts, ends)
+
+
+_LATEST_STRIPS: Final = """
+SELECT patient_id, max(measured_at) AS measured_at FROM ecg_strips
+WHERE patient_id = ANY(%(ids)s::uuid[])
+GROUP BY patient_id
+"""
+
+
+def latest_strips(conn: psycopg.Connection[Any], patient_ids: Sequence[UUID]) -> dict[UUID, datetime]:
+    """Per patient with ECG strips, when the newest was measured."""
+    if not patient_ids:
+        return {}
+    rows = fetch_all(conn, _LATEST_STRIPS, {"ids": list(patient_ids)})
+    return {row["patient_id"]: row["measured_at"] for row in rows}
 
 
 def latest_values(

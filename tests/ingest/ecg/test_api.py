@@ -131,13 +131,16 @@ def test_a_strip_measured_before_its_patient_s_assignment_is_not_listed_for_them
     assert [s["measured_at"] for s in seconds] == [iso(at(10))]
 
 
-def test_the_dashboard_shows_when_an_ecg_recorder_last_sent_a_strip(settings: Settings) -> None:
+def test_the_dashboard_counts_strips_as_readings(settings: Settings) -> None:
     with running_service(settings, factories=[ecg_component, dashboard_component]) as svc:
         admin = svc.client(svc.token("admin"))
         with svc.services.transaction() as conn:
             patient = register_cardiac(conn, "KARDIA-D")
         post(admin, "KARDIA-D", wire_strip("KARDIA-D", 30), wire_strip("KARDIA-D", 20))
         detail = admin.get(f"/v1/dashboard/patients/{patient}").json()
+    # the strips are readings for the summary: when the last came, the day counted, no "no readings"
+    assert detail["last_reading_at"].replace("+00:00", "Z") == iso(at(20))
+    assert detail["days_with_readings_30d"] >= 1 and detail["attention"] == []
     [device] = detail["devices"]
     assert device["id"] == "KARDIA-D"
     assert device["last_reading_at"].replace("+00:00", "Z") == iso(at(20))
