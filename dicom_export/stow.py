@@ -6,8 +6,9 @@ an outcome or an error that says what to do next:
 
 - 200 (or 202 with the instance referenced): stored; ``created`` is False when the PACS says it
   had the instance already (409, or failure reason 0x0111 "duplicate SOP instance").
-- 400, 413, or a failure reason the content caused (0xA9xx, 0xCxxx, 0x0122): :class:`RefusedByPacs`.
-- no answer, a timeout, 408, 429, 5xx, 0xA7xx "out of resources", 0x0110 "processing failure", and
+- 400, 413, or a failure reason the content caused (:mod:`dicom_export.status`): :class:`RefusedByPacs`.
+- no answer, a timeout, 408, 429, 5xx, a failure reason worth a retry (0xA7xx "out of resources",
+  0x0110 "processing failure"; :mod:`dicom_export.status`), and
   the answers a wrong or unauthorised URL gives (401, 403, 404, 405, 415): :class:`PacsUnavailable`,
   which leaves the row for later; the reason names the answer so an operator can fix the URL.
 """
@@ -25,14 +26,12 @@ import httpx
 
 from dicom_export.errors import PacsUnavailable, RefusedByPacs
 from dicom_export.models import DicomObject
+from dicom_export.status import raise_for, stored_before
 
 DICOM_JSON: Final = "application/dicom+json"
 MAX_RETRY_AFTER_S: Final = 3600.0
 MAX_REASON_CHARS: Final = 500
 MAX_ANSWER_BYTES: Final = 1024 * 1024  # a STOW-RS answer about one instance is a few hundred bytes
-# PS3.18 Table 10.5.3-2 / PS3.4 C.4.2.1.4: FailureReason (0008,1197) values.
-DUPLICATE: Final = 0x0111
-PROCESSING_FAILURE: Final = 0x0110
 _FAILED_SOP_SEQUENCE: Final = "00081198"
 _REFERENCED_SOP_SEQUENCE: Final = "00081199"
 _REFERENCED_SOP_INSTANCE_UID: Final = "00081155"
@@ -88,7 +87,7 @@ def interpret(status: int, content: bytes, headers: httpx.Headers, sop_instance_
     answer = _json(content)
     failure = _reason(answer, _FAILED_SOP_SEQUENCE, _FAILURE_REASON, sop_instance_uid)
     warning = _reason(answer, _REFERENCED_SOP_SEQUENCE, _WARNING_REASON, sop_instance_uid)
-    if status == 409 or failure == DUPLICATE:
+    if status == 409 or (failure is not None and stored_before(failure)):
         return Stored(sop_instance_uid, created=False, warning=warning)
     if status >= 500 or status in _RETRY_LATER:
         raise PacsUnavailable(
@@ -97,10 +96,7 @@ def interpret(status: int, content: bytes, headers: httpx.Headers, sop_instance_
             retry_after=parse_retry_after(headers.get("Retry-After"), time.time()),
         )
     if failure is not None:
-        if failure == PROCESSING_FAILURE or failure >> 8 == 0xA7:
-            reason = f"PACS could not store it now (failure reason 0x{failure:04X})"
-            raise PacsUnavailable(reason, status=status)
-        raise RefusedByPacs(f"PACS refused the instance (failure reason 0x{failure:04X})", status=status)
+        raise_for(failure, status=status)
     if 200 <= status < 300:
         return Stored(sop_instance_uid, created=True, warning=warning)
     raise RefusedByPacs(f"PACS refused the instance: {_text(content)}", status=status)

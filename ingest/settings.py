@@ -211,6 +211,14 @@ class Settings(BaseSettings):
     dicom_batch_size: int = Field(default=20, ge=1, le=1000, description="rows claimed at once")
     dicom_poll_interval_s: float = Field(default=1.0, gt=0, le=300, description="idle worker poll")
     dicom_lease_s: float = Field(default=60.0, ge=1, le=3600, description="claim lease, renewed")
+    dicom_ae: str | None = Field(
+        default=None,
+        max_length=300,
+        description="AETITLE@host:port: C-STORE to this Storage SCP (a PACS without DICOMweb)",
+    )
+    dicom_calling_ae: str = Field(
+        default="RPMINGEST", min_length=1, max_length=16, description="our AE title in C-STORE"
+    )
 
     # --- alerts (see docs/alerts.md)
     alert_scheduler_interval_s: float = Field(

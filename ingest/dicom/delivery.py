@@ -1,5 +1,6 @@
 """Runs the DICOM export in ``serve``: one sender thread and a keeper renewing its claim leases on
-a connection of its own (a slow PACS never costs the rows their lease).
+a connection of its own (a slow PACS never costs the rows their lease). The sender stores with
+STOW-RS when ``RPM_DICOMWEB_URL`` is set, else with C-STORE to ``RPM_DICOM_AE``.
 
 Stopping lets the request in hand finish (at most the request timeout), then closes the HTTP
 client; rows not recorded are released with their lease and go out again (their UIDs are derived,
@@ -16,11 +17,13 @@ from typing import Any, Final
 import httpx
 import psycopg
 
+from dicom_export.address import AeAddress
+from dicom_export.cstore import CStoreClient
 from dicom_export.stow import StowClient
 from fhir_export.worker import Backoff
 from ingest.background import BackgroundThread
 from ingest.dicom.reader import DicomJob, dicom_reader
-from ingest.dicom.sender import DicomSender
+from ingest.dicom.sender import DicomSender, Store
 from ingest.export.destinations import DICOM
 from ingest.export.outbox.claims import PgOutbox
 from ingest.services import Services
@@ -31,14 +34,25 @@ MAX_PAUSE_S: Final = 60.0
 
 
 class DicomDelivery:
-    def __init__(self, services: Services) -> None:
+    """``ae``: the Storage SCP for C-STORE, used when no DICOMweb URL is set."""
+
+    def __init__(self, services: Services, ae: AeAddress | None = None) -> None:
         s = services.settings
-        assert s.dicomweb_url is not None
         self._services = services
-        self.http = httpx.Client(
-            timeout=httpx.Timeout(s.dicom_timeout_s, connect=min(10.0, s.dicom_timeout_s))
-        )
-        self.pacs = StowClient(self.http, s.dicomweb_url)
+        self.http: httpx.Client | None = None
+        self.pacs: Store
+        if s.dicomweb_url:
+            self.http = httpx.Client(
+                timeout=httpx.Timeout(s.dicom_timeout_s, connect=min(10.0, s.dicom_timeout_s))
+            )
+            self.pacs = StowClient(self.http, s.dicomweb_url)
+            # Credentials in the URL (HTTP Basic) stay out of the log.
+            target = httpx.URL(s.dicomweb_url).copy_with(username=None, password=None)
+            self.target = f"{target} (STOW-RS)"
+        else:
+            assert ae is not None
+            self.pacs = CStoreClient(ae, calling_ae=s.dicom_calling_ae, timeout_s=s.dicom_timeout_s)
+            self.target = f"{ae} (C-STORE as {s.dicom_calling_ae.strip()})"
         me = f"{socket.gethostname()}:{os.getpid()}"
         self.outbox: PgOutbox[DicomJob] = PgOutbox(
             services.pool,
@@ -56,12 +70,12 @@ class DicomDelivery:
     def start(self) -> None:
         self._worker.start()
         self._keeper.start()
-        shown = httpx.URL(self.pacs.base_url).copy_with(username=None, password=None)  # no credentials
-        logger.info("DICOM export to %s: STOW-RS, claims of %d", shown, self.sender.batch_size)
+        logger.info("DICOM export to %s, claims of %d", self.target, self.sender.batch_size)
 
     def stop(self) -> None:
         self._worker.stop()
-        self.http.close()  # a request still hanging is cut; its rows come back with the lease
+        if self.http is not None:
+            self.http.close()  # a request still hanging is cut; its rows come back with the lease
         self._keeper.stop()
 
     def _work(self) -> None:

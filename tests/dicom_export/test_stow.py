@@ -125,8 +125,8 @@ def test_409_and_a_duplicate_failure_are_already_stored(http: httpx.Client) -> N
             'HTTP 400: PACS refused the instance: {"error": "bad multipart"}',
         ),
         (Reply(413), "HTTP 413: PACS refused the instance: (no body)"),
-        (Reply(202, failed_sop("{uid}", 0xA900)), "failure reason 0xA900"),
-        (Reply(200, failed_sop("{uid}", 0xC000)), "failure reason 0xC000"),
+        (Reply(202, failed_sop("{uid}", 0xA900)), "status 0xA900"),
+        (Reply(200, failed_sop("{uid}", 0xC000)), "status 0xC000"),
     ],
 )
 def test_refusals_for_the_content_say_why(reply: Reply, reason: str, http: httpx.Client) -> None:

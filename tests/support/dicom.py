@@ -146,3 +146,44 @@ def failed_sop(sop_instance_uid: str | None, reason: int) -> bytes:
     if sop_instance_uid is not None:
         item["00081155"] = {"vr": "UI", "Value": [sop_instance_uid]}
     return json.dumps({"00081198": {"vr": "SQ", "Value": [item]}}).encode()
+
+
+class ScriptedScp:
+    """A real DICOM Storage SCP (pynetdicom) on 127.0.0.1 answering each C-STORE with the next
+    scripted status (then 0x0000) and recording the SOP Instance UIDs it was sent: for the statuses
+    Orthanc cannot be made to give. AE title ``SCRIPTED``; it refuses associations that call it by
+    another title."""
+
+    AE_TITLE = "SCRIPTED"
+
+    def __init__(self, statuses: list[int]) -> None:
+        from pynetdicom import AE, evt
+        from pynetdicom.sop_class import GeneralECGWaveformStorage, TwelveLeadECGWaveformStorage
+
+        self.statuses = list(statuses)
+        self.received: list[str] = []
+        self.lock = threading.Lock()
+
+        def on_store(event: Any) -> int:
+            with self.lock:
+                self.received.append(str(event.request.AffectedSOPInstanceUID))
+                return self.statuses.pop(0) if self.statuses else 0x0000
+
+        ae = AE(ae_title=self.AE_TITLE)
+        ae.require_called_aet = True
+        for sop_class in (GeneralECGWaveformStorage, TwelveLeadECGWaveformStorage):
+            ae.add_supported_context(sop_class)
+        self.server = ae.start_server(
+            ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+        )
+        self.port = self.server.server_address[1]
+        self.address = f"{self.AE_TITLE}@127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+    def __enter__(self) -> ScriptedScp:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -14,7 +14,7 @@ from devices.ecg import EcgStrip
 from dicom_export.stow import StowClient
 from fhir_export.worker import Backoff
 from ingest.dicom.reader import DicomJob, dicom_reader
-from ingest.dicom.sender import DicomSender
+from ingest.dicom.sender import DicomSender, Store
 from ingest.ecg.store import insert_strip
 from ingest.export.destinations import DICOM
 from ingest.export.outbox import NewItem, PgOutbox, enqueue_items
@@ -44,12 +44,15 @@ def strips_with_rows(pool: ConnectionPool, count: int, *, timezone: str = "Europ
 
 
 def sender(pool: ConnectionPool, pacs_url: str, http: Any, *, batch_size: int = 20) -> DicomSender:
+    """A sender storing with STOW-RS under ``pacs_url``."""
+    return sender_to(pool, StowClient(http, pacs_url), batch_size=batch_size)
+
+
+def sender_to(pool: ConnectionPool, pacs: Store, *, batch_size: int = 20) -> DicomSender:
     outbox: PgOutbox[DicomJob] = PgOutbox(
         pool, worker="test-dicom", destination=DICOM, reader=dicom_reader, lease_s=60
     )
-    return DicomSender(
-        outbox, StowClient(http, pacs_url), batch_size=batch_size, backoff=Backoff(), rng=random.Random(7)
-    )
+    return DicomSender(outbox, pacs, batch_size=batch_size, backoff=Backoff(), rng=random.Random(7))
 
 
 def rows(pool: ConnectionPool) -> list[dict[str, Any]]:

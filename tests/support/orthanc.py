@@ -23,6 +23,7 @@ from tests.support.service import free_port
 
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 PLUGIN_NAME = "libOrthancDicomWeb.so"
+AE_TITLE = "RPMTESTPACS"
 
 
 def dicomweb_plugin() -> Path | None:
@@ -65,6 +66,11 @@ class Orthanc:
     def dicomweb_url(self) -> str:
         return f"{self.url}/dicom-web"
 
+    @property
+    def ae_address(self) -> str:
+        """Its Storage SCP for C-STORE, as ``RPM_DICOM_AE`` names it."""
+        return f"{AE_TITLE}@127.0.0.1:{self.dicom_port}"
+
     def write_config(self) -> Path:
         config = {
             "Name": "rpm-test-pacs",
@@ -72,7 +78,7 @@ class Orthanc:
             "IndexDirectory": str(self.directory / "index"),
             "HttpPort": self.http_port,
             "DicomPort": self.dicom_port,
-            "DicomAet": "RPMTESTPACS",
+            "DicomAet": AE_TITLE,
             "RemoteAccessAllowed": False,
             "AuthenticationEnabled": False,
             "HttpServerEnabled": True,

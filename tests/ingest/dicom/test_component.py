@@ -1,18 +1,23 @@
 """The DICOM export in the running service: an ECG strip sent over HTTP reaches the PACS (Orthanc)
-once and /metrics counts it; with no ``RPM_DICOMWEB_URL`` nothing runs and strips get no DICOM
-rows."""
+once and /metrics counts it; with no PACS configured nothing runs and strips get no DICOM rows; the
+settings pick the transport (STOW-RS or C-STORE)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import httpx
+import pytest
 
-from ingest.dicom.component import dicom_component
+from dicom_export.cstore import CStoreClient
+from dicom_export.stow import StowClient
+from ingest.dicom.component import EXTRAS_KEY, dicom_component, storage_scp
+from ingest.dicom.delivery import DicomDelivery
+from ingest.errors import ConfigurationError
 from ingest.settings import Settings
 from tests.support.ecg import register_cardiac, wire_strip
 from tests.support.orthanc import Orthanc
-from tests.support.service import running_service
+from tests.support.service import RunningService, running_service
 from tests.support.waiting import wait_for_value
 
 
@@ -63,3 +68,30 @@ def test_without_a_pacs_nothing_runs(settings: Settings) -> None:
         with service.services.transaction() as conn:
             destinations = [r[0] for r in conn.execute("SELECT destination FROM outbox").fetchall()]
     assert "dicom" not in destinations
+
+
+def test_the_transport_follows_the_settings(settings: Settings, orthanc: Orthanc) -> None:
+    """DICOMweb when RPM_DICOMWEB_URL is set (it wins over RPM_DICOM_AE), else C-STORE; a malformed
+    RPM_DICOM_AE stops start-up with the reason."""
+    with_both = settings.model_copy(
+        update={"dicomweb_url": "http://rpm:secret@127.0.0.1:9/dicom-web", "dicom_ae": orthanc.ae_address}
+    )
+    with running_service(with_both) as service:
+        delivery = _delivery(service)
+        assert isinstance(delivery.pacs, StowClient)
+        assert delivery.target == "http://127.0.0.1:9/dicom-web (STOW-RS)"  # no credentials shown
+    only_ae = settings.model_copy(update={"dicom_ae": orthanc.ae_address, "dicom_calling_ae": "CLINIC1"})
+    with running_service(only_ae) as service:
+        delivery = _delivery(service)
+        assert isinstance(delivery.pacs, CStoreClient)
+        assert delivery.target == f"{orthanc.ae_address} (C-STORE as CLINIC1)"
+    for bad in ({"dicom_ae": "ORTHANC"}, {"dicom_ae": "A@h:1", "dicom_calling_ae": "A\\B"}):
+        with pytest.raises(ConfigurationError, match="RPM_DICOM_AE / RPM_DICOM_CALLING_AE"):
+            storage_scp(settings.model_copy(update=bad))  # the component's first step
+
+
+def _delivery(service: RunningService) -> DicomDelivery:
+    [component] = [c for c in service.runtime.components if c.name == "dicom export"]
+    delivery = component.extras[EXTRAS_KEY]
+    assert isinstance(delivery, DicomDelivery)
+    return delivery

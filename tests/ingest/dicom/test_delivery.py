@@ -12,11 +12,13 @@ import httpx
 import pytest
 from psycopg_pool import ConnectionPool
 
+from dicom_export.address import AeAddress
+from dicom_export.cstore import CStoreClient
 from dicom_export.uids import sop_instance_uid
 from ingest.export.destinations import DICOM
 from ingest.export.outbox import NewItem, enqueue_items
-from tests.support.dicom import Reply, ScriptedPacs, failed_sop
-from tests.support.dicom_outbox import DEVICE, rows, sender, strips_with_rows
+from tests.support.dicom import Reply, ScriptedPacs, ScriptedScp, failed_sop
+from tests.support.dicom_outbox import DEVICE, rows, sender, sender_to, strips_with_rows
 from tests.support.mqtt_ingest import BASE
 from tests.support.orthanc import Orthanc
 from tests.support.service import free_port
@@ -82,7 +84,7 @@ def test_409_is_done_and_400_is_parked_with_the_reason(pool: ConnectionPool, htt
         ("failed", None),
         ("failed", None),
     ]
-    assert found[1]["last_error"] == "HTTP 202: PACS refused the instance (failure reason 0xA900)"
+    assert found[1]["last_error"] == "HTTP 202: PACS refused the instance (status 0xA900)"
     assert found[2]["last_error"] == "HTTP 400: PACS refused the instance: Invalid multipart body"
 
 
@@ -148,3 +150,24 @@ def test_rows_the_reader_cannot_use_are_parked_with_the_reason(
         str(strips[0].id): ("failed", unreadable + "'No time zone found with key Mars/Olympus_Mons'"),
         "42": ("failed", unreadable + "the DICOM export sends ECG strips, not outbox rows of kind 'flag'"),
     }
+
+
+def test_c_store_through_the_outbox(pool: ConnectionPool, orthanc: Orthanc) -> None:
+    """The same sender over DIMSE C-STORE (RPM_DICOM_AE) to Orthanc's Storage SCP."""
+    _, strips = strips_with_rows(pool, 2, seconds=5)
+    worker = sender_to(pool, CStoreClient(AeAddress.parse(orthanc.ae_address), timeout_s=10))
+    assert worker.run_once().claimed == 2
+    assert {r["item_ref"]: (r["status"], r["reference"]) for r in rows(pool)} == {
+        str(s.id): ("sent", sop_instance_uid(str(s.id))) for s in strips
+    }
+    assert len(orthanc.qido("instances", PatientID="MRN-ECG")) == 2
+
+
+def test_an_scp_down_or_refusing_leaves_the_rows_for_later(pool: ConnectionPool) -> None:
+    strips_with_rows(pool, 2, seconds=1)
+    with ScriptedScp([]) as scp:
+        wrong_title = AeAddress.parse(f"NOTTHEPACS@127.0.0.1:{scp.port}")
+        done = sender_to(pool, CStoreClient(wrong_title, timeout_s=10)).run_once()
+    assert done.pacs_unavailable and done.claimed == 2
+    assert [(r["status"], r["attempts"]) for r in rows(pool)] == [("pending", 1)] * 2
+    assert all("rejected" in r["last_error"] for r in rows(pool))
