@@ -32,7 +32,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from devices.mqtt.client import connect_async, new_client
 from devices.mqtt.options import BrokerOptions
 from ingest.metrics import Metrics
-from ingest.mqtt.delivery import Delivery, to_delivery
+from ingest.mqtt.delivery import Delivery, TopicReader, to_delivery
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +52,10 @@ class ConsumerSession:
         self.prefix = prefix
         self._sink = sink
         self._metrics = metrics
+        self._topics = TopicReader(prefix)
         self._client = new_client(
-            options, manual_ack=True, persistent=True, log=logging.getLogger("ingest.mqtt.paho")
+            options, manual_ack=True, persistent=True, buffered_reads=True,
+            log=logging.getLogger("ingest.mqtt.paho"),
         )
         self._client.on_connect = self._on_connect
         self._client.on_connect_fail = self._on_connect_fail
@@ -265,6 +267,7 @@ class ConsumerSession:
             qos=message.qos,
             generation=self._generation,
             received_at=datetime.now(UTC),
+            topics=self._topics,
         )
         self._metrics.mqtt_received.inc()
         self._last_activity = time.monotonic()
