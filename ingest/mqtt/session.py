@@ -182,9 +182,9 @@ class ConsumerSession:
         with self._lock:
             self._generation += 1
             self._connected = True
+            self.taken_over = False
             self._subscribed = False
             self._last_problem = "subscribing"
-            self.taken_over = False
             first = not self._ever_connected
             self._ever_connected = True
         self._metrics.mqtt_connects.inc()
@@ -250,10 +250,10 @@ class ConsumerSession:
             self._last_problem = f"disconnected: {reason}"
             self._since = time.monotonic()
             closed = self._closed
-        self._metrics.mqtt_connected.set(0)
-        if was_connected and not closed:
             if reason.value == _SESSION_TAKEN_OVER:
                 self.taken_over = True
+        self._metrics.mqtt_connected.set(0)
+        if was_connected and not closed:
             logger.warning(
                 "MQTT connection to %s lost (%s), reconnecting", self.options.address.display, reason
             )
