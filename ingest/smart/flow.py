@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -19,7 +20,13 @@ from uuid import UUID
 import httpx
 import psycopg
 from authlib.integrations.base_client.errors import OAuthError  # type: ignore[import-untyped]
-from authlib.integrations.httpx_client import OAuth2Client  # type: ignore[import-untyped]
+
+with warnings.catch_warnings():
+    # authlib 1.9 warns on import that it would rather use the httpx2 package; httpx (which the
+    # service uses everywhere) is what it falls back to, and it works with it. Without this the
+    # warning is printed whenever the service starts.
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+    from authlib.integrations.httpx_client import OAuth2Client  # type: ignore[import-untyped]
 
 from ingest.services import Services
 from ingest.smart.discovery import Discovery, SmartConfiguration
