@@ -105,14 +105,14 @@ def test_items_kept_elsewhere_are_enqueued_once_per_destination(pool: Connection
         NewItem(home.patient_id, home.device_id, FHIR, "reading", "x", T0).as_json()
 
 
-def test_the_fhir_reader_parks_item_rows_it_cannot_read(pool: ConnectionPool) -> None:
+def test_the_fhir_reader_parks_an_item_row_whose_item_is_gone(pool: ConnectionPool) -> None:
     home = make_home(pool, fhir_patient_id="pat-1")
     with pool.connection() as conn, conn.transaction():
         enqueue_items(conn, [_item(home, FHIR)])
     with PgOutbox(pool, worker="w", reader=fhir_reader).claim(10) as claim:
         assert claim.items == []
     (row,) = home.rows()
-    assert row["status"] == "failed" and "no reader" in row["last_error"]
+    assert row["status"] == "failed" and row["last_error"].startswith("stored row is unreadable")
 
 
 def test_readings_go_to_fhir_always_and_other_destinations_when_configured() -> None:
