@@ -104,10 +104,12 @@ def get_patient(conn: psycopg.Connection[Any], patient_id: UUID) -> dict[str, An
 def list_patients(
     conn: psycopg.Connection[Any], *, clinic_ids: list[str] | None, search: str | None, limit: int
 ) -> list[dict[str, Any]]:
+    # A patient merged into another (HL7 ADT A40) is no longer listed: the survivor holds their
+    # readings, devices and alerts. The record stays (GET /v1/patients/{id}) for the audit trail.
     return fetch_all(
         conn,
         f"SELECT {PATIENT_COLUMNS} FROM patients"
-        " WHERE (%(clinics)s::text[] IS NULL OR clinic_id = ANY(%(clinics)s))"
+        " WHERE (%(clinics)s::text[] IS NULL OR clinic_id = ANY(%(clinics)s)) AND merged_into IS NULL"
         " AND (%(q)s::text IS NULL OR display_name ILIKE %(like)s OR mrn = %(q)s)"
         " ORDER BY display_name, id LIMIT %(limit)s",
         {

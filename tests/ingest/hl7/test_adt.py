@@ -159,6 +159,9 @@ def test_a40_moves_readings_devices_alerts_and_exports_to_the_survivor(
         assert query(service, f"SELECT count(*) FROM {table} WHERE patient_id = %s", merged) == [(0,)], table
     assert query(service, "SELECT count(*) FROM readings WHERE patient_id = %s", survivor) == [(3,)]
     assert query(service, "SELECT merged_into FROM patients WHERE id = %s", merged) == [(survivor,)]
+    with service.client(token) as http:  # the merged record is no longer listed
+        listed = http.get("/v1/patients").json()
+    assert [p["mrn"] for p in (listed["patients"] if isinstance(listed, dict) else listed)] == ["KEEP"]
     (audit,) = query(service, "SELECT survivor_id, merged_id, merged_mrn, source, moved FROM patient_merges")
     assert audit[:4] == (survivor, merged, "GONE", "hl7:EPIC|HOSP|M1")
     assert audit[4]["readings"] == 2 and audit[4]["alerts"] >= 1 and audit[4]["device_assignments"] == 1
