@@ -41,6 +41,10 @@ def run_service(settings: Settings, *, demo: bool = False, listen_fd: int | None
             **uvicorn_options(settings),
         )
         server = _GracefulServer(config)
+        # A stop asked for while the components start (before uvicorn takes the signals over) is
+        # kept: the server then shuts down as soon as it has started, and everything stops in order.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, server.handle_exit)
         runtime.start_components()
         tune_for_service()
         demo_devices = None
