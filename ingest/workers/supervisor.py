@@ -7,10 +7,11 @@ whole ``serve`` processes (own pool, MQTT session, alert scheduler, export worke
 
 - SIGTERM/SIGINT to the parent: forwarded as SIGTERM to every worker (each stops cleanly: in a
   shared group it hands its share back); the parent exits 0 once all have exited.
-- A worker that dies (killed by a signal, or exiting with a status other than 0) is started again
-  under the same replica name, after a delay that doubles while it keeps dying young.
-- A worker that exits 0 was stopped on purpose (``kill -TERM <its pid>``: one fewer worker) and is
-  not started again; when the last one has gone, so does the parent.
+- A worker that dies (killed by SIGKILL or another signal, or exiting with a status other than 0)
+  is started again under the same replica name, after a delay that doubles while it keeps dying young.
+- A worker that exits 0, or that SIGTERM/SIGINT ended before it could handle them (still starting
+  up), was stopped on purpose (``kill -TERM <its pid>``: one fewer worker) and is not started
+  again; when the last one has gone, so does the parent.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ RESTART_MAX_S: Final = 30.0
 #: A worker that ran this long before dying is restarted after the minimum delay again.
 HEALTHY_AFTER_S: Final = 30.0
 _POLL_S: Final = 0.2
+#: Exit statuses of a worker stopped on purpose (Popen: -N = ended by signal N).
+STOPPED_ON_PURPOSE: Final = frozenset({0, -signal.SIGTERM, -signal.SIGINT})
 
 
 def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
@@ -156,7 +159,7 @@ class Supervisor:
             worker.done = True
             logger.info("worker %d stopped (%s)", worker.index, describe_exit(code))
             return
-        if code == 0:
+        if code in STOPPED_ON_PURPOSE:
             worker.done = True
             logger.info("worker %d stopped cleanly on its own signal: not started again", worker.index)
             return

@@ -105,6 +105,25 @@ def test_a_worker_stopped_on_its_own_signal_is_not_started_again(tmp_path: Path)
     assert {k: len(v) for k, v in started(path).items()} == {"0": 1, "1": 1}
 
 
+def test_a_worker_ended_by_sigterm_before_handling_it_is_not_started_again() -> None:
+    """A worker still starting up has no handler yet: SIGTERM ends it, and that was a stop too."""
+    sup = Supervisor(
+        1,
+        command=lambda _i: [sys.executable, "-c", "import time; time.sleep(60)"],
+        environment=lambda i: worker_environment(None, i),
+        restart_min_s=0.1,
+    )
+
+    def actions() -> None:
+        wait_until(lambda: sup.pids[0] is not None, 30, "the worker")
+        pid = sup.pids[0]
+        assert pid is not None
+        os.kill(pid, signal.SIGTERM)
+
+    assert run_with(sup, threading.Thread(target=actions)) == 0  # returns: nothing left to run
+    assert sup.pids == [None]
+
+
 def test_sigterm_to_the_parent_is_forwarded_to_every_worker(tmp_path: Path) -> None:
     path = tmp_path / "notes"
     sup = supervisor(path, 2)
