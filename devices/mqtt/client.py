@@ -66,8 +66,8 @@ class _BufferedReadsClient(paho.Client):
     ``_READS_PER_LOOP``) instead of a trip through ``select`` per packet. TLS and websocket
     connections are left as paho makes them (the SSL layer buffers records already).
 
-    Relies on two methods of paho-mqtt 2 (``_create_socket``, ``loop_read``); the pin in
-    pyproject.toml and ``tests/devices/mqtt/test_buffered_reads.py`` keep them honest."""
+    Relies on two methods of paho-mqtt 2 (``_create_socket``, ``loop_read``):
+    ``tests/devices/mqtt/test_buffered_reads.py`` fails if a paho release stops calling them."""
 
     def _create_socket(self) -> Any:
         sock = super()._create_socket()
