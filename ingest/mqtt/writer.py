@@ -121,11 +121,15 @@ class BatchWriter:
             with self._lock:
                 self._in_hand = len(batch)
             try:
-                if self._commit(batch):
-                    self._acknowledge(batch)
+                committed = self._commit(batch)
             finally:
+                # Before the acknowledgements go out: the broker refills the window at once, and
+                # the network thread may queue the new messages before this thread runs again
+                # (unacked would count both, beyond the in-flight window).
                 with self._lock:
                     self._in_hand = 0
+            if committed:
+                self._acknowledge(batch)
         logger.debug("MQTT writer stopped")
 
     def _acknowledge(self, batch: Sequence[Delivery]) -> None:
