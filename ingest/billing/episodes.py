@@ -38,6 +38,19 @@ def end_monitoring(conn: psycopg.Connection[Any], patient_id: UUID, ended_at: da
     conn.execute("SELECT billing_end_monitoring(%s, %s)", (patient_id, ended_at))
 
 
+def merge_patients(conn: psycopg.Connection[Any], survivor: UUID, merged: UUID) -> None:
+    """The merged patient's episodes and days with readings become the survivor's, in the
+    caller's transaction.
+
+    ``ingest.billing.episodes.merge_patients(conn, survivor, merged)`` is the call for a patient
+    merge (HL7 ADT A40), made with both patients locked and before their device assignments move.
+    Overlapping episodes of the two are joined into one (earliest start, latest end, open if
+    either was open), so a reading still belongs to one episode; the device assignments moved
+    later in the same transaction then open or end no episode (migration 0018).
+    """
+    conn.execute("SELECT billing_merge_patients(%s, %s)", (survivor, merged))
+
+
 def start_episode(conn: psycopg.Connection[Any], patient_id: UUID, started_at: datetime) -> dict[str, Any]:
     """Start an episode explicitly at ``started_at`` (``POST /v1/patients/{id}/episodes``).
 

@@ -1,15 +1,16 @@
 """The report's counting, in SQL: distinct clinic-local days with readings per 30-day period, and
 the month's clinician minutes, for every patient of a clinic with an episode overlapping a month.
 
-Readings are never loaded into Python: one statement returns a row per (episode, period) that
-overlaps the month with its day count, and one returns the minutes per patient. They run under
-:func:`clinic_time`, which sets the transaction's ``TimeZone`` to the clinic's IANA zone, so a
-plain ``measured_at::date`` is the clinic-local date, computed by PostgreSQL from the zone's rules
-for each instant (days across a DST change are right), and ``date::timestamptz`` is the instant of
-local midnight. (``AT TIME ZONE 'name'`` gives the same dates but looks the zone up for every row:
-five times the cost per reading.) Readings are selected by instant ranges widened by a day on each
-side, then kept by exact local date, so a day whose local midnight does not exist (a DST change at
-midnight) loses nothing. Dead letters live in their own table: only stored readings are counted.
+Nothing is loaded into Python but the result: one statement returns a row per (episode, period)
+that overlaps the month with its day count, and one returns the minutes per patient. Days are
+counted from ``reading_days`` (:mod:`ingest.billing.reading_days`: a row per patient and
+clinic-local date with readings, written in the ingest transaction), a few rows per patient and
+month instead of every reading; the readings themselves are asked only about an episode's first
+day when that row cannot tell. The statements run under :func:`clinic_time`, which sets the
+transaction's ``TimeZone`` to the clinic's IANA zone, so a plain ``timestamptz::date`` is the
+clinic-local date, computed by PostgreSQL from the zone's rules for each instant (days across a
+DST change are right), and ``date::timestamptz`` is the instant of local midnight. Dead letters
+live in their own table and never reach ``reading_days``: only stored readings are counted.
 """
 
 from __future__ import annotations
@@ -53,39 +54,43 @@ WITH b AS (
     WHERE eps.d_last IS NULL OR eps.d1 + 30 * (k - 1) <= eps.d_last
 ), listed AS (
     SELECT * FROM periods WHERE p_end >= m_first AND p_start <= m_last
-), span AS (
-    SELECT (min(p_start)::timestamptz) - interval '1 day' AS w_from,
-           ((max(p_end) + 1)::timestamptz) + interval '1 day' AS w_to
-    FROM listed
 ), days AS (
-    -- one row per episode and clinic-local day with a stored reading inside the episode; the
-    -- clinic's episodes are one small hashed input (OFFSET 0 keeps them apart from the readings'
-    -- join: one hash probe per reading instead of two)
-    SELECT e.id AS episode_id, r.measured_at::date AS d
-    FROM readings r
-    JOIN (
-        SELECT e.id, e.patient_id, e.started_at, e.ended_at
-        FROM monitoring_episodes e JOIN patients p ON p.id = e.patient_id
-        WHERE p.clinic_id = %(clinic)s AND (%(patient)s::uuid IS NULL OR p.id = %(patient)s::uuid)
-        OFFSET 0
-    ) e ON e.patient_id = r.patient_id
-    WHERE r.measured_at >= (SELECT w_from FROM span) AND r.measured_at < (SELECT w_to FROM span)
-      AND r.measured_at >= e.started_at AND (e.ended_at IS NULL OR r.measured_at < e.ended_at)
+    -- per episode and period, the clinic-local days with a stored reading inside the episode, from
+    -- the days with readings (migration 0018). A day strictly between the episode's first and
+    -- last date lies wholly inside it. On the last date, the day's first reading says whether one
+    -- is before the end. On the first date, a reading of the day at or after the start
+    -- (``last_at``, kept so whenever it matters) says one is inside; only when it cannot tell are
+    -- the readings themselves asked (one index probe, for a day whose readings all came before
+    -- the episode started, or an episode that starts and ends on one day)
+    SELECT e.episode_id, (rd.local_date - e.d1) / 30 + 1 AS k, count(*) AS n
+    FROM eps e
+    JOIN reading_days rd ON rd.patient_id = e.patient_id
+    WHERE rd.local_date BETWEEN (SELECT min(p_start) FROM listed) AND (SELECT max(p_end) FROM listed)
+      AND rd.local_date >= e.d1 AND (e.d_last IS NULL OR rd.local_date <= e.d_last)
+      AND (e.d_last IS NULL OR rd.local_date < e.d_last OR rd.first_at < e.ended_at)
+      AND (rd.local_date > e.d1
+           OR (rd.last_at >= e.started_at
+               AND (e.d_last IS NULL OR rd.local_date < e.d_last OR rd.last_at < e.ended_at
+                    OR rd.first_at >= e.started_at))
+           OR EXISTS (SELECT 1 FROM readings r WHERE r.patient_id = e.patient_id
+                      AND r.measured_at >= e.started_at
+                      AND r.measured_at < least(e.ended_at, (e.d1 + 1)::timestamptz)))
     GROUP BY 1, 2
 )
 SELECT pr.episode_id, pr.patient_id, pr.k AS index, pr.p_start AS start, pr.p_end AS "end",
-       count(days.d)::int AS days,
+       coalesce(days.n, 0)::int AS days,
        (pr.k > 1 AND pr.k = min(pr.k) OVER (PARTITION BY pr.episode_id) AND EXISTS (
-            SELECT 1 FROM readings r
-            WHERE r.patient_id = pr.patient_id
-              AND r.measured_at >= pr.started_at
-              AND r.measured_at < (pr.p_start::timestamptz)
-            GROUP BY ((r.measured_at)::date - pr.d1) / 30
-            HAVING count(DISTINCT (r.measured_at)::date) >= 2
+            SELECT 1 FROM reading_days rd
+            WHERE rd.patient_id = pr.patient_id
+              AND rd.local_date >= pr.d1 AND rd.local_date < pr.p_start
+              AND (rd.local_date > pr.d1 OR rd.last_at >= pr.started_at OR EXISTS (
+                   SELECT 1 FROM readings r WHERE r.patient_id = pr.patient_id
+                     AND r.measured_at >= pr.started_at AND r.measured_at < (pr.d1 + 1)::timestamptz))
+            GROUP BY (rd.local_date - pr.d1) / 30
+            HAVING count(*) >= 2
        )) AS setup_earned_before
 FROM listed pr
-LEFT JOIN days ON days.episode_id = pr.episode_id AND days.d BETWEEN pr.p_start AND pr.p_end
-GROUP BY pr.episode_id, pr.patient_id, pr.k, pr.p_start, pr.p_end, pr.started_at, pr.d1
+LEFT JOIN days ON days.episode_id = pr.episode_id AND days.k = pr.k
 ORDER BY pr.patient_id, pr.episode_id, pr.k
 """
 
@@ -112,8 +117,10 @@ def _params(clinic_id: str, month: Month, patient_id: UUID | None) -> dict[str, 
     return {"clinic": clinic_id, "first": month.first_day, "last": month.last_day, "patient": patient_id}
 
 
-#: Memory for the counting's sort and hash of a month of readings (one report at a time); the
-#: default 4 MB sends 5,000 patients' month to disk.
+#: Memory for the counting's sorts and hashes (one report at a time); the default 4 MB sent
+#: 5,000 patients' month to disk when the counting read readings. JIT is off for the report's
+#: transaction: the plan's estimated cost passes the JIT threshold, and compiling it took about
+#: a second, longer than running it (bench/billing.py, docs/billing.md).
 REPORT_WORK_MEM: Final = "64MB"
 
 
@@ -123,7 +130,8 @@ def clinic_time(conn: psycopg.Connection[Any], timezone: str) -> Iterator[None]:
     zone = validate_timezone(timezone)
     with conn.transaction():
         conn.execute(
-            "SELECT set_config('TimeZone', %s, true), set_config('work_mem', %s, true)",
+            "SELECT set_config('TimeZone', %s, true), set_config('work_mem', %s, true),"
+            " set_config('jit', 'off', true)",
             (zone, REPORT_WORK_MEM),
         )
         yield

@@ -14,6 +14,7 @@ from psycopg.types.json import Jsonb
 
 from hl7_export import MessageError
 from ingest.billing.episodes import end_monitoring as end_billing_episode
+from ingest.billing.episodes import merge_patients as merge_billing
 
 # A patient's rows in these tables follow them when they are merged into another patient.
 _MOVED_PLAIN: Final = ("readings", "device_assignments", "outbox", "alert_events")
@@ -110,8 +111,9 @@ def merge(
 
     Alerts: where both have an active alert for the same condition, the merged patient's is
     resolved (the survivor's stays); then all move. Per-patient rules and missing-data tracking
-    move where the survivor has none of their own. The merged patient stays, ``merged_into``
-    the survivor.
+    move where the survivor has none of their own. Billing episodes that overlap are joined
+    (``ingest.billing.episodes.merge_patients``). The merged patient stays, ``merged_into`` the
+    survivor.
     """
     survivor = find(conn, clinic_id, survivor_mrn)
     merged = find(conn, clinic_id, merged_mrn)
@@ -150,6 +152,7 @@ def merge(
         " SELECT 1 FROM alert_rules s WHERE s.patient_id = %(survivor)s AND s.key = r.key)",
         p,
     ).rowcount
+    merge_billing(conn, survivor, merged)  # episodes and days with readings, before the devices move
     tables = list(_MOVED_PLAIN) + [t for t in _MOVED_IF_PRESENT if _has_patient_column(conn, t)]
     for table in tables:
         statement = sql.SQL("UPDATE {} SET patient_id = %(survivor)s WHERE patient_id = %(merged)s")

@@ -42,7 +42,7 @@ def monitored(conn: psycopg.Connection[Any], clinic_id: str, mrn: str, start: da
 def readings(
     conn: psycopg.Connection[Any], patient_id: UUID, instants: Iterable[datetime], device: str | None = None
 ) -> None:
-    """Stored heart-rate readings of the patient, one per instant."""
+    """Stored heart-rate readings of the patient, one per instant, and their days with readings."""
     dev = device or f"dev-{str(patient_id)[:8]}"
     with conn.cursor() as cur:
         cur.executemany(
@@ -50,6 +50,8 @@ def readings(
             " original_value, original_unit) VALUES (%s, 'heart_rate', %s, %s, 70, '/min', 70, '/min')",
             [(dev, t, patient_id) for t in instants],
         )
+    # the ingest hook's days with readings, for rows written past the ingest path
+    conn.execute("SELECT billing_rebuild_reading_days(clinic_id) FROM patients WHERE id = %s", (patient_id,))
 
 
 def daily(tz: str, first: date, days: int, per_day: int = 1, hour: int = 9) -> list[datetime]:
