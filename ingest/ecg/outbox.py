@@ -26,9 +26,10 @@ KIND: Final = "ecg"
 
 def ecg_destinations(settings: Settings) -> tuple[str, ...]:
     """Where each stored strip goes: the EHR always (rows wait until an EHR is configured and the
-    patient linked), the PACS while ``RPM_DICOMWEB_URL`` is set."""
+    patient linked), the PACS while ``RPM_DICOMWEB_URL`` (STOW-RS) or ``RPM_DICOM_AE`` (C-STORE) is
+    set."""
     destinations = [FHIR]
-    if settings.dicomweb_url:
+    if settings.dicomweb_url or (settings.dicom_ae or "").strip():
         destinations.append(DICOM)
     return tuple(destinations)
 

@@ -95,3 +95,19 @@ def _delivery(service: RunningService) -> DicomDelivery:
     delivery = component.extras[EXTRAS_KEY]
     assert isinstance(delivery, DicomDelivery)
     return delivery
+
+
+def test_a_strip_goes_to_a_pacs_without_dicomweb_by_c_store(settings: Settings, orthanc: Orthanc) -> None:
+    pacs = {"dicom_ae": orthanc.ae_address, "dicom_poll_interval_s": 0.1}
+    with running_service(settings.model_copy(update=pacs)) as service:
+        with service.services.transaction() as conn:
+            register_cardiac(conn, "KARDIA-DIMSE", mrn="MRN-DIMSE")
+        admin = service.client(service.token("admin"))
+        strip = wire_strip("KARDIA-DIMSE", 5, leads=("I",), rate=300, seconds=30)
+        assert post(admin, "KARDIA-DIMSE", strip).json()["accepted"] == 1
+        [found] = wait_for_value(
+            lambda: orthanc.qido("instances", PatientID="MRN-DIMSE"), 60, "the strip in the PACS"
+        )
+        sent = {"status": "sent", "destination": "dicom"}
+        [row] = wait_for_value(lambda: admin.get("/v1/exports/rows", params=sent).json(), 30, "row sent")
+    assert row["fhir_reference"] == found["00080018"]["Value"][0]

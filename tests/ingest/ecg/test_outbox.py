@@ -39,6 +39,9 @@ def test_destinations_follow_the_settings(settings: Settings) -> None:
     assert ecg_destinations(settings) == ("fhir",)
     pacs = settings.model_copy(update={"dicomweb_url": "http://127.0.0.1:8042/dicom-web"})
     assert ecg_destinations(pacs) == ("fhir", "dicom")
+    c_store = settings.model_copy(update={"dicom_ae": "ORTHANC@127.0.0.1:4242"})
+    assert ecg_destinations(c_store) == ("fhir", "dicom")
+    assert ecg_destinations(settings.model_copy(update={"dicom_ae": "  "})) == ("fhir",)
 
 
 def test_one_row_per_destination_written_with_the_strip_and_never_twice(pool: ConnectionPool) -> None:
