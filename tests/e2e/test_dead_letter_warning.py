@@ -112,7 +112,7 @@ def test_a_clinician_never_asks_for_the_summary_nor_sees_the_banner(
     sign_in(page, service.base_url, service.token("clinician", clinic="default", name="Nurse Jo"))
     page.locator(".live[data-state='live']").wait_for()
     page.get_by_role("link", name="Exports").click()
-    page.get_by_role("heading", name="Exports").wait_for()
+    page.get_by_role("heading", name="Exports", exact=True).wait_for()
     assert page.locator(".admin-banner").count() == 0
     assert page.locator("#admin-warnings").inner_text() == ""
     assert requests == []  # and so no 403 in the console either (the page fixture checks)

@@ -36,14 +36,12 @@ DECODE_INLINE_BYTES: Final = 256 * 1024
     response_model=IngestResult,
     summary="Ingest readings of one device",
     description=(
-        "Body: `{\"device_id\", \"readings\": [...]}` with reading objects as in the MQTT contract."
+        'Body: `{"device_id", "readings": [...]}` with reading objects as in the MQTT contract.'
         " Each reading is judged on its own; refused ones are listed with a reason and kept in the"
         " dead-letter store. Answers only after the readings are committed."
     ),
 )
-async def post_readings(
-    request: Request, services: ServicesDep, principal: PrincipalDep
-) -> IngestResult:
+async def post_readings(request: Request, services: ServicesDep, principal: PrincipalDep) -> IngestResult:
     raw = await request.body()  # BodyLimit (ingest.security.limits) refuses an oversized body
     received_at = datetime.now(UTC)
     try:
@@ -56,24 +54,18 @@ async def post_readings(
         device = principal.device_id if principal.role == "device" else None
         letter = DeadLetter.build(SOURCE, str(exc), raw, device_id=device)
         await run_in_threadpool(services.ingest, SOURCE, [], refused=[letter])
+        if len(raw) > services.limits.body_bytes:  # over the limit and no ECG message either
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, _too_large(services)) from None
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
     if len(raw) > services.limits.body_bytes and not holds_ecg(body):
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            f"request body over {services.limits.body_bytes} bytes (only a message holding an ECG"
-            f" reading may be up to {services.limits.message.ecg_max_bytes} bytes)",
-        )
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, _too_large(services))
     try:
-        device_id = check_message(
-            body, device_id=None, rules=services.limits.message, require_readings=True
-        )
+        device_id = check_message(body, device_id=None, rules=services.limits.message, require_readings=True)
     except TooManyReadings as exc:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None
     except MalformedPayload as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    envelope = Envelope(
-        source=SOURCE, raw=raw, received_at=received_at, device_id=device_id, decoded=body
-    )
+    envelope = Envelope(source=SOURCE, raw=raw, received_at=received_at, device_id=device_id, decoded=body)
     outcome = await run_in_threadpool(_authorize_and_ingest, services, principal, envelope, request.scope)
     if outcome.error is not None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, outcome.error)
@@ -121,3 +113,10 @@ def _authorize_device(services: Services, principal: Principal, device_id: str) 
         clinic = device_clinic(conn, device_id)
     if clinic is not None and not principal.can_see_clinic(clinic):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"no access to device {device_id!r}")
+
+
+def _too_large(services: Services) -> str:
+    return (
+        f"request body over {services.limits.body_bytes} bytes (only a message holding an ECG"
+        f" reading may be up to {services.limits.message.ecg_max_bytes} bytes)"
+    )
