@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from psycopg_pool import ConnectionPool
@@ -41,7 +42,10 @@ def run_once(sender: Hl7Sender) -> tuple[int, bool]:
         finally:
             await sender.connection.close()
 
-    return asyncio.run(once())
+    # On a thread of its own: a test session that drives a browser keeps an event loop running on
+    # the main thread (Playwright's sync API), where asyncio.run() refuses to start another.
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, once()).result()
 
 
 def hl7_rows(pool: ConnectionPool) -> list[dict[str, Any]]:
