@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import Any, Final
+from typing import Final
 
 import httpx
 import psycopg
@@ -25,6 +25,7 @@ from ingest.background import BackgroundThread
 from ingest.dicom.reader import DicomJob, dicom_reader
 from ingest.dicom.sender import DicomSender, Store
 from ingest.export.destinations import DICOM
+from ingest.export.keeper import keep_leases
 from ingest.export.outbox.claims import PgOutbox
 from ingest.services import Services
 
@@ -105,19 +106,11 @@ class DicomDelivery:
                 stopping.wait(s.dicom_poll_interval_s)
 
     def _keep(self) -> None:
-        interval = max(0.2, self.outbox.lease_s / 3)
-        conn: psycopg.Connection[Any] | None = None
-        try:
-            while not self._keeper.stopping.wait(interval):
-                try:
-                    if conn is None or conn.closed:
-                        conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
-                    self.outbox.renew(conn)
-                except psycopg.Error as exc:
-                    logger.warning("DICOM export keeper: storage unavailable (%s)", exc)
-                    if conn is not None:
-                        conn.close()
-                    conn = None
-        finally:
-            if conn is not None:
-                conn.close()
+        keep_leases(
+            "DICOM export",
+            self._conninfo,
+            max(0.2, self.outbox.lease_s / 3),
+            self._keeper.stopping.wait,
+            self.outbox.renew,
+            logger,
+        )

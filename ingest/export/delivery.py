@@ -27,6 +27,7 @@ from fhir_export.worker import Backoff, ExportWorker
 from ingest.errors import ConfigurationError
 from ingest.export import store
 from ingest.export.fhir_devices import DeviceRegistry
+from ingest.export.keeper import keep_leases
 from ingest.export.outbox import PgOutbox
 from ingest.services import Services
 
@@ -146,28 +147,18 @@ class Delivery:
 
     def _keep(self) -> None:
         """Renew the workers' leases (on a connection of its own) and do the upkeep."""
-        s = self._services.settings
-        interval = max(0.2, s.fhir_lease_s / 3)
         next_upkeep = 0.0
-        conn: psycopg.Connection[Any] | None = None
-        try:
-            while not self._stop.wait(interval):
-                try:
-                    if conn is None or conn.closed:
-                        conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
-                    for outbox in self.outboxes:
-                        outbox.renew(conn)
-                    if time.monotonic() >= next_upkeep:
-                        next_upkeep = time.monotonic() + UPKEEP_INTERVAL_S
-                        self._upkeep()
-                except psycopg.Error as exc:
-                    logger.warning("FHIR export keeper: storage unavailable (%s)", exc)
-                    if conn is not None:
-                        conn.close()
-                    conn = None
-        finally:
-            if conn is not None:
-                conn.close()
+
+        def tend(conn: psycopg.Connection[Any]) -> None:
+            nonlocal next_upkeep
+            for outbox in self.outboxes:
+                outbox.renew(conn)
+            if time.monotonic() >= next_upkeep:
+                next_upkeep = time.monotonic() + UPKEEP_INTERVAL_S
+                self._upkeep()
+
+        interval = max(0.2, self._services.settings.fhir_lease_s / 3)
+        keep_leases("FHIR export", self._conninfo, interval, self._stop.wait, tend, logger)
 
     def _upkeep(self) -> None:
         with self._services.transaction() as conn:

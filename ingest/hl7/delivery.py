@@ -22,6 +22,7 @@ from hl7_export import OruBuilder
 from ingest.background import BackgroundThread
 from ingest.export import store
 from ingest.export.destinations import HL7
+from ingest.export.keeper import keep_leases
 from ingest.export.outbox.claims import PgOutbox
 from ingest.hl7.connection import MllpConnection
 from ingest.hl7.reader import Hl7Item, hl7_reader
@@ -141,26 +142,16 @@ class Hl7Delivery:
         """Renew the sender's leases on a connection of its own (a busy pool never delays it), and
         purge sent rows past ``RPM_FHIR_KEEP_SENT_DAYS`` (any destination's, as the FHIR export's
         keeper does: with HL7 alone, nobody else would)."""
-        interval = max(0.2, self.outbox.lease_s / 3)
         next_upkeep = time.monotonic() + UPKEEP_INTERVAL_S
-        conn: psycopg.Connection[Any] | None = None
-        try:
-            while not self._keeper.stopping.wait(interval):
-                try:
-                    if conn is None or conn.closed:
-                        conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
-                    self.outbox.renew(conn)
-                    if time.monotonic() >= next_upkeep:
-                        next_upkeep = time.monotonic() + UPKEEP_INTERVAL_S
-                        keep_days = self._services.settings.fhir_keep_sent_days
-                        purged = store.purge_sent(conn, keep_days=keep_days)
-                        if purged:
-                            logger.info("HL7 export upkeep: %d old sent outbox rows purged", purged)
-                except psycopg.Error as exc:
-                    logger.warning("HL7 export keeper: storage unavailable (%s)", exc)
-                    if conn is not None:
-                        conn.close()
-                    conn = None
-        finally:
-            if conn is not None:
-                conn.close()
+
+        def tend(conn: psycopg.Connection[Any]) -> None:
+            nonlocal next_upkeep
+            self.outbox.renew(conn)
+            if time.monotonic() >= next_upkeep:
+                next_upkeep = time.monotonic() + UPKEEP_INTERVAL_S
+                purged = store.purge_sent(conn, keep_days=self._services.settings.fhir_keep_sent_days)
+                if purged:
+                    logger.info("HL7 export upkeep: %d old sent outbox rows purged", purged)
+
+        interval = max(0.2, self.outbox.lease_s / 3)
+        keep_leases("HL7 export", self._conninfo, interval, self._keeper.stopping.wait, tend, logger)
