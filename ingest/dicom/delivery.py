@@ -15,7 +15,6 @@ import socket
 from typing import Final
 
 import httpx
-import psycopg
 
 from dicom_export.address import AeAddress
 from dicom_export.cstore import CStoreClient
@@ -27,6 +26,7 @@ from ingest.dicom.sender import DicomSender, Store
 from ingest.export.destinations import DICOM
 from ingest.export.keeper import keep_leases
 from ingest.export.outbox.claims import PgOutbox
+from ingest.export.rounds import Pacing, RoundOutcome, run_rounds
 from ingest.services import Services
 
 logger = logging.getLogger(__name__)
@@ -81,29 +81,13 @@ class DicomDelivery:
 
     def _work(self) -> None:
         s = self._services.settings
-        stopping = self._worker.stopping
-        failures = 0
-        while not stopping.is_set():
-            try:
-                done = self.sender.run_once()
-            except psycopg.Error as exc:  # PoolTimeout included: the database is away
-                failures += 1
-                delay = min(MAX_PAUSE_S, s.dicom_poll_interval_s * 2**failures)
-                logger.warning("DICOM export: storage unavailable (%s); retrying in %.0fs", exc, delay)
-                stopping.wait(delay)
-                continue
-            except Exception:  # noqa: BLE001 - the thread must not die; the row lease protects data
-                failures += 1
-                logger.exception("DICOM export round failed; retrying")
-                stopping.wait(min(MAX_PAUSE_S, s.dicom_poll_interval_s * 2**failures))
-                continue
-            if done.pacs_unavailable:  # the rows wait their backoff; ask the PACS again a bit later
-                failures += 1
-                stopping.wait(min(MAX_PAUSE_S, s.dicom_poll_interval_s * 2 ** min(failures, 10)))
-                continue
-            failures = 0
-            if done.claimed < self.sender.batch_size:
-                stopping.wait(s.dicom_poll_interval_s)
+        pacing = Pacing(s.dicom_poll_interval_s, self.sender.batch_size, MAX_PAUSE_S)
+        run_rounds("DICOM export", self._round, pacing, self._worker.stopping, logger)
+
+    def _round(self) -> RoundOutcome:
+        done = self.sender.run_once()
+        # PACS unavailable: the rows wait their backoff; the PACS is asked again a bit later.
+        return RoundOutcome(done.claimed, peer_unavailable=done.pacs_unavailable)
 
     def _keep(self) -> None:
         keep_leases(

@@ -29,6 +29,7 @@ from ingest.export import store
 from ingest.export.fhir_devices import DeviceRegistry
 from ingest.export.keeper import keep_leases
 from ingest.export.outbox import PgOutbox
+from ingest.export.rounds import Pacing, RoundOutcome, run_rounds
 from ingest.services import Services
 
 logger = logging.getLogger(__name__)
@@ -124,26 +125,15 @@ class Delivery:
 
     def _work(self, worker: ExportWorker) -> None:
         s = self._services.settings
-        failures = 0
-        while not self._stop.is_set():
-            try:
-                handled = worker.run_once()
-                failures = 0
-            except psycopg.Error as exc:  # PoolTimeout included: the database is away, try again
-                failures += 1
-                self._errors.add()
-                delay = min(MAX_STORAGE_BACKOFF_S, s.fhir_poll_interval_s * 2**failures)
-                logger.warning("FHIR export: storage unavailable (%s); retrying in %.0fs", exc, delay)
-                self._stop.wait(delay)
-                continue
-            except Exception:  # noqa: BLE001 - a worker thread must not die; the row lease protects data
-                failures += 1
-                self._errors.add()
-                logger.exception("FHIR export worker failed; retrying")
-                self._stop.wait(min(MAX_STORAGE_BACKOFF_S, s.fhir_poll_interval_s * 2**failures))
-                continue
-            if handled < s.fhir_bundle_size:
-                self._stop.wait(s.fhir_poll_interval_s)
+        pacing = Pacing(s.fhir_poll_interval_s, s.fhir_bundle_size, MAX_STORAGE_BACKOFF_S)
+        run_rounds(
+            "FHIR export",
+            lambda: RoundOutcome(worker.run_once()),
+            pacing,
+            self._stop,
+            logger,
+            self._errors.add,
+        )
 
     def _keep(self) -> None:
         """Renew the workers' leases (on a connection of its own) and do the upkeep."""
