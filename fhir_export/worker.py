@@ -13,10 +13,11 @@ import logging
 import random
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final, Protocol
 
 from fhir_export.bundle import BundleEntry, EntryOutcome, transaction
+from fhir_export.counters import Counters
 from fhir_export.errors import (
     AuthError,
     MappingError,
@@ -54,19 +55,13 @@ class Backoff:
 
 
 @dataclass
-class ExportStats:
+class ExportStats(Counters):
     sent: int = 0
     created: int = 0
     already_present: int = 0
     parked: int = 0
     deferred: int = 0
     bundles: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, **counts: int) -> None:
-        with self.lock:
-            for name, value in counts.items():
-                setattr(self, name, getattr(self, name) + value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from dicom_export import PacsUnavailable, RefusedByPacs, UnsupportedStrip, build_object
 from dicom_export.models import DicomObject
 from dicom_export.stow import Stored
+from fhir_export.counters import Counters
 from fhir_export.outbox import Claim, Delivered, Outbox, OutboxItem
 from fhir_export.worker import Backoff
 from ingest.dicom.reader import DicomJob
@@ -34,17 +34,11 @@ class Store(Protocol):
 
 
 @dataclass
-class DicomStats:
+class DicomStats(Counters):
     sent: int = 0
     already_stored: int = 0
     parked: int = 0
     deferred: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, **counts: int) -> None:
-        with self.lock:
-            for name, value in counts.items():
-                setattr(self, name, getattr(self, name) + value)
 
 
 @dataclass(frozen=True, slots=True)
