@@ -100,3 +100,15 @@ class Reading:
     def key(self) -> tuple[str, str, datetime]:
         """The natural key: a reading is identified by device, metric and measurement time."""
         return (self.device_id, self.metric, self.measured_at)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """What the service knows about a registered device (``POST /v1/devices``): what the exports
+    say about the device that measured a reading (FHIR ``Device``, HL7 OBX-18)."""
+
+    device_id: str
+    type: str | None = None
+    manufacturer: str | None = None
+    model: str | None = None
+    serial: str | None = None

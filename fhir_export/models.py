@@ -6,19 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devices.ecg import EcgStrip
+from devices.models import DeviceInfo as DeviceInfo  # re-exported, the type of ExportItem.device
 from devices.models import Reading
 from fhir_export.flag_items import FlagItem
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceInfo:
-    """What the service knows about a registered device (``POST /v1/devices``)."""
-
-    device_id: str
-    type: str | None = None
-    manufacturer: str | None = None
-    model: str | None = None
-    serial: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from devices.models import Reading
+from devices.models import DeviceInfo, Reading
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,13 +24,8 @@ class PatientRef:
     display_name: str
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceRef:
-    device_id: str
-    type: str | None = None
-    manufacturer: str | None = None
-    model: str | None = None
-    serial: str | None = None
+# The device a result was measured with (OBX-18): the registered device, as the FHIR export has it.
+DeviceRef = DeviceInfo
 
 
 @dataclass(frozen=True, slots=True)

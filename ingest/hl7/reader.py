@@ -15,7 +15,7 @@ from uuid import UUID
 
 import psycopg
 
-from hl7_export import DeviceRef, OruItem, PatientRef, control_id
+from hl7_export import OruItem, PatientRef, control_id
 from ingest.export.destinations import HL7
 from ingest.export.outbox.claims import ClaimedRow
 
@@ -40,12 +40,7 @@ class Hl7Item:
 def hl7_reader(conn: psycopg.Connection[Any], row: ClaimedRow) -> Hl7Item:
     if not row.readings:
         raise ValueError(f"the HL7 export sends readings; a row of kind {row.kind!r} has none")
-    device = row.device
-    oru = OruItem(
-        row.readings,
-        PatientRef(row.patient.mrn, row.patient.display_name),
-        DeviceRef(device.device_id, device.type, device.manufacturer, device.model, device.serial),
-    )
+    oru = OruItem(row.readings, PatientRef(row.patient.mrn, row.patient.display_name), row.device)
     msh10 = control_id(row.device_id, row.export_key, row.measured_at)
     return Hl7Item(msh10, row.clinic_id, row.patient_id, oru)
 
