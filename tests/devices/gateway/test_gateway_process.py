@@ -24,8 +24,9 @@ from ingest.cli import cli
 from tests.support.gateway import Subscriber, entries
 from tests.support.mosquitto import Mosquitto
 from tests.support.tcpproxy import TcpProxy
+from tests.support.waiting import wait_until
 
-N = 3000
+N = 1000
 
 
 @pytest.fixture(autouse=True)
@@ -90,10 +91,7 @@ def test_sigkill_while_publishing_then_restart_loses_nothing(tmp_path: Path) -> 
         second = gateway_process(data_dir, url, "kill")
         try:
             sub.wait_for(N, timeout=90)
-            deadline = time.monotonic() + 30
-            while queued_readings(data_dir) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert queued_readings(data_dir) == 0
+            wait_until(lambda: queued_readings(data_dir) == 0, 30, "the queue drained")
             with pytest.raises(QueueStorageError, match="in use by another gateway"):
                 QueueStore(data_dir / QUEUE_FILE, max_bytes=2**20)
             twin = CliRunner().invoke(

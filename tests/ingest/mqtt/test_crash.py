@@ -129,10 +129,12 @@ def crash_mid_burst(
     assert_all_stored_once(db_url, n)
 
 
-def test_sigkill_mid_burst_of_20000_then_restart(
+def test_sigkill_mid_burst_of_5000_then_restart(
     db_url: str, pool: ConnectionPool, topic_prefix: str, own_broker: Mosquitto, tmp_path: Path
 ) -> None:
-    crash_mid_burst(20_000, db_url, pool, topic_prefix, own_broker, tmp_path)
+    # SIGKILL lands at once: a fifth stored, the rest in the publisher, the broker or the
+    # consumer's hands, as with a larger burst.
+    crash_mid_burst(5000, db_url, pool, topic_prefix, own_broker, tmp_path)
 
 
 def test_sigterm_mid_burst_stops_cleanly(

@@ -81,10 +81,12 @@ def service_pids_after(log: str) -> list[str]:
     return [line.rsplit("pid ", 1)[1].rstrip(")") for line in log.splitlines() if "started (pid" in line]
 
 
-def test_sigterm_one_of_three_for_good_then_20000_all_stored(
+def test_sigterm_one_of_three_for_good_then_a_burst_all_stored(
     db_url: str, patient: str, topic_prefix: str, broker: Mosquitto, tmp_path: Path
 ) -> None:
-    n = 20_000
+    # Each of the three would get a third of a burst in the group; a few thousand show as well as
+    # tens of thousands that none waits in the session of the one that left.
+    n = 5000
     env = service_environment(db_url, broker.url, topic_prefix, tmp_path)
     with serving(env, tmp_path / "serve.log", workers=3) as service:
         pids = service.worker_pids()
@@ -128,7 +130,7 @@ def test_three_replicas_stopped_and_two_new_started_strand_nothing(
     """Lone ``serve`` processes (one per replica, as on separate machines) in one group: all three
     stop (two leave, the last keeps its session), readings arrive while none runs, two new
     replicas under other names start; one of them adopts the kept session."""
-    before, during, after = 1000, 2000, 5000
+    before, during, after = 1000, 2000, 2000
     base = service_environment(db_url, broker.url, topic_prefix, tmp_path, RPM_MQTT_GROUP_HEARTBEAT_S="1")
     with ExitStack() as old:
         for name in ("a", "b", "c"):
