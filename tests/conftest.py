@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -29,11 +30,37 @@ def template_database() -> Iterator[str]:
     drop_database(name)
 
 
+@pytest.fixture(scope="session")
+def database_clones(template_database: str) -> Iterator[Callable[[], tuple[str, str]]]:
+    """Clones of the template, each made while the test before it runs: ``take()`` hands over a
+    ready one (name, URL) and starts the next. Cloning waits mostly on the disk, not the CPU."""
+
+    def clone() -> tuple[str, str]:
+        name = f"rpm_test_{RUN_ID}_{uuid.uuid4().hex[:10]}"
+        return name, create_database(name, template=template_database)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-clone") as executor:
+        spare: list[Future[tuple[str, str]]] = [executor.submit(clone)]
+
+        def take() -> tuple[str, str]:
+            ready = spare.pop()
+            spare.append(executor.submit(clone))
+            return ready.result()
+
+        try:
+            yield take
+        finally:
+            for left in spare:
+                try:
+                    drop_database(left.result()[0])
+                except Exception:  # noqa: BLE001 - a clone that failed has nothing to drop
+                    pass
+
+
 @pytest.fixture
-def db_url(template_database: str) -> Iterator[str]:
+def db_url(database_clones: Callable[[], tuple[str, str]]) -> Iterator[str]:
     """A fresh, migrated database of this test's own."""
-    name = f"rpm_test_{RUN_ID}_{uuid.uuid4().hex[:10]}"
-    url = create_database(name, template=template_database)
+    name, url = database_clones()
     yield url
     drop_database(name)
 
