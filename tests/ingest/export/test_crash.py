@@ -3,13 +3,9 @@ when their lease runs out and two new service processes deliver them, each exact
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -20,57 +16,20 @@ from psycopg_pool import ConnectionPool
 from ingest.store.tokens import create_token
 from tests.support.export import add_patient, ehr_patient, hr
 from tests.support.fhir_test_server import FhirTestServer
-from tests.support.service import free_port
+from tests.support.serve_process import Served
+from tests.support.serve_process import serve as serve_process
 from tests.support.waiting import wait_until
 
-RPM_INGEST = Path(sys.executable).with_name("rpm-ingest")
 
-
-@contextmanager
-def serve(
-    db_url: str, fhir_base_url: str, workdir: Path, name: str
-) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def serve(db_url: str, fhir_base_url: str, workdir: Path, name: str) -> Served:
     """``rpm-ingest serve`` with the export on (lease 1 s), no MQTT; yields (process, base URL)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RPM_")}
-    env.update(
-        RPM_DATABASE_URL=db_url,
-        RPM_MQTT_ENABLED="false",
-        RPM_MQTT_URL="mqtt://127.0.0.1:1",
-        RPM_HTTP_PORT=str(port),
-        RPM_DATA_DIR=str(workdir),
+    return serve_process(
+        db_url, workdir, name,
         RPM_FHIR_BASE_URL=fhir_base_url,
         RPM_FHIR_LEASE_S="1",
         RPM_FHIR_POLL_INTERVAL_S="0.1",
         RPM_FHIR_TIMEOUT_S="60",
-        RPM_RATE_LIMIT_PER_MINUTE="0",
-        RPM_ALERT_SCHEDULER_INTERVAL_S="3600",
-    )
-    log = open(workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [str(RPM_INGEST), "serve"], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: _healthy(url) or process.poll() is not None, 60, f"{name} to start")
-        assert process.poll() is None, (workdir / f"{name}.log").read_text()[-3000:]
-        yield process, url
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-        log.close()
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+    )  # fmt: skip
 
 
 def outbox(pool: ConnectionPool) -> list[tuple[Any, ...]]:

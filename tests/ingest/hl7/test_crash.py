@@ -4,13 +4,8 @@ sent again (same MSH-10s, so a receiver that de-duplicates counts each once), no
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,58 +15,23 @@ from ingest.store.tokens import create_token
 from tests.ingest.hl7.helpers import hl7_rows
 from tests.support.export import add_patient, hr
 from tests.support.mllp_receiver import MllpReceiver
-from tests.support.service import free_port
+from tests.support.serve_process import Served
+from tests.support.serve_process import serve as serve_process
 from tests.support.waiting import wait_until
 
-RPM_INGEST = Path(sys.executable).with_name("rpm-ingest")
 BATCH = 5
 
 
-@contextmanager
-def serve(
-    db_url: str, mllp_url: str, workdir: Path, name: str
-) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RPM_")}
-    env.update(
-        RPM_DATABASE_URL=db_url,
-        RPM_MQTT_ENABLED="false",
-        RPM_MQTT_URL="mqtt://127.0.0.1:1",
-        RPM_HTTP_PORT=str(port),
-        RPM_DATA_DIR=str(workdir),
+def serve(db_url: str, mllp_url: str, workdir: Path, name: str) -> Served:
+    """``rpm-ingest serve`` sending HL7 to ``mllp_url`` (lease 1 s, small batches), no MQTT."""
+    return serve_process(
+        db_url, workdir, name,
         RPM_HL7_MLLP_URL=mllp_url,
         RPM_HL7_LEASE_S="1",
         RPM_HL7_BATCH_SIZE=str(BATCH),
         RPM_HL7_ACK_TIMEOUT_S="120",
         RPM_HL7_POLL_INTERVAL_S="0.1",
-        RPM_RATE_LIMIT_PER_MINUTE="0",
-        RPM_ALERT_SCHEDULER_INTERVAL_S="3600",
-    )
-    log = open(workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [str(RPM_INGEST), "serve"], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: _healthy(url) or process.poll() is not None, 60, f"{name} to start")
-        assert process.poll() is None, (workdir / f"{name}.log").read_text()[-3000:]
-        yield process, url
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-        log.close()
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+    )  # fmt: skip
 
 
 def test_sigkill_while_waiting_for_an_ack_loses_nothing(
