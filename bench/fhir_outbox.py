@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
 sys.path.insert(0, str(ROOT))
 
-from bench._support import fresh_database  # noqa: E402
+from bench._support import enrol_patient, fresh_database  # noqa: E402
 from fhir_export.auth import NoAuth  # noqa: E402
 from fhir_export.bundle import EntryOutcome  # noqa: E402
 from fhir_export.client import FhirClient, RetryPolicy, build_http_client  # noqa: E402
@@ -52,23 +52,7 @@ PATIENT = "bench-patient"
 
 
 def prepare(url: str) -> None:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "INSERT INTO patients (clinic_id, mrn, display_name, fhir_patient_id)"
-            " VALUES ('default', 'B', 'Bench', %s) RETURNING id",
-            (PATIENT,),
-        ).fetchone()
-        assert row is not None
-        for d in range(DEVICES):
-            conn.execute(
-                "INSERT INTO devices (id, clinic_id, type, manufacturer)"
-                " VALUES (%s, 'default', 'monitor', 'Acme')",
-                (f"bench-{d:03d}",),
-            )
-            conn.execute(
-                "INSERT INTO device_assignments (device_id, patient_id, since) VALUES (%s, %s, %s)",
-                (f"bench-{d:03d}", row[0], START - timedelta(days=1)),
-            )
+    enrol_patient(url, fhir_patient_id=PATIENT, devices=DEVICES, since=START)
 
 
 def envelopes(n: int, per_message: int = 10) -> list[Envelope]:
@@ -140,9 +124,7 @@ def drain(url: str, transport_for: Any, workers: int, bundle: int) -> float:
 
 def sent_rows(url: str) -> int:
     with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT count(*) FILTER (WHERE status = 'sent'), count(*) FROM outbox"
-        ).fetchone()
+        row = conn.execute("SELECT count(*) FILTER (WHERE status = 'sent'), count(*) FROM outbox").fetchone()
     assert row is not None and row[0] == row[1], f"only {row} rows sent"
     return int(row[0])
 

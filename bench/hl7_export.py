@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
 sys.path.insert(0, str(ROOT))
 
-from bench._support import fresh_database  # noqa: E402
+from bench._support import enrol_patient, fresh_database  # noqa: E402
 from devices.catalogue import load_catalogue  # noqa: E402
 from fhir_export.auth import NoAuth  # noqa: E402
 from fhir_export.client import FhirClient, RetryPolicy, build_http_client  # noqa: E402
@@ -96,24 +96,7 @@ def start_receiver() -> tuple[multiprocessing.Process, int]:
 
 
 def prepare(url: str) -> None:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "INSERT INTO patients (clinic_id, mrn, display_name, fhir_patient_id)"
-            " VALUES ('default', 'B-1', 'Bench Patient', %s) RETURNING id",
-            (PATIENT,),
-        ).fetchone()
-        assert row is not None
-        for d in range(DEVICES):
-            device = f"bench-{d:03d}"
-            conn.execute(
-                "INSERT INTO devices (id, clinic_id, type, manufacturer)"
-                " VALUES (%s, 'default', 'monitor', 'Acme')",
-                (device,),
-            )
-            conn.execute(
-                "INSERT INTO device_assignments (device_id, patient_id, since) VALUES (%s, %s, %s)",
-                (device, row[0], START - timedelta(days=1)),
-            )
+    enrol_patient(url, fhir_patient_id=PATIENT, devices=DEVICES, since=START)
 
 
 def ingest(url: str, n: int) -> None:
