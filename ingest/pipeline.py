@@ -98,6 +98,26 @@ class Outcome:
     new: list[StoredReading] = field(default_factory=list)
     new_strips: list[StoredStrip] = field(default_factory=list)
 
+    def copy(self) -> Outcome:
+        """A copy whose lists can grow without touching this one's."""
+        return Outcome(
+            self.accepted, self.duplicates, list(self.rejected), self.error, list(self.new),
+            list(self.new_strips),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A batch after :meth:`Pipeline.prepare`: parsed and checked, not yet stored."""
+
+    envelopes: tuple[Envelope, ...]
+    now: datetime  # when it was prepared: the readings' received_at
+    outcomes: tuple[Outcome, ...]  # what parsing found, per envelope (store works on copies)
+    letters: tuple[DeadLetter, ...]  # the dead letters parsing found
+    readings: list[Reading]  # the readings to store, the batch's own repeats dropped
+    owners: list[tuple[int, int]]  # (envelope position, reading index) per reading
+    strips: list[tuple[int, int, EcgStrip]]  # (envelope position, reading index, strip)
+
 
 class Pipeline:
     def __init__(
@@ -132,6 +152,11 @@ class Pipeline:
 
         The dead letters of what is refused are appended to ``collect``: the pipeline writes none
         itself (``Services.ingest`` writes all of a transaction's dead letters at once, bounded)."""
+        return self.store(conn, self.prepare(envelopes), collect=collect)
+
+    def prepare(self, envelopes: Sequence[Envelope]) -> Prepared:
+        """The part of :meth:`process` that needs no database: parse, validate, normalise and
+        drop the batch's own repeats. Pure; the result can be stored (again) by :meth:`store`."""
         now = self.clock()
         outcomes = [Outcome() for _ in envelopes]
         letters: list[DeadLetter] = []
@@ -178,7 +203,18 @@ class Pipeline:
                     continue
                 seen.add(strip.key)
                 strips.append((pos, index, strip))
+        return Prepared(tuple(envelopes), now, tuple(outcomes), tuple(letters), batch, owners, strips)
 
+    def store(
+        self, conn: psycopg.Connection[Any], prepared: Prepared, *, collect: list[DeadLetter]
+    ) -> list[Outcome]:
+        """The database part of :meth:`process`, in the caller's transaction (``prepared`` is
+        left as it was: a batch whose transaction failed is stored again from it)."""
+        envelopes, now, batch, owners, strips = (
+            prepared.envelopes, prepared.now, prepared.readings, prepared.owners, prepared.strips
+        )
+        outcomes = [o.copy() for o in prepared.outcomes]
+        letters = list(prepared.letters)
         new: list[StoredReading] = []
         # a batch of ECG strips alone has no readings: no trip to the readings store for it
         results = insert_readings(conn, batch, received_at=now) if batch or not strips else []
@@ -212,7 +248,6 @@ class Pipeline:
             "batch of %d envelopes: %d new, %d dead letters", len(envelopes), len(new), len(letters)
         )
         return outcomes
-
 
     @staticmethod
     def _store_strips(

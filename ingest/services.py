@@ -14,7 +14,7 @@ from psycopg_pool import ConnectionPool
 
 from ingest.limits import Limits
 from ingest.metrics import Metrics
-from ingest.pipeline import Envelope, Outcome, Pipeline
+from ingest.pipeline import Envelope, Outcome, Pipeline, Prepared
 from ingest.settings import Settings
 from ingest.store.deadletters import DeadLetter, DeadLetterWrite, insert_dead_letters
 
@@ -50,7 +50,7 @@ class Services:
     def ingest(
         self,
         source: str,
-        envelopes: Sequence[Envelope],
+        envelopes: Sequence[Envelope] | Prepared,
         *,
         refused: Sequence[DeadLetter] = (),
         dead_letter: bool = True,
@@ -69,11 +69,15 @@ class Services:
         ``before_commit`` writes what must commit with the batch (the
         request's audit row); ``connect_timeout_s`` bounds the wait for a pooled connection
         (None: the pool's own). Raises when the transaction did not commit: nothing counted then.
+
+        ``envelopes`` may come already prepared (:meth:`Pipeline.prepare`, done while an earlier
+        batch was in the database): the same batch, parsed.
         """
         started = time.perf_counter()
+        prepared = envelopes if isinstance(envelopes, Prepared) else self.pipeline.prepare(envelopes)
         with self.pool.connection(timeout=connect_timeout_s) as conn, conn.transaction():
             letters: list[DeadLetter] = []
-            outcomes = self.pipeline.process(conn, envelopes, collect=letters) if envelopes else []
+            outcomes = self.pipeline.store(conn, prepared, collect=letters) if prepared.envelopes else []
             if not dead_letter:
                 letters.clear()  # a replay records its result on the dead letter instead
             letters.extend(refused)
@@ -82,7 +86,7 @@ class Services:
             )
             if before_commit is not None:
                 before_commit(conn, outcomes)
-        if envelopes:
+        if outcomes:
             self.metrics.observe(source, outcomes, time.perf_counter() - started)
         if refused:
             self.metrics.messages_dead_lettered.labels(source).inc(len(refused))

@@ -122,6 +122,13 @@ class Settings(BaseSettings):
     # --- ingest batching (flush at N messages or T ms, whichever first)
     batch_max_messages: int = Field(default=500, ge=1, le=100_000)
     batch_max_ms: int = Field(default=50, ge=1, le=60_000)
+    batch_max_bytes: int = Field(
+        default=512 * 1024,
+        ge=1024,
+        le=256 * 1024 * 1024,
+        description="also flush once the batch holds this many payload bytes (a gateway's messages"
+        " carry many readings each: smaller transactions keep parsing and storing overlapped)",
+    )
     # --- input limits (the contract's values by default; see ingest/limits.py)
     max_payload_bytes: int = Field(default=MAX_PAYLOAD_BYTES, ge=1024, le=16 * 1024 * 1024)
     ecg_max_bytes: int = Field(

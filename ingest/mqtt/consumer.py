@@ -59,7 +59,9 @@ class MqttConsumer:
             metrics=services.metrics,
             subscribe=not adopting,
         )
-        window = options.receive_maximum if options.protocol == "5" else s.batch_max_messages
+        # MQTT 3.1.1 does not say the broker's window (max_inflight_messages): batches then
+        # close on size, time or an idle pause only
+        window = options.receive_maximum if options.protocol == "5" else None
         self.writer = BatchWriter(
             inbox=self.inbox,
             store=BatchStore(services),
@@ -69,6 +71,7 @@ class MqttConsumer:
                 max_messages=s.batch_max_messages,
                 max_wait_s=s.batch_max_ms / 1000,
                 window=window,
+                max_bytes=s.batch_max_bytes,
                 retry_max_s=s.mqtt_retry_max_s,
             ),
         )

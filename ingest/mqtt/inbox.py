@@ -91,16 +91,21 @@ class Inbox(Generic[T]):
         first_timeout_s: float,
         idle_s: float,
         window: int,
+        held: Callable[[], int] = lambda: 0,
+        max_bytes: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> list[T]:
         """Wait up to ``first_timeout_s`` for a first item, then gather a batch.
 
-        The batch is handed over when it holds ``max_items``, when ``max_wait_s`` passed since its
-        first item, when it holds ``window`` items (the broker's in-flight window: nothing more
-        can arrive before an acknowledgement), when nothing arrived for ``idle_s`` (the broker is
+        The batch is handed over when it holds ``max_items`` (or ``max_bytes`` of payload), when ``max_wait_s`` passed since its
+        first item, when it and the ``held()`` messages taken earlier and not yet acknowledged
+        fill ``window`` (the broker's in-flight window: nothing more can arrive before an
+        acknowledgement), when nothing arrived for ``idle_s`` (the broker is
         waiting for us), or when the inbox is closed. Empty list: nothing came, or closed.
         """
         batch: list[T] = []
+        size_cap = self.max_bytes if max_bytes is None else max_bytes
+        taken = 0  # payload bytes in the batch
         with self._lock:
             items = self._items
             deadline = clock() + first_timeout_s
@@ -112,21 +117,23 @@ class Inbox(Generic[T]):
                     return batch
                 self._sleep(1, remaining)
             deadline = clock() + max_wait_s
-            full = min(max_items, max(window, 1))
             while True:
-                while items and len(batch) < max_items:
+                while items and len(batch) < max_items and taken < size_cap:
                     item, size = items.popleft()
                     self._bytes -= size
+                    taken += size
                     batch.append(item)
                 if self._producers_waiting:
                     self._not_full.notify_all()
-                if len(batch) >= max_items or self._closed or len(batch) >= window:
+                room = window - held()  # what the broker may have in flight for this batch
+                full = len(batch) >= max_items or taken >= size_cap
+                if full or self._closed or len(batch) >= room:
                     break
                 remaining = deadline - clock()
                 if remaining <= 0:
                     break
                 arrived = self._arrived
-                self._sleep(full - len(batch), min(remaining, idle_s))
+                self._sleep(min(max_items, max(room, 1)) - len(batch), min(remaining, idle_s))
                 if self._arrived == arrived:
                     break  # idle: nothing arrived for idle_s
         return batch

@@ -16,7 +16,7 @@ import psycopg
 
 from ingest.errors import IngestError
 from ingest.mqtt.delivery import SOURCE, Delivery
-from ingest.pipeline import Outcome
+from ingest.pipeline import Outcome, Prepared
 from ingest.services import Services
 
 logger = logging.getLogger(__name__)
@@ -43,12 +43,24 @@ class BatchStore:
         self.services = services
         self.connect_timeout_s = connect_timeout_s
 
-    def store(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
-        """Store, dead-letter poison, commit; raises if the transaction did not commit."""
-        envelopes = [d.envelope for d in deliveries if d.refused is None]
+    def prepare(self, deliveries: Sequence[Delivery]) -> Prepared:
+        """Parse and check the batch (no database): what :meth:`store` then stores."""
+        return self.services.pipeline.prepare([d.envelope for d in deliveries if d.refused is None])
+
+    def store(
+        self, deliveries: Sequence[Delivery], prepared: Prepared | None = None
+    ) -> list[Outcome]:
+        """Store, dead-letter poison, commit; raises if the transaction did not commit.
+
+        ``prepared``: :meth:`prepare` of these deliveries, done earlier."""
         refused = [d.envelope.dead_letter(d.refused) for d in deliveries if d.refused is not None]
+        batch = (
+            prepared
+            if prepared is not None
+            else [d.envelope for d in deliveries if d.refused is None]
+        )
         return self.services.ingest(
-            SOURCE, envelopes, refused=refused, connect_timeout_s=self.connect_timeout_s
+            SOURCE, batch, refused=refused, connect_timeout_s=self.connect_timeout_s
         )
 
     def refuse(self, delivery: Delivery, exc: BaseException) -> None:

@@ -1,7 +1,10 @@
 """The single writer: takes batches from the inbox, stores them, then acknowledges them.
 
-Flush at N messages or T ms (whichever first; also as soon as nothing more can arrive). A batch
-is acknowledged only after its transaction committed; on a storage failure it is kept and retried
+Flush at N messages or T ms (whichever first; also as soon as nothing more can arrive). Two
+threads: one gathers the next batch and parses it (``BatchStore.prepare``: no database) while the
+other stores the batch before it, so parsing overlaps the database's work instead of waiting for
+it (bench/ingest_mqtt.py gateway mode); a hand-off of one batch between them keeps the order. A
+batch is acknowledged only after its transaction committed; on a storage failure it is kept and retried
 with backoff, nothing acknowledged, and the inbox fills until the broker stops sending. At stop
 the batch in hand is finished (if the database allows within the grace period) and acknowledged;
 whatever is still queued is left unacknowledged for the broker to deliver again.
@@ -10,9 +13,10 @@ whatever is still queued is left unacknowledged for the broker to deliver again.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,6 +24,7 @@ from ingest.metrics import Metrics
 from ingest.mqtt.delivery import Delivery
 from ingest.mqtt.inbox import Inbox
 from ingest.mqtt.storage import BatchStore, Failure, classify
+from ingest.pipeline import Prepared
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +37,8 @@ class Acknowledger(Protocol):
 class BatchPolicy:
     max_messages: int = 500
     max_wait_s: float = 0.05
-    window: int = 1000  # the broker's in-flight window, when known
+    window: int | None = 1000  # the broker's in-flight window, when known
+    max_bytes: int = 512 * 1024  # payload bytes in a batch
     idle_s: float = 0.005
     retry_min_s: float = 0.2
     retry_max_s: float = 10.0
@@ -56,15 +62,22 @@ class BatchWriter:
         self._stopping = threading.Event()
         self._abandon = threading.Event()
         self._thread: threading.Thread | None = None
+        self._parser: threading.Thread | None = None
+        # the hand-off: one parsed batch waiting for the writer
+        self._ready: queue.Queue[tuple[list[Delivery], Prepared | None]] = queue.Queue(maxsize=1)
         self._lock = threading.Lock()
-        self._in_hand = 0
+        self._in_hand = 0  # messages taken by the writer thread, not yet acknowledged
+        self._parsing = 0  # messages taken by the parsing thread, not yet handed over
+        self._waiting = 0  # messages in the hand-off
         self._failing_since: float | None = None
         self._delay = policy.retry_min_s
         self.committed_batches = 0
 
     # --- life cycle
     def start(self) -> None:
+        self._parser = threading.Thread(target=self._run_parser, name="mqtt-parser", daemon=True)
         self._thread = threading.Thread(target=self._run, name="mqtt-writer", daemon=True)
+        self._parser.start()
         self._thread.start()
 
     def stop(self, grace_s: float) -> None:
@@ -74,7 +87,10 @@ class BatchWriter:
         thread = self._thread
         if thread is None:
             return
-        thread.join(grace_s)
+        started = time.monotonic()
+        if self._parser is not None:
+            self._parser.join(grace_s)
+        thread.join(max(0.0, grace_s - (time.monotonic() - started)))
         if thread.is_alive():
             logger.warning("MQTT writer still retrying at stop: giving up the batch in hand unacknowledged")
             self._abandon.set()
@@ -84,29 +100,43 @@ class BatchWriter:
 
     @property
     def unacked(self) -> int:
-        """Messages received and not yet acknowledged (queued plus in hand)."""
+        """Messages received and not yet acknowledged (queued, being parsed, handed over and
+        in hand)."""
         with self._lock:
-            return len(self._inbox) + self._in_hand
+            return len(self._inbox) + self._held()
+
+    def _held(self) -> int:
+        """Messages out of the inbox and not yet acknowledged (read without the lock: take_batch
+        asks while holding the inbox's)."""
+        return self._parsing + self._waiting + self._in_hand
 
     def status(self) -> tuple[bool, str]:
-        thread = self._thread
-        if thread is None or not thread.is_alive():
+        thread, parser = self._thread, self._parser
+        if thread is None or not thread.is_alive() or parser is None or not parser.is_alive():
             return False, "writer not running"
         failing = self._failing_since
         if failing is not None:
             return False, f"storage failing for {time.monotonic() - failing:.0f} s, retrying"
         return True, "ok"
 
-    # --- the loop
+    # --- the threads
     def _run(self) -> None:
+        self._guarded(self._loop)
+
+    def _run_parser(self) -> None:
+        self._guarded(self._parse_loop)
+
+    @staticmethod
+    def _guarded(loop: Callable[[], None]) -> None:
         try:
-            self._loop()
+            loop()
         except BaseException:
             # A defect, not a storage problem: nothing more is acknowledged, /readyz says so.
             logger.critical("MQTT writer stopped by an unexpected error", exc_info=True)
             raise
 
-    def _loop(self) -> None:
+    def _parse_loop(self) -> None:
+        """Gather a batch, parse it, hand it over (waiting while the writer has one waiting)."""
         p = self.policy
         while not self._stopping.is_set():
             batch = self._inbox.take_batch(
@@ -114,14 +144,42 @@ class BatchWriter:
                 max_wait_s=p.max_wait_s,
                 first_timeout_s=0.25,
                 idle_s=p.idle_s,
-                window=p.window,
+                window=p.window or p.max_messages,
+                held=self._held if p.window else lambda: 0,
+                max_bytes=p.max_bytes,
             )
             if not batch:
                 continue
             with self._lock:
-                self._in_hand = len(batch)
+                self._parsing = len(batch)
             try:
-                committed = self._commit(batch)
+                prepared: Prepared | None = self._store.prepare(batch)
+            except Exception:  # a defect on this input: the writer stores it the ordinary way
+                logger.warning("parsing a batch failed: the writer stores it unparsed", exc_info=True)
+                prepared = None
+            while not self._stopping.is_set():
+                try:
+                    self._ready.put((batch, prepared), timeout=0.25)
+                except queue.Full:
+                    continue
+                with self._lock:
+                    self._parsing, self._waiting = 0, len(batch)
+                break
+            else:  # stopping: the batch stays unacknowledged, the broker delivers it again
+                with self._lock:
+                    self._parsing = 0
+        logger.debug("MQTT parser stopped")
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                batch, prepared = self._ready.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            with self._lock:
+                self._waiting, self._in_hand = 0, len(batch)
+            try:
+                committed = self._commit(batch, prepared)
             finally:
                 # Before the acknowledgements go out: the broker refills the window at once, and
                 # the network thread may queue the new messages before this thread runs again
@@ -142,11 +200,11 @@ class BatchWriter:
                 " redelivers them", len(batch) - sent,
             )
 
-    def _commit(self, batch: Sequence[Delivery]) -> bool:
+    def _commit(self, batch: Sequence[Delivery], prepared: Prepared | None = None) -> bool:
         """Store the batch; True once committed, False if given up at stop (nothing acked)."""
         while True:
             try:
-                self._store.store(batch)
+                self._store.store(batch, prepared)
             except Exception as exc:  # classified below: retried or isolated, never swallowed
                 if classify(exc) is Failure.RETRY:
                     if not self._back_off(exc):

@@ -1,15 +1,26 @@
-"""SQL for readings: idempotent batch insert (COPY -> staging -> INSERT ... ON CONFLICT) and queries.
+"""SQL for readings: idempotent batch insert (COPY -> the batch's table -> INSERT) and queries.
 
 After :func:`insert_readings`, and until the next call or the end of the transaction, the session
 temp table ``reading_new`` (:data:`NEW_READINGS`) holds exactly the rows that call stored, with
 their patients: hooks that only need to copy readings elsewhere do it in SQL from there, without
 sending the rows back and forth.
+
+How a batch goes in (bench/ingest_mqtt.py gateway mode measures it beside raw COPY):
+1. one query reads the assignments of the batch's devices, and each reading is attributed to its
+   patient here (the newest assignment at or before ``measured_at``);
+2. the attributed readings are copied into ``reading_new`` (binary COPY);
+3. a plain ``INSERT ... SELECT`` stores them, in a savepoint. Usually every key is new, and that is
+   all: no ``ON CONFLICT``, no ``RETURNING`` (collecting the returned rows cost as much as the
+   insert itself). A key stored already (a redelivery, a retried request, another process storing
+   the same reading at the same moment) fails it with a unique violation; then the batch goes in
+   again with ``ON CONFLICT DO NOTHING``, and the rows that were not new leave ``reading_new``.
 """
 
 from __future__ import annotations
 
 import re
 import weakref
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,79 +34,63 @@ from devices.models import Reading
 from ingest.db import timescale
 from ingest.db.rows import fetch_all
 
-# What a reading row carries, as staged (with the batch index) and as stored new (with its patient).
+# What a reading row carries, as stored new (with its batch index and its patient).
 _FIELDS: Final = (
     "device_id, metric, measured_at, value, unit, original_value, original_unit, status, source,"
-    " gateway_id, device_time"
+    " gateway_id, device_time, patient_id"
 )
-_FIELD_TYPES: Final = """
+NEW_READINGS: Final = "reading_new"
+_CREATE_STAGE: Final = f"""
+CREATE TEMP TABLE IF NOT EXISTS {NEW_READINGS} (
+    idx integer NOT NULL,
     device_id text NOT NULL, metric text NOT NULL, measured_at timestamptz NOT NULL,
     value double precision NOT NULL, unit text NOT NULL, original_value double precision NOT NULL,
     original_unit text NOT NULL, status text[] NOT NULL, source text, gateway_id text,
-    device_time timestamptz"""
-_STAGE_COLUMNS: Final = f"idx, {_FIELDS}"
-_NEW_COLUMNS: Final = f"{_FIELDS}, patient_id"
-NEW_READINGS: Final = "reading_new"
-_CREATE_STAGE: Final = f"""
-CREATE TEMP TABLE IF NOT EXISTS reading_stage (idx integer NOT NULL, {_FIELD_TYPES}
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS {NEW_READINGS} ({_FIELD_TYPES}, patient_id uuid NOT NULL
+    device_time timestamptz, patient_id uuid NOT NULL
 ) ON COMMIT DELETE ROWS
 """
-_COPY_STAGE: Final = f"COPY reading_stage ({_STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-_STAGE_TYPES: Final = (
+_COPY_NEW: Final = f"COPY {NEW_READINGS} (idx, {_FIELDS}) FROM STDIN (FORMAT BINARY)"
+_NEW_TYPES: Final = (
     "int4", "text", "text", "timestamptz", "float8", "text", "float8", "text", "text[]", "text",
-    "text", "timestamptz",
+    "text", "timestamptz", "uuid",
 )
-_INSERT_FROM_STAGE: Final = f"""
-WITH ranges AS MATERIALIZED (
-    -- each assignment of the batch's devices as a [since, until) range
-    SELECT a.device_id, a.patient_id, a.since,
-           lead(a.since) OVER (PARTITION BY a.device_id ORDER BY a.since) AS until
-    FROM device_assignments a
-    WHERE a.device_id IN (SELECT DISTINCT device_id FROM reading_stage)
-), staged AS MATERIALIZED (
-    SELECT s.*, d.id IS NOT NULL AS known, r.patient_id
-    FROM reading_stage s
-    LEFT JOIN devices d ON d.id = s.device_id
-    LEFT JOIN ranges r ON r.device_id = s.device_id AND s.measured_at >= r.since
-                      AND (r.until IS NULL OR s.measured_at < r.until)
-), inserted AS (
-    INSERT INTO readings (device_id, metric, measured_at, patient_id, value, unit, original_value,
-                          original_unit, status, source, gateway_id, device_time, received_at)
-    SELECT device_id, metric, measured_at, patient_id, value, unit, original_value,
-           original_unit, status, source, gateway_id, device_time, %(received_at)s
-    FROM staged WHERE patient_id IS NOT NULL
+# The assignments of the batch's devices (a device without any: one row of NULLs; an unknown
+# device: no row), oldest first; and, in the same round trip, what an earlier call of the same
+# transaction left in reading_new.
+_ASSIGNMENTS: Final = f"""
+WITH forgotten AS (DELETE FROM {NEW_READINGS})
+SELECT d.id, a.since, a.patient_id
+FROM devices d LEFT JOIN device_assignments a ON a.device_id = d.id
+WHERE d.id = ANY(%s)
+ORDER BY d.id, a.since
+"""
+_INSERT: Final = f"""
+INSERT INTO readings ({_FIELDS}, received_at)
+SELECT {_FIELDS}, %(received_at)s FROM {NEW_READINGS}"""
+_INSERT_ALL_NEW: Final = _INSERT
+# Some keys are stored already: ON CONFLICT skips them, and they leave reading_new (their batch
+# indexes come back: duplicates).
+_INSERT_KNOWN_SOME: Final = f"""
+WITH inserted AS ({_INSERT}
     ON CONFLICT DO NOTHING
-    RETURNING {_NEW_COLUMNS}
-), noted AS (
-    INSERT INTO {NEW_READINGS} ({_NEW_COLUMNS}) SELECT {_NEW_COLUMNS} FROM inserted
-), forgotten AS (
-    -- what an earlier call of the same transaction left (every sub-statement sees the snapshot
-    -- taken before this one, so these deletes miss the rows it adds)
-    DELETE FROM {NEW_READINGS}
-), unstaged AS (
-    DELETE FROM reading_stage
+    RETURNING device_id, metric, measured_at
 )
--- batch indexes grouped by patient (few rows to read back): the new rows, with their patient,
--- and the rows that could not be attributed (no patient; known tells whether the device is
--- registered). Every other row of the batch was already stored (a duplicate). IN over the
--- inserted keys is one hash of them (a join here was planned as two sorts and a merge).
-SELECT s.patient_id, s.known, array_agg(s.idx)
-FROM staged s
-WHERE s.patient_id IS NULL
-   OR (s.device_id, s.metric, s.measured_at) IN (SELECT device_id, metric, measured_at FROM inserted)
-GROUP BY s.patient_id, s.known
+DELETE FROM {NEW_READINGS} n
+WHERE NOT EXISTS (
+    SELECT 1 FROM inserted i
+    WHERE i.device_id = n.device_id AND i.metric = n.metric AND i.measured_at = n.measured_at
+)
+RETURNING n.idx
 """
 
 
-# Connections whose session has the staging table committed (a temp table lives as long as its
+# Connections whose session has the batch table committed (a temp table lives as long as its
 # session; a reconnect is a new connection object). Others create it in the caller's transaction.
 _staged_connections: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
 
 
 def prepare_session(conn: psycopg.Connection[Any]) -> None:
-    """Create the session's staging table and commit (called when the pool opens a connection)."""
+    """Create the session's batch table and commit (called when the pool opens a connection)."""
     conn.execute(_CREATE_STAGE)
     conn.commit()
     _staged_connections.add(conn)
@@ -119,12 +114,37 @@ _UNASSIGNED: Final = InsertResult(InsertStatus.UNASSIGNED, None)
 _UNKNOWN_DEVICE: Final = InsertResult(InsertStatus.UNKNOWN_DEVICE, None)
 
 
+@dataclass(slots=True)
+class _Assignments:
+    """One device's assignments, oldest first: from ``since[i]`` on, its readings are
+    ``results[i]``'s (an inserted reading of that patient, or unassigned)."""
+
+    since: list[datetime]
+    results: list[InsertResult]
+
+    def at(self, measured_at: datetime) -> InsertResult:
+        i = bisect_right(self.since, measured_at) - 1
+        return self.results[i] if i >= 0 else _UNASSIGNED
+
+
+def _assignments(cur: psycopg.Cursor[Any], devices: list[str]) -> dict[str, _Assignments]:
+    found: dict[str, _Assignments] = {}
+    for device, since, patient in cur.execute(_ASSIGNMENTS, (devices,)):
+        entry = found.setdefault(device, _Assignments([], []))
+        if since is not None:
+            entry.since.append(since)
+            entry.results.append(
+                _UNASSIGNED if patient is None else InsertResult(InsertStatus.INSERTED, patient)
+            )
+    return found
+
+
 def insert_readings(
     conn: psycopg.Connection[Any], readings: Sequence[Reading], *, received_at: datetime
 ) -> list[InsertResult]:
     """Insert ``readings`` (keys must be unique within the batch); one result per reading, in order.
 
-    Must run inside the caller's transaction: the staging rows vanish at commit.
+    Must run inside the caller's transaction: ``reading_new`` is emptied at commit.
     """
     with conn.cursor() as cur:
         if conn not in _staged_connections:
@@ -132,9 +152,18 @@ def insert_readings(
         if not readings:
             cur.execute(f"DELETE FROM {NEW_READINGS}")  # hooks see nothing new
             return []
-        with cur.copy(_COPY_STAGE) as copy:
-            copy.set_types(_STAGE_TYPES)
+        assignments = _assignments(cur, sorted({r.device_id for r in readings}))
+        results: list[InsertResult] = []
+        new = 0
+        with cur.copy(_COPY_NEW) as copy:
+            copy.set_types(_NEW_TYPES)
             for idx, r in enumerate(readings):
+                device = assignments.get(r.device_id)
+                result = _UNKNOWN_DEVICE if device is None else device.at(r.measured_at)
+                results.append(result)
+                if result.patient_id is None:
+                    continue
+                new += 1
                 copy.write_row(
                     (
                         idx,
@@ -149,19 +178,18 @@ def insert_readings(
                         r.source,
                         r.gateway_id,
                         r.device_time,
+                        result.patient_id,
                     )
                 )
-        # binary results: the index arrays load without parsing text
-        cur.execute(_INSERT_FROM_STAGE, {"received_at": received_at}, binary=True)
-        rows = cur.fetchall()
-    results = [_DUPLICATE] * len(readings)
-    for patient_id, known, indexes in rows:
-        if patient_id is not None:
-            result = InsertResult(InsertStatus.INSERTED, patient_id)
-        else:
-            result = _UNASSIGNED if known else _UNKNOWN_DEVICE
-        for idx in indexes:
-            results[idx] = result
+        if not new:
+            return results
+        params = {"received_at": received_at}
+        try:
+            with conn.transaction():  # a savepoint: reading_new outlives a failed attempt
+                cur.execute(_INSERT_ALL_NEW, params)
+        except psycopg.errors.UniqueViolation:
+            for (idx,) in cur.execute(_INSERT_KNOWN_SOME, params, binary=True).fetchall():
+                results[idx] = _DUPLICATE
     return results
 
 

@@ -76,8 +76,9 @@ SELECT p.clinic_id, n.patient_id, n.device_id, n.metric, '{READING_KIND}', n.mea
        n.value, n.unit, n.original_value, n.original_unit, n.status, n.source, n.gateway_id,
        n.device_time, d.name
 FROM {NEW_READINGS} n JOIN locked p ON p.id = n.patient_id
-CROSS JOIN unnest(%(destinations)s::text[], %(waits)s::boolean[]) AS d(name, waits)
+CROSS JOIN unnest(%(destinations)s::text[], %(waits)s::boolean[]) WITH ORDINALITY AS d(name, waits, ord)
 WHERE n.metric = ANY(%(metrics)s)
+ORDER BY n.idx, d.ord  -- ids in the batch's order: a destination that keeps order per patient sends in it
 """
 
 _PANEL_CONFLICT: Final = (
