@@ -126,6 +126,33 @@ def test_nothing_is_stored_or_counted_when_the_transaction_does_not_commit(
     assert metric(service, "rpm_messages_dead_lettered_total", "demo") == 0
 
 
+def test_a_prepared_batch_that_did_not_commit_is_ingested_again_once(service: RunningService) -> None:
+    """The MQTT writer parses a batch ahead (Pipeline.prepare) and, when its transaction fails,
+    stores the same preparation again: readings, dead letters and counts come out once."""
+    register(service, "DEMO-3")
+    batch = [
+        Envelope(source="demo", raw=raw, received_at=NOW, device_id="DEMO-3")
+        for raw in (json.dumps({"readings": [hr(70, 2), hr(900, 1)]}).encode(), b"{")
+    ]
+    prepared = service.services.pipeline.prepare(batch)
+
+    def fail(conn: psycopg.Connection[Any], outcomes: list[Outcome]) -> None:
+        raise RuntimeError("the transaction failed")
+
+    with pytest.raises(RuntimeError):
+        service.services.ingest("demo", prepared, before_commit=fail)
+    outcomes = service.services.ingest("demo", prepared)
+    assert [(o.accepted, len(o.rejected), o.error is not None) for o in outcomes] == [
+        (1, 1, False), (0, 0, True),
+    ]
+    assert stored(service) == [70]
+    assert [(x["reading_index"], x["reason"]) for x in letters(service)] == [
+        (1, outcomes[0].rejected[0].reason), (None, outcomes[1].error),
+    ]
+    assert metric(service, "rpm_readings_stored_total", "demo") == 1
+    assert metric(service, "rpm_readings_rejected_total", "demo") == 1
+
+
 def test_mqtt_a_refused_topic_and_a_bad_payload_are_dead_lettered_between_good_messages(
     service: RunningService,
 ) -> None:

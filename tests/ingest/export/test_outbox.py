@@ -339,6 +339,23 @@ def test_unknown_status_or_kind_is_refused_by_the_schema(home: Home) -> None:
             home.execute(f"UPDATE outbox SET {column} = %s", (value,))
 
 
+def test_the_schema_takes_only_the_named_destinations(home: Home) -> None:
+    """Migration 0019: the destinations are listed, not matched by a pattern."""
+    home.ingest([hr(61)])
+    for destination in ("fhir", "hl7", "dicom"):
+        home.execute("UPDATE outbox SET destination = %s", (destination,))
+        assert home.rows()[0]["destination"] == destination
+    for other in ("pacs", "FHIR", "fhir ", "", "hl7_v2"):
+        with pytest.raises(psycopg.errors.CheckViolation) as refused:
+            home.execute("UPDATE outbox SET destination = %s", (other,))
+        assert refused.value.diag.constraint_name == "outbox_destination_check"
+    with home.pool.connection() as conn:
+        validated = conn.execute(
+            "SELECT convalidated FROM pg_constraint WHERE conname = 'outbox_destination_check'"
+        ).fetchall()
+    assert validated == [(True,)]  # checked against the rows already there, not only new ones
+
+
 def test_purge_keeps_recent_and_unsent_rows(home: Home) -> None:
     home.ingest([hr(61, minute=1), hr(62, minute=2), hr(63, minute=3)])
     ids = [r["id"] for r in home.rows()]

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any, TypeVar
 
 import pytest
 
 from ingest.mqtt.inbox import Inbox
 
+T = TypeVar("T")
 
-def take(inbox: Inbox[int], **kw: float) -> list[int]:
+
+def take(inbox: Inbox[T], **kw: Any) -> list[T]:
     args = {"max_items": 100, "max_wait_s": 0.0, "first_timeout_s": 1.0, "idle_s": 0.01, "window": 100, **kw}
-    return inbox.take_batch(**args)  # type: ignore[arg-type]
+    return inbox.take_batch(**args)
+
+
+def take_in_thread(inbox: Inbox[T], **kw: Any) -> tuple[threading.Thread, list[list[T]]]:
+    """``take`` on a thread of its own: the test sees whether the batch is still gathering."""
+    result: list[list[T]] = []
+    thread = threading.Thread(target=lambda: result.append(take(inbox, **kw)), daemon=True)
+    thread.start()
+    return thread, result
 
 
 def test_put_waits_when_full_and_resumes_when_the_writer_takes() -> None:
@@ -84,3 +95,72 @@ def test_batch_flushes_at_n_at_the_window_or_after_t() -> None:
 def test_invalid_bounds() -> None:
     with pytest.raises(ValueError):
         Inbox(max_items=0, max_bytes=10)
+
+
+def test_batch_closes_once_it_holds_max_bytes_of_payload() -> None:
+    inbox: Inbox[int] = Inbox(max_items=100, max_bytes=10_000)
+    for i in range(6):
+        inbox.put(i, 4)
+    # Long waits and a window wider than the queue: only the byte cap closes these batches before
+    # everything queued is taken. The item that reaches the cap is the batch's last one.
+    assert take(inbox, max_wait_s=10, idle_s=5, max_bytes=10) == [0, 1, 2]  # 12 bytes >= 10
+    assert take(inbox, max_wait_s=10, idle_s=5, max_bytes=8) == [3, 4]  # exactly 8
+    assert take(inbox, max_wait_s=10, idle_s=5, max_bytes=1) == [5]
+
+
+def test_an_item_larger_than_max_bytes_is_still_taken_alone() -> None:
+    inbox: Inbox[str] = Inbox(max_items=100, max_bytes=10_000)
+    inbox.put("big", 50)
+    inbox.put("small", 1)
+    inbox.put("tiny", 1)
+    assert take(inbox, max_wait_s=10, idle_s=5, max_bytes=10) == ["big"]
+    assert take(inbox, max_wait_s=10, idle_s=5, max_bytes=10, window=2) == ["small", "tiny"]
+
+
+def test_without_max_bytes_the_inbox_s_own_byte_budget_caps_the_batch() -> None:
+    inbox: Inbox[int] = Inbox(max_items=100, max_bytes=6)
+    inbox.put(0, 4)
+    inbox.put(1, 2)  # the inbox is full (6 bytes); take_batch alone stops at 6 as well
+    thread, result = take_in_thread(inbox, max_wait_s=30, idle_s=30)
+    thread.join(10)
+    assert result == [[0, 1]]
+
+
+def test_messages_held_earlier_count_against_the_window() -> None:
+    """The batch closes when it and the messages taken earlier and not yet acknowledged fill the
+    broker's window (nothing more can arrive), not on the window alone."""
+    inbox: Inbox[int] = Inbox(max_items=100, max_bytes=10_000)
+    inbox.put(0, 1)
+    inbox.put(1, 1)
+    # 2 in the batch + 3 held < 6: the broker may send one more, so the batch waits for it.
+    thread, result = take_in_thread(inbox, max_wait_s=30, idle_s=30, window=6, held=lambda: 3)
+    thread.join(0.3)
+    assert thread.is_alive() and result == []
+    inbox.put(2, 1)  # 3 + 3: the window is full, the batch goes without waiting out idle_s
+    thread.join(10)
+    assert result == [[0, 1, 2]]
+
+    # The held messages alone fill the window: what is queued goes at once.
+    inbox.put(3, 1)
+    thread, result = take_in_thread(inbox, max_wait_s=30, idle_s=30, window=6, held=lambda: 6)
+    thread.join(10)
+    assert result == [[3]]
+
+
+def test_held_is_asked_again_after_each_arrival() -> None:
+    """An acknowledgement while the batch gathers frees room in the window: the batch then waits
+    for what the broker may now send instead of closing on the window it saw first."""
+    inbox: Inbox[int] = Inbox(max_items=100, max_bytes=10_000)
+    held = [4]
+    inbox.put(0, 1)
+    thread, result = take_in_thread(inbox, max_wait_s=30, idle_s=30, window=6, held=lambda: held[0])
+    thread.join(0.3)
+    assert thread.is_alive()  # 1 + 4 < 6
+    held[0] = 0  # the earlier batch was acknowledged: room for 6
+    inbox.put(1, 1)  # 2 + 0 < 6: still gathering
+    thread.join(0.3)
+    assert thread.is_alive() and result == []
+    for i in range(2, 6):
+        inbox.put(i, 1)
+    thread.join(10)
+    assert result == [[0, 1, 2, 3, 4, 5]]
