@@ -97,10 +97,11 @@ class Inbox(Generic[T]):
     ) -> list[T]:
         """Wait up to ``first_timeout_s`` for a first item, then gather a batch.
 
-        The batch is handed over when it holds ``max_items`` (or ``max_bytes`` of payload), when ``max_wait_s`` passed since its
-        first item, when it and the ``held()`` messages taken earlier and not yet acknowledged
-        fill ``window`` (the broker's in-flight window: nothing more can arrive before an
-        acknowledgement), when nothing arrived for ``idle_s`` (the broker is
+        The batch is handed over when it holds ``max_items`` or ``max_bytes`` of payload (the
+        inbox's own bound by default), when ``max_wait_s`` passed since its first item, when it
+        and the ``held()`` messages taken earlier and not yet acknowledged fill ``window`` (the
+        broker's in-flight window: nothing more can arrive before an acknowledgement), when
+        nothing arrived for ``idle_s`` (the broker is
         waiting for us), or when the inbox is closed. Empty list: nothing came, or closed.
         """
         batch: list[T] = []

@@ -63,8 +63,9 @@ class BatchWriter:
         self._abandon = threading.Event()
         self._thread: threading.Thread | None = None
         self._parser: threading.Thread | None = None
-        # the hand-off: one parsed batch waiting for the writer
-        self._ready: queue.Queue[tuple[list[Delivery], Prepared | None]] = queue.Queue(maxsize=1)
+        # the hand-off: parsed batches waiting for the writer (two: the parser keeps ahead when a
+        # batch takes it longer than the one the writer is storing)
+        self._ready: queue.Queue[tuple[list[Delivery], Prepared | None]] = queue.Queue(maxsize=2)
         self._lock = threading.Lock()
         self._in_hand = 0  # messages taken by the writer thread, not yet acknowledged
         self._parsing = 0  # messages taken by the parsing thread, not yet handed over
@@ -157,17 +158,18 @@ class BatchWriter:
             except Exception:  # a defect on this input: the writer stores it the ordinary way
                 logger.warning("parsing a batch failed: the writer stores it unparsed", exc_info=True)
                 prepared = None
+            with self._lock:  # counted as handed over while it waits for room
+                self._parsing = 0
+                self._waiting += len(batch)
             while not self._stopping.is_set():
                 try:
                     self._ready.put((batch, prepared), timeout=0.25)
+                    break
                 except queue.Full:
                     continue
-                with self._lock:
-                    self._parsing, self._waiting = 0, len(batch)
-                break
             else:  # stopping: the batch stays unacknowledged, the broker delivers it again
                 with self._lock:
-                    self._parsing = 0
+                    self._waiting -= len(batch)
         logger.debug("MQTT parser stopped")
 
     def _loop(self) -> None:
@@ -177,7 +179,8 @@ class BatchWriter:
             except queue.Empty:
                 continue
             with self._lock:
-                self._waiting, self._in_hand = 0, len(batch)
+                self._waiting -= len(batch)
+                self._in_hand = len(batch)
             try:
                 committed = self._commit(batch, prepared)
             finally:

@@ -2,7 +2,7 @@
 
 After :func:`insert_readings`, and until the next call or the end of the transaction, the session
 temp table ``reading_new`` (:data:`NEW_READINGS`) holds exactly the rows that call stored, with
-their patients: hooks that only need to copy readings elsewhere do it in SQL from there, without
+their patients (``status`` NULL when empty): hooks that only need to copy readings elsewhere do it in SQL from there, without
 sending the rows back and forth.
 
 How a batch goes in (bench/ingest_mqtt.py gateway mode measures it beside raw COPY):
@@ -45,7 +45,7 @@ CREATE TEMP TABLE IF NOT EXISTS {NEW_READINGS} (
     idx integer NOT NULL,
     device_id text NOT NULL, metric text NOT NULL, measured_at timestamptz NOT NULL,
     value double precision NOT NULL, unit text NOT NULL, original_value double precision NOT NULL,
-    original_unit text NOT NULL, status text[] NOT NULL, source text, gateway_id text,
+    original_unit text NOT NULL, status text[], source text, gateway_id text,
     device_time timestamptz, patient_id uuid NOT NULL
 ) ON COMMIT DELETE ROWS
 """
@@ -64,9 +64,10 @@ FROM devices d LEFT JOIN device_assignments a ON a.device_id = d.id
 WHERE d.id = ANY(%s)
 ORDER BY d.id, a.since
 """
+# status is NULL in reading_new when empty (nearly always): no array to encode per row
 _INSERT: Final = f"""
 INSERT INTO readings ({_FIELDS}, received_at)
-SELECT {_FIELDS}, %(received_at)s FROM {NEW_READINGS}"""
+SELECT {_FIELDS.replace("status", "coalesce(status, '{}')")}, %(received_at)s FROM {NEW_READINGS}"""
 _INSERT_ALL_NEW: Final = _INSERT
 # Some keys are stored already: ON CONFLICT skips them, and they leave reading_new (their batch
 # indexes come back: duplicates).
@@ -174,7 +175,7 @@ def insert_readings(
                         r.unit,
                         r.original_value,
                         r.original_unit,
-                        list(r.status),
+                        list(r.status) if r.status else None,
                         r.source,
                         r.gateway_id,
                         r.device_time,

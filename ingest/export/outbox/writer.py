@@ -73,8 +73,8 @@ INSERT INTO outbox (clinic_id, patient_id, device_id, export_key, kind, measured
 SELECT p.clinic_id, n.patient_id, n.device_id, n.metric, '{READING_KIND}', n.measured_at,
        CASE WHEN p.fhir_patient_id IS NULL AND d.waits THEN 'waiting' ELSE 'pending' END,
        CASE WHEN p.fhir_patient_id IS NULL AND d.waits THEN %(reason)s END,
-       n.value, n.unit, n.original_value, n.original_unit, n.status, n.source, n.gateway_id,
-       n.device_time, d.name
+       n.value, n.unit, n.original_value, n.original_unit, coalesce(n.status, '{{}}'), n.source,
+       n.gateway_id, n.device_time, d.name
 FROM {NEW_READINGS} n JOIN locked p ON p.id = n.patient_id
 CROSS JOIN unnest(%(destinations)s::text[], %(waits)s::boolean[]) WITH ORDINALITY AS d(name, waits, ord)
 WHERE n.metric = ANY(%(metrics)s)
