@@ -2,8 +2,8 @@
 
 After :func:`insert_readings`, and until the next call or the end of the transaction, the session
 temp table ``reading_new`` (:data:`NEW_READINGS`) holds exactly the rows that call stored, with
-their patients (``status`` NULL when empty): hooks that only need to copy readings elsewhere do it in SQL from there, without
-sending the rows back and forth.
+their patients (``status`` NULL when empty): hooks that only need to copy readings elsewhere do it
+in SQL from there, without sending the rows back and forth.
 
 How a batch goes in (bench/ingest_mqtt.py gateway mode measures it beside raw COPY):
 1. one query reads the assignments of the batch's devices, and each reading is attributed to its
