@@ -4,10 +4,13 @@ collector over the bumble bleak backend, into the real gateway sink and SQLite q
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from devices.ble.emulated.home import EmulatedHome
 from devices.ble.emulated.live_devices import HeartRateStrap, PulseOximeter, Scale, Thermometer
@@ -203,7 +206,10 @@ def test_an_adapter_that_is_off_is_retried_until_it_is_on(tmp_path: Path) -> Non
     run(scenario())
 
 
-def test_a_steady_stream_does_not_hold_up_setting_the_clock(tmp_path: Path) -> None:
+def test_a_steady_stream_does_not_hold_up_setting_the_clock(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="devices.ble.collector_session")
     oximeter = PulseOximeter(
         OXIMETER, "Oxi", current_time="write", clock=DeviceClock(unset=True, tz=UTC)
     )
@@ -213,6 +219,9 @@ def test_a_steady_stream_does_not_hold_up_setting_the_clock(tmp_path: Path) -> N
         try:
             async with collecting(tmp_path, oximeter) as h:
                 await until(lambda: oximeter.clock.was_set, what="clock set")
+                # The device has the new time as soon as the write reaches it; the collector takes
+                # it as its reference once the write returns (a value in between keeps the old one).
+                await until(lambda: "device clock set" in caplog.text, what="the collector's reference")
                 await oximeter.measure(96.0, 65.0)
                 readings = await _spot_checks(h)
                 assert readings and "time_estimated" not in readings[0]["status"]
