@@ -54,13 +54,11 @@ class BatchStore:
 
         ``prepared``: :meth:`prepare` of these deliveries, done earlier."""
         refused = [d.envelope.dead_letter(d.refused) for d in deliveries if d.refused is not None]
-        batch = (
-            prepared
-            if prepared is not None
-            else [d.envelope for d in deliveries if d.refused is None]
-        )
         return self.services.ingest(
-            SOURCE, batch, refused=refused, connect_timeout_s=self.connect_timeout_s
+            SOURCE,
+            self.prepare(deliveries) if prepared is None else prepared,
+            refused=refused,
+            connect_timeout_s=self.connect_timeout_s,
         )
 
     def refuse(self, delivery: Delivery, exc: BaseException) -> None:

@@ -1,13 +1,14 @@
 """The single writer: takes batches from the inbox, stores them, then acknowledges them.
 
-Flush at N messages or T ms (whichever first; also as soon as nothing more can arrive). Two
-threads: one gathers the next batch and parses it (``BatchStore.prepare``: no database) while the
-other stores the batch before it, so parsing overlaps the database's work instead of waiting for
-it (bench/ingest_mqtt.py gateway mode); a hand-off of one batch between them keeps the order. A
-batch is acknowledged only after its transaction committed; on a storage failure it is kept and retried
-with backoff, nothing acknowledged, and the inbox fills until the broker stops sending. At stop
-the batch in hand is finished (if the database allows within the grace period) and acknowledged;
-whatever is still queued is left unacknowledged for the broker to deliver again.
+Flush at N messages, N bytes or T ms (whichever first; also as soon as nothing more can arrive).
+Two threads: one gathers the next batch and parses it (``BatchStore.prepare``: no database) while
+the other stores the batch before it, so parsing overlaps the database's work instead of waiting
+for it (bench/ingest_mqtt.py gateway mode); a queue of up to two parsed batches between them keeps
+the order. A batch is acknowledged only after its transaction committed; on a storage failure it
+is kept and retried with backoff, nothing acknowledged, and the inbox fills until the broker stops
+sending. At stop the batch in hand is finished (if the database allows within the grace period)
+and acknowledged; whatever is still queued or parsed is left unacknowledged for the broker to
+deliver again.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ class BatchWriter:
             raise
 
     def _parse_loop(self) -> None:
-        """Gather a batch, parse it, hand it over (waiting while the writer has one waiting)."""
+        """Gather a batch, parse it, hand it over (waiting while two wait for the writer)."""
         p = self.policy
         while not self._stopping.is_set():
             batch = self._inbox.take_batch(

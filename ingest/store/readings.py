@@ -64,15 +64,15 @@ FROM devices d LEFT JOIN device_assignments a ON a.device_id = d.id
 WHERE d.id = ANY(%s)
 ORDER BY d.id, a.since
 """
-# status is NULL in reading_new when empty (nearly always): no array to encode per row
-_INSERT: Final = f"""
+# Every key new (nearly always): the whole batch, no ON CONFLICT, no RETURNING. status is NULL in
+# reading_new when empty (nearly always): no array to encode per row.
+_INSERT_ALL_NEW: Final = f"""
 INSERT INTO readings ({_FIELDS}, received_at)
 SELECT {_FIELDS.replace("status", "coalesce(status, '{}')")}, %(received_at)s FROM {NEW_READINGS}"""
-_INSERT_ALL_NEW: Final = _INSERT
 # Some keys are stored already: ON CONFLICT skips them, and they leave reading_new (their batch
 # indexes come back: duplicates).
 _INSERT_KNOWN_SOME: Final = f"""
-WITH inserted AS ({_INSERT}
+WITH inserted AS ({_INSERT_ALL_NEW}
     ON CONFLICT DO NOTHING
     RETURNING device_id, metric, measured_at
 )
