@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ import pytest
 
 from ingest.cli import cli
 from tests.support.paths import ROOT as REPO_ROOT
+from tests.support.serve_process import stop
 from tests.support.service import free_port
 
 README = REPO_ROOT / "README.md"
@@ -225,12 +225,7 @@ def served(
         token = created.stdout.strip().splitlines()[-1]
         yield f"127.0.0.1:{port}", {"PATH": os.environ.get("PATH", ""), "TOKEN": token}
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop(proc)
         reader.join(5)
 
 

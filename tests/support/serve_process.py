@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -50,13 +51,18 @@ def serve(
         yield process, url
     finally:
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+            stop(process)
         log.close()
+
+
+def stop(process: subprocess.Popen[Any], grace_s: float = 30) -> None:
+    """SIGTERM, and SIGKILL if it has not ended after ``grace_s``."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
 
 
 def _healthy(url: str) -> bool:

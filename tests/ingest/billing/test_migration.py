@@ -3,7 +3,6 @@ it gets one monitoring episode, from their first assignment until their last dev
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -11,7 +10,7 @@ import psycopg
 import pytest
 
 from ingest.db.migrate import available_migrations
-from tests.support.db import RUN_ID, create_database, drop_database
+from tests.support.db import database_before
 
 T0 = datetime(2026, 2, 1, 9, tzinfo=UTC)
 
@@ -19,14 +18,8 @@ T0 = datetime(2026, 2, 1, 9, tzinfo=UTC)
 @pytest.fixture
 def before_billing() -> Iterator[str]:
     """A database with the migrations before 0011 only."""
-    name = f"rpm_test_{RUN_ID}_pre11_{uuid.uuid4().hex[:8]}"
-    url = create_database(name)
-    with psycopg.connect(url, autocommit=True) as conn:
-        for migration in available_migrations():
-            if migration.version < 11:
-                conn.execute(migration.sql)
-    yield url
-    drop_database(name)
+    with database_before(11) as url:
+        yield url
 
 
 def test_existing_assignments_become_episodes(before_billing: str) -> None:

@@ -6,7 +6,6 @@ the report says what it said when it counted the readings themselves."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -26,7 +25,7 @@ from ingest.pipeline import Envelope, Pipeline
 from ingest.security.retention import delete_expired_batch
 from ingest.store import roster
 from tests.support import billing as bt
-from tests.support.db import RUN_ID, create_database, drop_database
+from tests.support.db import database_before
 
 NY, BERLIN = "America/New_York", "Europe/Berlin"
 
@@ -209,14 +208,8 @@ def test_days_are_kept_when_readings_age_out_and_the_billed_month_stays(pool: Co
 
 @pytest.fixture
 def before_0018() -> Iterator[str]:
-    name = f"rpm_test_{RUN_ID}_pre18_{uuid.uuid4().hex[:8]}"
-    url = create_database(name)
-    with psycopg.connect(url, autocommit=True) as conn:
-        for migration in available_migrations():
-            if migration.version < 18:
-                conn.execute(migration.sql)
-    yield url
-    drop_database(name)
+    with database_before(18) as url:
+        yield url
 
 
 def test_the_migration_fills_days_from_stored_readings_in_each_clinics_zone(before_0018: str) -> None:
