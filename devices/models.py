@@ -21,6 +21,8 @@ from pydantic import (
     StringConstraints,
 )
 
+from devices.frozen import fast_init
+
 DEVICE_ID_PATTERN: Final = r"^[A-Za-z0-9._:-]{1,64}$"
 DEVICE_ID_RE: Final = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # use with fullmatch
 # Free text from devices: printable, no control characters (PostgreSQL refuses NUL, logs hate CR/LF).
@@ -68,6 +70,7 @@ class ReadingIn(BaseModel):
     )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Reading:
     """A validated reading in the canonical unit of its metric, time in UTC.

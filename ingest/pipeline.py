@@ -22,6 +22,7 @@ import psycopg
 from devices.catalogue import Metric, load_catalogue
 from devices.ecg import EcgStrip, strip_to_wire
 from devices.errors import MalformedPayload
+from devices.frozen import fast_init
 from devices.message import Rejection, Rules, decode_message, parse_message
 from devices.models import Reading
 from devices.raw_message import parse_raw
@@ -58,6 +59,7 @@ class NewStripsHook(Protocol):
     def __call__(self, conn: psycopg.Connection[Any], strips: Sequence[StoredStrip]) -> None: ...
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Envelope:
     """One incoming message and what its transport vouches for."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+from devices.frozen import fast_init
 from ingest.errors import TopicRejected
 from ingest.mqtt.topics import device_from_topic, shown
 from ingest.pipeline import Envelope
@@ -13,6 +14,7 @@ from ingest.pipeline import Envelope
 SOURCE = "mqtt"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """A message as received, and what is needed to acknowledge it later.
