@@ -72,10 +72,13 @@ class _BufferedReadsClient(paho.Client):
     An MQTT 5 QoS 1 PUBLISH without properties (every reading a device sends) is decoded here in
     a few slices instead of by paho's general decoder, which built a ``Properties`` object and a
     debug line per message (about a fifth of the network thread's time under a burst); any other
-    PUBLISH, and any packet too short for its own lengths, goes to paho's decoder.
+    PUBLISH, and any packet too short for its own lengths, goes to paho's decoder. A message decoded
+    here goes straight to ``on_message`` unless a per-topic callback was ever added
+    (``message_callback_add``): paho searched them for every message.
 
     Relies on methods of paho-mqtt 2 (``_create_socket``, ``loop_read``, ``_handle_publish``,
-    ``_handle_on_message``): ``tests/devices/mqtt/test_buffered_reads.py`` fails if a paho release
+    ``_handle_on_message``, ``_in_callback_mutex``, ``_easy_log``):
+    ``tests/devices/mqtt/test_buffered_reads.py`` fails if a paho release
     stops calling them or decodes a PUBLISH differently."""
 
     def _create_socket(self) -> Any:
@@ -121,8 +124,27 @@ class _BufferedReadsClient(paho.Client):
         message.properties = _NO_PROPERTIES
         message.payload = bytes(packet[topic_end + 3 :])
         message.timestamp = time.monotonic()
-        self._handle_on_message(message)
+        if self._filtered_callbacks:
+            self._handle_on_message(message)
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        # paho's _handle_on_message without its search of the (empty) per-topic callbacks, which
+        # decoded the topic twice and walked the topic tree for every message
+        on_message = self.on_message
+        if on_message is not None:
+            with self._in_callback_mutex:
+                try:
+                    on_message(self, self._userdata, message)
+                except Exception as err:
+                    self._easy_log(paho.MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
+                    if not self.suppress_exceptions:
+                        raise
         return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    _filtered_callbacks = False  # set for good once a per-topic callback is added
+
+    def message_callback_add(self, sub: str, callback: Any) -> None:
+        self._filtered_callbacks = True
+        super().message_callback_add(sub, callback)
 
 
 def new_client(

@@ -185,3 +185,48 @@ def test_publishes_decoded_in_the_short_way_equal_paho_s_own(mqtt_url: str) -> N
         ours.loop_stop()
         theirs.disconnect()
         theirs.loop_stop()
+
+
+def test_per_topic_callbacks_still_get_their_messages(mqtt_url: str) -> None:
+    """A message decoded the short way goes straight to ``on_message``; once a per-topic callback
+    is added, paho's search decides again: that callback gets its topic's messages, on_message the
+    rest."""
+    base = f"test/filtered/{uuid.uuid4().hex[:8]}"
+    options = broker_options(mqtt_url, client_id=f"test-filtered-{uuid.uuid4().hex[:8]}", protocol="5")
+    quiet = logging.getLogger("test.filtered.paho")
+    quiet.setLevel(logging.INFO)
+    ours = new_client(options, buffered_reads=True, manual_ack=True, log=quiet)
+    general: list[Any] = []
+    special: list[Any] = []
+    ready = threading.Event()
+    _collect(ours, f"{base}/#", general, ready, ack=True)
+
+    def on_special(c: Any, _u: Any, message: Any) -> None:
+        special.append(message)
+        c.ack(message.mid, message.qos)
+
+    ours.message_callback_add(f"{base}/special", on_special)
+    connect_async(ours, options)
+    publisher_options = broker_options(mqtt_url, client_id=f"test-pub-{uuid.uuid4().hex[:8]}", protocol="5")
+    publisher = new_client(publisher_options)
+    try:
+        assert ready.wait(10), "no subscription"
+        connect_async(publisher, publisher_options)
+        deadline = time.monotonic() + 10
+        while not publisher.is_connected():
+            assert time.monotonic() < deadline, "publisher did not connect"
+            time.sleep(0.02)
+        publisher.publish(f"{base}/special", b'{"to":"special"}', qos=1)
+        publisher.publish(f"{base}/plain", b'{"to":"general"}', qos=1)
+        deadline = time.monotonic() + 20
+        while len(general) + len(special) < 2:
+            assert time.monotonic() < deadline, f"got {len(general)} and {len(special)}"
+            time.sleep(0.02)
+        assert [m.payload for m in special] == [b'{"to":"special"}']
+        assert [m.payload for m in general] == [b'{"to":"general"}']
+        assert all(m.properties is client_module._NO_PROPERTIES for m in special + general)
+    finally:
+        publisher.disconnect()
+        publisher.loop_stop()
+        ours.disconnect()
+        ours.loop_stop()
