@@ -16,7 +16,9 @@ gateway  one home gateway coming back online: --gateway-messages messages of --g
 For burst and stream, each of --repeat rounds runs, in this order and on the same broker:
 (1) bare paho: a plain paho-mqtt client in its own process, QoS 1, acknowledging on receipt;
 (2) mosquitto_sub (C, libmosquitto), QoS 1; (3) the service: ``rpm-ingest serve`` (--workers N:
-``serve --workers N`` on one MQTT v5 shared subscription), every component as deployed. Rate =
+``serve --workers N`` on one MQTT v5 shared subscription), every component as deployed; and bare
+paho once more after the last round, so each service round is compared with the bare paho rounds
+before it and after it, averaged, besides the one before it (the machine's speed drifts). Rate =
 messages / (last received or committed - first published); commit times come from PostgreSQL
 itself (a statement trigger on ``readings`` sends NOTIFY, delivered only at commit). The
 publishers are ``mosquitto_pub -l`` processes (one per device, all connected before the first
@@ -291,6 +293,18 @@ class Commits:
         with self.lock:
             got = sum(1 for s in seqs if s in self.at)
         raise SystemExit(f"timed out: {got} of {len(seqs)} readings committed")
+
+    def curve(self, seqs: Sequence[int], first: float) -> str:
+        """When the readings committed, after ``first`` (the first publish): the first commit, the
+        10th, 50th and 90th percentile and the last, and the rate between the 10th and 90th."""
+        with self.lock:
+            times = sorted(self.at[s] - first for s in seqs)
+        at = {p: times[min(len(times) - 1, len(times) * p // 100)] for p in (10, 50, 90)}
+        steady = 0.8 * len(times) / max(at[90] - at[10], 1e-9)
+        return (
+            f"committed after (ms): first {ms(times[0]):.0f}, 10 % {ms(at[10]):.0f}, 50 % {ms(at[50]):.0f},"
+            f" 90 % {ms(at[90]):.0f}, last {ms(times[-1]):.0f}; 10-90 % at {steady:,.0f} readings/s"
+        )
 
     def close(self) -> None:
         self._stop = True
@@ -731,6 +745,11 @@ class Figures:
         """Service against the bare paho run just before it, round by round."""
         return [s / p for s, p in zip(self.service, self.paho, strict=False)]
 
+    def bracketed(self) -> list[float]:
+        """Service against the mean of the bare paho runs just before and just after it (the
+        machine's speed drifts within a round; as raw COPY brackets each gateway round)."""
+        return [s / ((a + b) / 2) for s, a, b in zip(self.service, self.paho, self.paho[1:], strict=False)]
+
 
 def span(values: Sequence[float]) -> str:
     if not values:
@@ -813,12 +832,14 @@ def throughput_rounds(
     figures = Figures()
     cpus: list[dict[str, float]] = []
     pids = workers_of(proc, args.workers)
+
+    def bare_load() -> Load:
+        if mode == "burst":
+            return burst_load(0, args.messages, args.malformed)
+        return stream_load(0, args.messages, devices)
+
     for r in range(args.repeat):
-        load = (
-            burst_load(0, args.messages, args.malformed)
-            if mode == "burst"
-            else stream_load(0, args.messages, devices)
-        )
+        load = bare_load()
         rate, cpu_us = bare_paho(port, args.protocol, load, args.publisher, tmp)
         figures.paho.append(rate)
         figures.paho_cpu.append(cpu_us)
@@ -854,11 +875,18 @@ def throughput_rounds(
             f" (+ PostgreSQL {figures.postgres_cpu[-1]:.0f} µs)",
             flush=True,
         )
+    # bare paho once more after the last round: each service round is bracketed by two
+    rate, cpu_us = bare_paho(port, args.protocol, bare_load(), args.publisher, tmp)
+    figures.paho.append(rate)
+    figures.paho_cpu.append(cpu_us)
+    print(f"    after the last round: bare paho {rate:,.0f} msg/s ({cpu_us:.0f} µs a message)", flush=True)
     ratios = figures.ratios()
+    bracketed = figures.bracketed()
     best = max(figures.service) / max(figures.paho)
     print(
         f"  {mode}: bare paho {span(figures.paho)}, mosquitto_sub {span(figures.sub)}, service"
-        f" {span(figures.service)} msg/s; service/paho per round {min(ratios):.2f}-{max(ratios):.2f},"
+        f" {span(figures.service)} msg/s; service/paho per round {min(ratios):.2f}-{max(ratios):.2f}"
+        f" (paho before and after each round, averaged: {min(bracketed):.2f}-{max(bracketed):.2f}),"
         f" best against best {best:.2f}",
         flush=True,
     )
@@ -867,6 +895,7 @@ def throughput_rounds(
         "mosquitto_sub_msg_s": [round(v) for v in figures.sub],
         "service_msg_s": [round(v) for v in figures.service],
         "service_vs_paho": [round(v, 3) for v in ratios],
+        "service_vs_paho_before_and_after": [round(v, 3) for v in bracketed],
         "best_vs_best": round(best, 3),
         "cpu_us_per_message": {
             "paho": [round(v) for v in figures.paho_cpu],
@@ -1002,6 +1031,7 @@ def gateway_mode(
         with profiler.record(pids, f"gateway-{r}"), meter.measure() as cpu:
             first = publish_load(port, args.protocol, PREFIX, load, args.publisher, tmp)
             last = commits.wait_for(load.readings, 600)
+            curve = commits.curve(load.readings, first)
         services.append(rows / (last - first))
         service_us = 1e6 * sum(v for k, v in cpu.items() if k.startswith("service")) / rows
         postgres_us = 1e6 * cpu["postgres backends"] / rows
@@ -1012,6 +1042,7 @@ def gateway_mode(
             flush=True,
         )
         print(f"      {cpu_line(cpu)}", flush=True)
+        print(f"      {curve}", flush=True)
         print(
             f"      CPU per reading: service {service_us:.1f} µs + PostgreSQL {postgres_us:.1f} µs;"
             f" raw COPY: PostgreSQL {cpu_lines[-1]['copy_postgres_us']:.1f} µs"
@@ -1099,13 +1130,14 @@ def main() -> None:
                 results[mode] = throughput_rounds(
                     args, mode, port, commits, proc, devices, seq, tmp, profiler, meter
                 )
-                lat = latency(args, mode, port, commits, devices, seq, args.latency_seconds)
-                results[mode]["latency"] = lat
-                print(
-                    f"  {mode} latency at {args.rate:.0f} msg/s: p50 {lat['p50_ms']} ms,"
-                    f" p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms",
-                    flush=True,
-                )
+                if args.latency_seconds > 0:
+                    lat = latency(args, mode, port, commits, devices, seq, args.latency_seconds)
+                    results[mode]["latency"] = lat
+                    print(
+                        f"  {mode} latency at {args.rate:.0f} msg/s: p50 {lat['p50_ms']} ms,"
+                        f" p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms",
+                        flush=True,
+                    )
             if args.soak > 0:
                 print(
                     f"soak: {args.rate:.0f} msg/s over {args.devices} devices for {args.soak:.0f} s ...",
