@@ -102,6 +102,13 @@ class Settings(BaseSettings):
     )
     mqtt_retry_max_s: float = Field(default=10.0, gt=0, le=300, description="storage retry backoff cap")
     mqtt_stop_grace_s: float = Field(default=10.0, ge=0, le=600, description="stop: time to finish a batch")
+    mqtt_writers: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="batches stored at once, each in its own transaction (acknowledged in arrival"
+        " order); one transaction keeps one PostgreSQL backend busy at most",
+    )
     mqtt_leave_on_stop: bool = Field(
         default=True,
         description="in a shared group, a clean stop hands this process's share back (unsubscribe,"

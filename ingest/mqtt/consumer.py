@@ -73,6 +73,7 @@ class MqttConsumer:
                 window=window,
                 max_bytes=s.batch_max_bytes,
                 retry_max_s=s.mqtt_retry_max_s,
+                lanes=s.mqtt_writers,
             ),
         )
         self._stop_grace_s = s.mqtt_stop_grace_s

@@ -1,14 +1,21 @@
-"""The single writer: takes batches from the inbox, stores them, then acknowledges them.
+"""The writer: takes batches from the inbox, stores them, then acknowledges them.
 
 Flush at N messages, N bytes or T ms (whichever first; also as soon as nothing more can arrive).
-Two threads: one gathers the next batch and parses it (``BatchStore.prepare``: no database) while
-the other stores the batch before it, so parsing overlaps the database's work instead of waiting
-for it (bench/ingest_mqtt.py gateway mode); a queue of up to two parsed batches between them keeps
-the order. A batch is acknowledged only after its transaction committed; on a storage failure it
-is kept and retried with backoff, nothing acknowledged, and the inbox fills until the broker stops
-sending. At stop the batch in hand is finished (if the database allows within the grace period)
-and acknowledged; whatever is still queued or parsed is left unacknowledged for the broker to
-deliver again.
+One thread gathers the next batch and parses it (``BatchStore.prepare``: no database) while the
+storing threads store the batches before it, so parsing overlaps the database's work instead of
+waiting for it (bench/ingest_mqtt.py gateway mode); a queue of up to two parsed batches sits
+between them. With ``lanes`` storing threads (``RPM_MQTT_WRITERS``, 2 by default), that many
+batches are stored at once, each in its own transaction on its own connection: one transaction
+keeps one PostgreSQL backend busy at most, and a hub's backlog is bound by it (docs/scaling.md).
+Transactions may commit out of order (as they do across ``serve --workers``), but acknowledgements
+go out in the order the batches were taken, as MQTT asks of PUBACKs: a batch that committed waits
+for the ones before it.
+
+A batch is acknowledged only after its transaction committed; on a storage failure it is kept and
+retried with backoff, nothing acknowledged, and the inbox fills until the broker stops sending. At
+stop the batches in hand are finished (if the database allows within the grace period) and
+acknowledged; once one is given up, none after it is acknowledged either; whatever is still queued
+or parsed is left unacknowledged for the broker to deliver again.
 """
 
 from __future__ import annotations
@@ -43,6 +50,14 @@ class BatchPolicy:
     idle_s: float = 0.005
     retry_min_s: float = 0.2
     retry_max_s: float = 10.0
+    lanes: int = 2  # batches stored at once, each in its own transaction
+
+
+@dataclass(slots=True)
+class _Lane:
+    """One storing thread's own state: its retry delay."""
+
+    delay: float
 
 
 class BatchWriter:
@@ -62,43 +77,52 @@ class BatchWriter:
         self.policy = policy
         self._stopping = threading.Event()
         self._abandon = threading.Event()
-        self._thread: threading.Thread | None = None
+        if policy.lanes < 1:
+            raise ValueError("a writer needs at least one storing thread")
+        self._threads: list[threading.Thread] = []
         self._parser: threading.Thread | None = None
-        # the hand-off: parsed batches waiting for the writer (two: the parser keeps ahead when a
-        # batch takes it longer than the one the writer is storing)
-        self._ready: queue.Queue[tuple[list[Delivery], Prepared | None]] = queue.Queue(maxsize=2)
+        # the hand-off: parsed batches waiting for a storing thread, numbered in the order they
+        # were taken (two: the parser keeps ahead when a batch takes it longer than one being stored)
+        self._ready: queue.Queue[tuple[int, list[Delivery], Prepared | None]] = queue.Queue(maxsize=2)
         self._lock = threading.Lock()
-        self._in_hand = 0  # messages taken by the writer thread, not yet acknowledged
+        self._turn_changed = threading.Condition(self._lock)
+        self._turn = 0  # number of the next batch to acknowledge
+        self._given_up = False  # a batch was given up at stop: none after it is acknowledged
+        self._in_hand = 0  # messages taken by the storing threads, not yet acknowledged
         self._parsing = 0  # messages taken by the parsing thread, not yet handed over
         self._waiting = 0  # messages in the hand-off
         self._failing_since: float | None = None
-        self._delay = policy.retry_min_s
         self.committed_batches = 0
 
     # --- life cycle
     def start(self) -> None:
         self._parser = threading.Thread(target=self._run_parser, name="mqtt-parser", daemon=True)
-        self._thread = threading.Thread(target=self._run, name="mqtt-writer", daemon=True)
+        lanes = self.policy.lanes
+        names = ["mqtt-writer"] if lanes == 1 else [f"mqtt-writer-{i}" for i in range(lanes)]
+        self._threads = [threading.Thread(target=self._run, name=n, daemon=True) for n in names]
         self._parser.start()
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, grace_s: float) -> None:
-        """Finish the batch in hand within ``grace_s`` (else give it up unacknowledged)."""
+        """Finish the batches in hand within ``grace_s`` (else give them up unacknowledged)."""
         self._stopping.set()
         self._inbox.close()
-        thread = self._thread
-        if thread is None:
+        if not self._threads:
             return
-        started = time.monotonic()
+        deadline = time.monotonic() + grace_s
         if self._parser is not None:
             self._parser.join(grace_s)
-        thread.join(max(0.0, grace_s - (time.monotonic() - started)))
-        if thread.is_alive():
-            logger.warning("MQTT writer still retrying at stop: giving up the batch in hand unacknowledged")
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in self._threads):
+            logger.warning("MQTT writer still retrying at stop: giving up the batches in hand unacknowledged")
             self._abandon.set()
-            thread.join(self._store.connect_timeout_s + 5)
-            if thread.is_alive():
-                logger.error("MQTT writer did not stop; its batch stays unacknowledged")
+            deadline = time.monotonic() + self._store.connect_timeout_s + 5
+            for thread in self._threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            if any(t.is_alive() for t in self._threads):
+                logger.error("MQTT writer did not stop; its batches stay unacknowledged")
 
     @property
     def unacked(self) -> int:
@@ -113,8 +137,8 @@ class BatchWriter:
         return self._parsing + self._waiting + self._in_hand
 
     def status(self) -> tuple[bool, str]:
-        thread, parser = self._thread, self._parser
-        if thread is None or not thread.is_alive() or parser is None or not parser.is_alive():
+        threads, parser = self._threads, self._parser
+        if not threads or not all(t.is_alive() for t in threads) or parser is None or not parser.is_alive():
             return False, "writer not running"
         failing = self._failing_since
         if failing is not None:
@@ -123,7 +147,8 @@ class BatchWriter:
 
     # --- the threads
     def _run(self) -> None:
-        self._guarded(self._loop)
+        lane = _Lane(self.policy.retry_min_s)
+        self._guarded(lambda: self._loop(lane))
 
     def _run_parser(self) -> None:
         self._guarded(self._parse_loop)
@@ -140,6 +165,7 @@ class BatchWriter:
     def _parse_loop(self) -> None:
         """Gather a batch, parse it, hand it over (waiting while two wait for the writer)."""
         p = self.policy
+        taken = 0  # batches handed over: the number of the next one
         while not self._stopping.is_set():
             batch = self._inbox.take_batch(
                 max_items=p.max_messages,
@@ -164,7 +190,8 @@ class BatchWriter:
                 self._waiting += len(batch)
             while not self._stopping.is_set():
                 try:
-                    self._ready.put((batch, prepared), timeout=0.25)
+                    self._ready.put((taken, batch, prepared), timeout=0.25)
+                    taken += 1
                     break
                 except queue.Full:
                     continue
@@ -173,26 +200,42 @@ class BatchWriter:
                     self._waiting -= len(batch)
         logger.debug("MQTT parser stopped")
 
-    def _loop(self) -> None:
+    def _loop(self, lane: _Lane) -> None:
         while not self._stopping.is_set():
             try:
-                batch, prepared = self._ready.get(timeout=0.25)
+                number, batch, prepared = self._ready.get(timeout=0.25)
             except queue.Empty:
                 continue
             with self._lock:
                 self._waiting -= len(batch)
-                self._in_hand = len(batch)
+                self._in_hand += len(batch)
+            committed = False
             try:
-                committed = self._commit(batch, prepared)
+                committed = self._commit(batch, prepared, lane)
             finally:
-                # Before the acknowledgements go out: the broker refills the window at once, and
-                # the network thread may queue the new messages before this thread runs again
-                # (unacked would count both, beyond the in-flight window).
-                with self._lock:
-                    self._in_hand = 0
-            if committed:
-                self._acknowledge(batch)
+                self._in_turn(number, batch, committed)
         logger.debug("MQTT writer stopped")
+
+    def _in_turn(self, number: int, batch: Sequence[Delivery], committed: bool) -> None:
+        """Once the batches taken before this one are through: acknowledge it (if it committed and
+        none before it was given up), then let the next one go."""
+        with self._turn_changed:
+            while self._turn != number:
+                self._turn_changed.wait()
+            if not committed:
+                self._given_up = True
+            acknowledge = committed and not self._given_up
+            # Before the acknowledgements go out: the broker refills the window at once, and the
+            # network thread may queue the new messages before this thread runs again (unacked
+            # would count both, beyond the in-flight window).
+            self._in_hand -= len(batch)
+        try:
+            if acknowledge:
+                self._acknowledge(batch)  # no other batch's acknowledgements until the turn moves
+        finally:
+            with self._turn_changed:
+                self._turn += 1
+                self._turn_changed.notify_all()
 
     def _acknowledge(self, batch: Sequence[Delivery]) -> None:
         sent = self._acker.ack(batch)
@@ -201,68 +244,72 @@ class BatchWriter:
             self._metrics.mqtt_ack_skipped.inc(len(batch) - sent)
             logger.info(
                 "%d committed messages arrived on a lost connection: not acknowledged, the broker"
-                " redelivers them", len(batch) - sent,
+                " redelivers them",
+                len(batch) - sent,
             )
 
-    def _commit(self, batch: Sequence[Delivery], prepared: Prepared | None = None) -> bool:
+    def _commit(self, batch: Sequence[Delivery], prepared: Prepared | None, lane: _Lane) -> bool:
         """Store the batch; True once committed, False if given up at stop (nothing acked)."""
         while True:
             try:
                 self._store.store(batch, prepared)
             except Exception as exc:  # classified below: retried or isolated, never swallowed
                 if classify(exc) is Failure.RETRY:
-                    if not self._back_off(exc):
+                    if not self._back_off(exc, lane):
                         return False
                     continue
                 logger.warning(
                     "batch of %d messages refused by the store (%s): storing one by one",
-                    len(batch), type(exc).__name__,
+                    len(batch),
+                    type(exc).__name__,
                 )
-                return self._isolate(batch)
-            self._recovered()
-            self.committed_batches += 1
+                return self._isolate(batch, lane)
+            self._recovered(lane)
+            with self._lock:
+                self.committed_batches += 1
             return True
 
-    def _isolate(self, batch: Sequence[Delivery]) -> bool:
+    def _isolate(self, batch: Sequence[Delivery], lane: _Lane) -> bool:
         i = 0
         while i < len(batch):
             try:
                 self._store.store(batch[i : i + 1])
             except Exception as exc:  # classified: retried, or this message is dead-lettered
                 if classify(exc) is Failure.RETRY:
-                    if not self._back_off(exc):
+                    if not self._back_off(exc, lane):
                         return False
                     continue
                 try:
                     self._store.refuse(batch[i], exc)
                 except Exception as refuse_exc:  # the dead-letter insert itself failed: retry
-                    if not self._back_off(refuse_exc):
+                    if not self._back_off(refuse_exc, lane):
                         return False
                     continue
                 logger.warning("message %d of the batch dead-lettered: %s", i, type(exc).__name__)
-            self._recovered()
+            self._recovered(lane)
             i += 1
         return True
 
-    def _back_off(self, exc: BaseException) -> bool:
+    def _back_off(self, exc: BaseException, lane: _Lane) -> bool:
         """Wait before retrying after a storage failure; False when stop gave up on the batch."""
-        now = time.monotonic()
-        if self._failing_since is None:
-            self._failing_since = now
-            self._delay = self.policy.retry_min_s
-        else:
-            self._delay = min(self._delay * 2, self.policy.retry_max_s)
+        with self._lock:
+            if self._failing_since is None:
+                self._failing_since = time.monotonic()
         self._metrics.storage_errors.labels("mqtt").inc()
         level = logging.WARNING if classify(exc) is Failure.RETRY else logging.ERROR
+        delay = lane.delay
         logger.log(
-            level, "storage unavailable (%s): batch kept unacknowledged, retrying in %.1f s",
-            type(exc).__name__, self._delay,
+            level,
+            "storage unavailable (%s): batch kept unacknowledged, retrying in %.1f s",
+            type(exc).__name__,
+            delay,
         )
-        return not self._abandon.wait(self._delay)
+        lane.delay = min(delay * 2, self.policy.retry_max_s)
+        return not self._abandon.wait(delay)
 
-    def _recovered(self) -> None:
-        if self._failing_since is not None:
-            logger.info(
-                "storage back after %.1f s; resuming", time.monotonic() - self._failing_since
-            )
-            self._failing_since = None
+    def _recovered(self, lane: _Lane) -> None:
+        lane.delay = self.policy.retry_min_s
+        with self._lock:
+            failing, self._failing_since = self._failing_since, None
+        if failing is not None:
+            logger.info("storage back after %.1f s; resuming", time.monotonic() - failing)
