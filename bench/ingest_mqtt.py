@@ -88,6 +88,7 @@ BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
 RUN = uuid.uuid4().hex[:6]
 PREFIX = f"bench-{RUN}"
 BROKER_PIDS: list[int] = []  # the benchmark's Mosquitto (for the CPU account)
+PROBLEM_LEVELS = ("WARNING", "ERROR  ", "CRITICAL")  # as the service's log lines spell them
 
 NOTIFY_SQL = """
 CREATE FUNCTION bench_notify() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -636,6 +637,11 @@ def service(
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(120)
+        lines = log.read_text(errors="replace").splitlines()
+        problems = [line for line in lines if any(f" {level} " in line for level in PROBLEM_LEVELS)]
+        print(f"  service log: {len(problems)} warnings and errors", flush=True)
+        for line in problems[:5]:
+            print(f"    {line[:300]}", flush=True)
 
 
 class Profiler:
