@@ -33,55 +33,53 @@ def _lock_device(conn: psycopg.Connection[object], device: str) -> None:
     conn.execute("SELECT 1 FROM devices WHERE id = %s FOR UPDATE", (device,))
 
 
-def _waiting_on_a_lock(db_url: str) -> int:
+_BLOCKED_BACKENDS = (
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+    " AND wait_event_type = 'Lock' AND query LIKE 'UPDATE devices SET battery_level%%'"
+)
+
+
+def _blocked_backends(db_url: str) -> list[int]:
+    """The backends of batches waiting on the test's lock of a device row."""
     with psycopg.connect(db_url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND wait_event_type = 'Lock' AND query LIKE 'UPDATE devices SET battery_level%%'"
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
+        return [int(pid) for (pid,) in conn.execute(_BLOCKED_BACKENDS).fetchall()]
 
 
-def _blocked_backend(db_url: str) -> int:
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND wait_event_type = 'Lock' AND query LIKE 'UPDATE devices SET battery_level%%'"
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def _first_batch_blocked_second_committed(
-    db_url: str, pool: ConnectionPool, prefix: str, lock: psycopg.Connection[object],
-    make_consumer: Callable[..., RunningService], publish: Callable[..., Publisher], **settings: object,
-) -> RunningService:  # fmt: skip
-    register(pool, ["LANE-A"], mrn="MRN-LANE-A")
-    register(pool, ["LANE-B"], mrn="MRN-LANE-B")
-    svc = make_consumer(mqtt_writers=2, batch_max_ms=5, **settings)
-    _lock_device(lock, "LANE-A")
-    pub = publish()
-    pub.publish(topic(prefix, "LANE-A"), reading(1, battery_level=40))
-    assert pub.flush(10)
-    wait_until(lambda: _waiting_on_a_lock(db_url) == 1, what="A's batch waiting on the device row")
-    pub.publish(topic(prefix, "LANE-B"), reading(2))
-    assert pub.flush(10)
-    wait_until(lambda: count_readings(db_url, "LANE-B") == 1, what="B's batch committed")
-    return svc
-
-
-def test_a_batch_that_commits_first_waits_for_the_one_before_it(
+@pytest.fixture
+def first_waits_second_commits(
     db_url: str,
     pool: ConnectionPool,
     topic_prefix: str,
     device_row_locked: psycopg.Connection[object],
     make_consumer: Callable[..., RunningService],
     publish: Callable[..., Publisher],
+) -> Callable[..., RunningService]:
+    """Start a consumer with two storing threads (``settings`` on top); A's batch then waits on the
+    locked device row while B's, taken after it, commits."""
+
+    def start(**settings: object) -> RunningService:
+        register(pool, ["LANE-A"], mrn="MRN-LANE-A")
+        register(pool, ["LANE-B"], mrn="MRN-LANE-B")
+        svc = make_consumer(mqtt_writers=2, batch_max_ms=5, **settings)
+        _lock_device(device_row_locked, "LANE-A")
+        pub = publish()
+        pub.publish(topic(topic_prefix, "LANE-A"), reading(1, battery_level=40))
+        assert pub.flush(10)
+        wait_until(lambda: len(_blocked_backends(db_url)) == 1, what="A's batch waiting on the device row")
+        pub.publish(topic(topic_prefix, "LANE-B"), reading(2))
+        assert pub.flush(10)
+        wait_until(lambda: count_readings(db_url, "LANE-B") == 1, what="B's batch committed")
+        return svc
+
+    return start
+
+
+def test_a_batch_that_commits_first_waits_for_the_one_before_it(
+    db_url: str,
+    device_row_locked: psycopg.Connection[object],
+    first_waits_second_commits: Callable[..., RunningService],
 ) -> None:
-    svc = _first_batch_blocked_second_committed(
-        db_url, pool, topic_prefix, device_row_locked, make_consumer, publish
-    )
+    svc = first_waits_second_commits()
     writer = consumer_of(svc).writer
     # B is committed, A is not: neither is acknowledged, both count as in flight
     assert metric(svc, ACKED) == 0
@@ -94,17 +92,9 @@ def test_a_batch_that_commits_first_waits_for_the_one_before_it(
 
 
 def test_a_batch_given_up_at_stop_keeps_the_later_ones_unacknowledged(
-    db_url: str,
-    pool: ConnectionPool,
-    topic_prefix: str,
-    device_row_locked: psycopg.Connection[object],
-    make_consumer: Callable[..., RunningService],
-    publish: Callable[..., Publisher],
+    db_url: str, first_waits_second_commits: Callable[..., RunningService]
 ) -> None:
-    svc = _first_batch_blocked_second_committed(
-        db_url, pool, topic_prefix, device_row_locked, make_consumer, publish,
-        mqtt_stop_grace_s=0.2, mqtt_retry_max_s=0.5,
-    )  # fmt: skip
+    svc = first_waits_second_commits(mqtt_stop_grace_s=0.2, mqtt_retry_max_s=0.5)
     consumer = consumer_of(svc)
     stopping = threading.Thread(target=consumer.writer.stop, args=(0.2,))
     stopping.start()
@@ -112,7 +102,7 @@ def test_a_batch_given_up_at_stop_keeps_the_later_ones_unacknowledged(
     # backend is ended), so A is given up and B, committed, must not be acknowledged after it
     wait_until(lambda: consumer.writer._abandon.is_set(), what="stop giving up")
     with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(%s)", (_blocked_backend(db_url),))
+        conn.execute("SELECT pg_terminate_backend(%s)", (_blocked_backends(db_url)[0],))
     stopping.join(30)
     assert not stopping.is_alive()
     assert metric(svc, ACKED) == 0
