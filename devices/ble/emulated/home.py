@@ -241,18 +241,20 @@ async def run_emulated_home(
     loop = asyncio.get_running_loop()
     previous = loop.get_exception_handler()
     loop.set_exception_handler(_radio_quirks_as_info)
-    await emulated.start()
-    gateway = Gateway(settings, emulated.central())
-    if on_ready is not None:
-        on_ready(gateway)
-    activity = asyncio.create_task(emulated.live(profile, measure_every_s), name=f"home-{home}")
     try:
-        await gateway.run()
+        await emulated.start()
+        gateway = Gateway(settings, emulated.central())
+        if on_ready is not None:
+            on_ready(gateway)
+        activity = asyncio.create_task(emulated.live(profile, measure_every_s), name=f"home-{home}")
+        try:
+            await gateway.run()
+        finally:
+            activity.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await activity
+            await emulated.stop()
     finally:
-        activity.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await activity
-        await emulated.stop()
         loop.set_exception_handler(previous)
 
 
@@ -265,11 +267,9 @@ def _radio_quirks_as_info(loop: asyncio.AbstractEventLoop, context: dict[str, ob
     loop's default handler."""
     exc = context.get("exception")
     tb = exc.__traceback__ if isinstance(exc, BaseException) else None
-    frames = []
-    while tb is not None:
-        frames.append(tb.tb_frame.f_code.co_filename)
+    while tb is not None and tb.tb_next is not None:  # the frame that raised
         tb = tb.tb_next
-    if frames and f"{os.sep}bumble{os.sep}" in frames[-1]:
+    if tb is not None and f"{os.sep}bumble{os.sep}" in tb.tb_frame.f_code.co_filename:
         logger.info("emulated radio: %s (%s: %s)", context.get("message"), type(exc).__name__, exc)
         return
     loop.default_exception_handler(context)
